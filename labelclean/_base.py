@@ -1,0 +1,164 @@
+"""Shared estimator base: validation, label encoding, devices, seeding, the row contract, ``fit_resample``."""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._compat import Interval, _safe_indexing, validate_data
+from ._data import input_stats, reshape_input
+from ._nets import build_network
+from ._train import local_torch_seed, predict_proba_nets, resolve_device
+
+
+def _describe_non_numeric(X: Any) -> str:
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):
+        bad = [str(c) for c, dt in zip(X.columns, X.dtypes) if not (np.issubdtype(dt, np.number) or dt == bool)]
+        if bad:
+            return f"columns {bad[:5]} are not numeric"
+    return "X holds non-numeric values"
+
+
+class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
+    """Base of the labelclean estimators: one place for inputs, labels, devices, seeds and the row contract.
+
+    Subclasses implement ``fit``; they call :meth:`_prepare` first and :meth:`_set_contract`
+    last, and keep their trained networks in ``networks_``.
+    """
+
+    _parameter_constraints: dict = {
+        "module": [callable, None],
+        "hidden_dims": ["array-like"],
+        "dropout": [Interval(Real, 0.0, 1.0, closed="left")],
+        "input_shape": ["array-like", None],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "lr": [Interval(Real, 0.0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0.0, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ inputs
+    def _validate_X(self, X: Any, y: Any = None, *, reset: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Validate and convert to float32 ``(n, *input_shape)`` (a view where possible)."""
+        if hasattr(X, "dtype") and getattr(X.dtype, "kind", "") in "USa":
+            raise ValueError(
+                f"X holds strings (dtype {X.dtype}); labelclean needs numeric features. "
+                "Encode text or categorical columns first, e.g. with sklearn.preprocessing.OneHotEncoder."
+            )
+        kwargs = dict(allow_nd=True, dtype=np.float32, ensure_min_samples=1)
+        try:
+            if y is None:
+                Xv = validate_data(self, X, reset=reset, **kwargs)
+                yv = None
+            else:
+                Xv, yv = validate_data(self, X, y, reset=reset, y_numeric=False, **kwargs)
+        except ValueError as exc:
+            msg = str(exc)
+            if "could not convert string to float" in msg or "dtype='numeric' is not compatible" in msg:
+                raise ValueError(
+                    f"{_describe_non_numeric(X)}; labelclean needs numeric features. Encode text or "
+                    "categorical columns first, e.g. with sklearn.preprocessing.OneHotEncoder."
+                ) from exc
+            raise
+        shape_param = None if self.input_shape is None else tuple(int(s) for s in self.input_shape)
+        Xr = reshape_input(Xv, shape_param)
+        if not reset and tuple(Xr.shape[1:]) != self.input_shape_:
+            raise ValueError(
+                f"X has input shape {tuple(Xr.shape[1:])} per row, but this estimator was fitted on "
+                f"{self.input_shape_}; pass data shaped like the training data."
+            )
+        return Xr, yv
+
+    def _encode_labels(self, y: np.ndarray) -> np.ndarray:
+        check_classification_targets(y)
+        try:
+            classes, y_enc = np.unique(y, return_inverse=True)
+        except TypeError as exc:
+            kinds = sorted({type(v).__name__ for v in np.asarray(y, dtype=object).ravel()})
+            raise TypeError(
+                f"y mixes label types {kinds}; use one type for all labels (e.g. all str or all int)."
+            ) from exc
+        self.classes_ = classes
+        return y_enc.astype(np.int64)
+
+    def _prepare(self, X: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
+        """Validate ``X, y``, set ``input_shape_``, ``classes_``, device and seed; return tensors."""
+        Xr, yv = self._validate_X(X, y, reset=True)
+        self.input_shape_ = tuple(int(s) for s in Xr.shape[1:])
+        self._x_mean, self._x_scale = input_stats(Xr)
+        self.device_ = resolve_device(self.device)
+        self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        return torch.from_numpy(Xr), yv
+
+    def _seeded(self):
+        return local_torch_seed(self._seed, self.device_)
+
+    def _generator(self, offset: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self._seed + offset)
+
+    def _new_net(self, n_outputs: int, width: float = 1.0) -> torch.nn.Module:
+        return build_network(
+            self.input_shape_, n_outputs, mean=self._x_mean, scale=self._x_scale, module=self.module,
+            hidden_dims=tuple(self.hidden_dims), dropout=self.dropout, width=width,
+        ).to(self.device_)
+
+    # -------------------------------------------------------------- prediction
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, the average of the estimator's networks.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or image array
+            Rows shaped like the training rows.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float32
+        """
+        check_is_fitted(self, "networks_")
+        Xr, _ = self._validate_X(X, reset=False)
+        return predict_proba_nets(self.networks_, torch.from_numpy(Xr), self.device_)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class per row, in the user's label values."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    # ------------------------------------------------------------ row contract
+    def _set_contract(self, y: np.ndarray, y_enc: np.ndarray, proba: np.ndarray, clean: np.ndarray) -> None:
+        """Fill ``clean_mask_``, ``pseudo_labels_`` and ``label_quality_`` from the final probabilities."""
+        self.clean_mask_ = np.asarray(clean, dtype=bool)
+        predicted = np.argmax(proba, axis=1)
+        best = np.where(self.clean_mask_, y_enc, predicted)
+        self.pseudo_labels_ = self.classes_[best]
+        self.label_quality_ = np.clip(proba[np.arange(len(y_enc)), y_enc], 0.0, 1.0).astype(np.float32)
+
+    def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
+        """Fit, then return the rows whose labels are trusted (``clean_mask_``) with their given labels.
+
+        The imbalanced-learn sampler contract: in an ``imblearn.pipeline.Pipeline`` the next
+        step is trained on the kept rows only. The container types of ``X`` and ``y``
+        (NumPy arrays, DataFrames, Series) are kept.
+        """
+        self.fit(X, y)
+        keep = np.flatnonzero(self.clean_mask_)
+        return _safe_indexing(X, keep), _safe_indexing(y, keep)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags
+
+    @staticmethod
+    def _warn(message: str) -> None:
+        warnings.warn(message, UserWarning, stacklevel=3)

@@ -1,0 +1,109 @@
+"""Default backbones (MLP for vectors, small CNN for images) and the module factory hook."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+
+class Standardize(nn.Module):
+    """Subtract a mean and divide by a scale, both fixed buffers learned at fit time.
+
+    Keeps the user's data untouched (no standardized copy of ``X`` is made) while the
+    networks see centred inputs.
+    """
+
+    def __init__(self, mean: torch.Tensor, scale: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean.float())
+        self.register_buffer("scale", scale.float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.scale
+
+
+class MLP(nn.Sequential):
+    """Fully connected network: ``[Linear → BatchNorm → ReLU → Dropout] * len(hidden_dims) → Linear``."""
+
+    def __init__(
+        self, n_features: int, n_classes: int, hidden_dims: Sequence[int] = (256, 256), dropout: float = 0.0
+    ) -> None:
+        layers: list[nn.Module] = []
+        width = n_features
+        for h in hidden_dims:
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU()]
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, n_classes))
+        super().__init__(*layers)
+
+
+class SmallCNN(nn.Sequential):
+    """Two strided 3×3/4×4 convolutions with batch norm, then a dense head.
+
+    Strided convolutions instead of pooling keep the network cheap on CPUs
+    (about 8 s per 60,000 MNIST images per epoch on two cores).
+    """
+
+    def __init__(
+        self, in_channels: int, height: int, width: int, n_classes: int, channels: int = 32, hidden: int = 128,
+        dropout: float = 0.0,
+    ) -> None:
+        def out(size: int, k: int, s: int, p: int) -> int:
+            return (size + 2 * p - k) // s + 1
+
+        h = out(out(height, 4, 2, 1), 3, 2, 1)
+        w = out(out(width, 4, 2, 1), 3, 2, 1)
+        super().__init__(
+            nn.Conv2d(in_channels, channels, 4, stride=2, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),
+            nn.BatchNorm2d(2 * channels),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Dropout(dropout) if dropout > 0 else nn.Identity(),
+            nn.Linear(2 * channels * h * w, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, n_classes),
+        )
+
+
+ModuleFactory = Callable[[tuple[int, ...], int], nn.Module]
+
+
+def build_network(
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    *,
+    mean: torch.Tensor,
+    scale: torch.Tensor,
+    module: ModuleFactory | None = None,
+    hidden_dims: Sequence[int] = (256, 256),
+    dropout: float = 0.0,
+    width: float = 1.0,
+) -> nn.Module:
+    """Build one network: input standardization followed by the backbone.
+
+    ``module`` (when given) is called as ``module(input_shape, n_classes)`` and must
+    return a :class:`torch.nn.Module` mapping a float32 batch of shape
+    ``(batch, *input_shape)`` to ``(batch, n_classes)`` logits.
+    """
+    if module is not None:
+        body = module(tuple(input_shape), n_classes)
+        if not isinstance(body, nn.Module):
+            raise TypeError(
+                f"module must return a torch.nn.Module, got {type(body).__name__}; "
+                "pass a callable such as `lambda input_shape, n_classes: MyNet(...)`."
+            )
+    elif len(input_shape) == 1:
+        dims = [max(1, round(h * width)) for h in hidden_dims]
+        body = MLP(input_shape[0], n_classes, dims, dropout)
+    else:
+        c, h, w = input_shape
+        body = SmallCNN(c, h, w, n_classes, channels=max(1, round(32 * width)), hidden=max(1, round(128 * width)),
+                        dropout=dropout)
+    return nn.Sequential(Standardize(mean, scale), body)

@@ -1,0 +1,136 @@
+"""Shared pieces of the mini-batch loops: devices, seeding, schedules, batched inference."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._data import batches
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a valid torch device; use 'auto', 'cpu' or 'cuda'.") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA, but no CUDA device is available; use 'auto' or 'cpu'.")
+    return dev
+
+
+@contextlib.contextmanager
+def local_torch_seed(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's default generators for the duration of a ``with`` block, then restore them.
+
+    Network initialisation and dropout draw from torch's default generators; forking them
+    keeps ``random_state`` reproducible without changing anybody else's random stream.
+    """
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def forget_rate_schedule(epoch: int, forget_rate: float, num_gradual: int) -> float:
+    """Co-teaching's ``R(T) = min(T / T_k · τ, τ)`` (Han et al., 2018), with ``T`` the epoch from 0."""
+    if num_gradual <= 0:
+        return float(forget_rate)
+    return float(min(epoch / num_gradual, 1.0) * forget_rate)
+
+
+def lr_factor(epoch: int, max_epochs: int, decay_start: float = 0.5) -> float:
+    """Constant learning rate, then a linear decay over the last ``1 - decay_start`` of the epochs."""
+    start = math.floor(decay_start * max_epochs)
+    if epoch < start or max_epochs <= start:
+        return 1.0
+    return float(max_epochs - epoch) / float(max_epochs - start + 1)
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+@torch.inference_mode()
+def predict_proba_nets(
+    nets: Sequence[nn.Module], X: torch.Tensor, device: torch.device, batch_size: int = 1024
+) -> np.ndarray:
+    """Average softmax of ``nets`` over ``X`` (evaluated batch by batch, in eval mode), as float32 numpy."""
+    for net in nets:
+        net.eval()
+    out = []
+    for start in range(0, X.shape[0], batch_size):
+        xb = X[start : start + batch_size].to(device, non_blocking=True)
+        p = sum(torch.softmax(net(xb).float(), dim=1) for net in nets) / len(nets)
+        out.append(p.cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+LossFn = "Callable[[list[torch.Tensor], torch.Tensor], tuple[torch.Tensor, dict[str, float]]]"
+
+
+def train_epoch(
+    nets: Sequence[nn.Module],
+    optimizer: torch.optim.Optimizer,
+    X: torch.Tensor,
+    targets: torch.Tensor,
+    loss_fn,
+    *,
+    batch_size: int,
+    generator: torch.Generator,
+    device: torch.device,
+    augment=None,
+    rows: torch.Tensor | None = None,
+) -> dict[str, float]:
+    """One pass over ``X`` (or over ``rows`` of it) in shuffled mini-batches.
+
+    ``loss_fn(logits_per_net, targets_batch)`` returns the scalar loss to minimise and a
+    dict of statistics; the statistics are averaged over batches (weighted by batch size).
+    ``augment(x, generator)`` may transform each input batch (training noise).
+    """
+    for net in nets:
+        net.train()
+    n = X.shape[0] if rows is None else rows.shape[0]
+    totals: dict[str, float] = {}
+    seen = 0
+    for idx in batches(n, batch_size, generator):
+        if rows is not None:
+            idx = rows[idx]
+        xb = X[idx].to(device, non_blocking=True)
+        yb = targets[idx].to(device, non_blocking=True)
+        if augment is not None:
+            xb = augment(xb, generator)
+        loss, stats = loss_fn([net(xb) for net in nets], yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        b = len(idx)
+        seen += b
+        for k, v in {"loss": float(loss.detach()), **stats}.items():
+            totals[k] = totals.get(k, 0.0) + v * b
+    return {k: v / max(seen, 1) for k, v in totals.items()}
+
+
+def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
+    """Shift each image of a ``(n, C, H, W)`` batch by up to ``max_shift`` pixels (zero padding).
+
+    Vectorised with ``torch.roll``-free indexing: one padded copy of the batch, then one gather.
+    """
+    n, _, h, w = x.shape
+    p = max_shift
+    padded = torch.nn.functional.pad(x, (p, p, p, p))
+    dy = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (n, h, w, C)
+    return out.permute(0, 3, 1, 2).contiguous()

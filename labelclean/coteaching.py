@@ -1,0 +1,306 @@
+"""Co-teaching and its successors: learn from noisy labels, flag and correct the wrong ones."""
+
+from __future__ import annotations
+
+import math
+import time
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ._base import LabelEstimatorBase
+from ._compat import Interval, StrOptions, _fit_context
+from ._data import batches
+from ._train import (
+    forget_rate_schedule,
+    lr_factor,
+    predict_proba_nets,
+    random_shift,
+    set_lr,
+    train_epoch,
+)
+
+# ---------------------------------------------------------------------------
+# Pure functions: the algorithms, on tensors.
+# ---------------------------------------------------------------------------
+
+
+def small_loss_index(losses: torch.Tensor, forget_rate: float) -> torch.Tensor:
+    """Indices of the ``ceil((1 - forget_rate) · n)`` smallest losses (at least one)."""
+    n_keep = max(1, math.ceil((1.0 - forget_rate) * losses.shape[0]))
+    return torch.argsort(losses.detach())[:n_keep]
+
+
+def coteaching_loss(
+    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Co-teaching (Han et al., NeurIPS 2018): each net picks its small-loss rows, its peer learns from them.
+
+    Returns the sum of both nets' losses (their parameters are disjoint, so one backward
+    pass updates each net on its peer's selection) and the kept fraction.
+    """
+    loss1 = F.cross_entropy(logits1, y, reduction="none")
+    loss2 = F.cross_entropy(logits2, y, reduction="none")
+    keep1 = small_loss_index(loss1, forget_rate)
+    keep2 = small_loss_index(loss2, forget_rate)
+    loss = loss1[keep2].mean() + loss2[keep1].mean()
+    return loss, {"kept": keep1.shape[0] / y.shape[0]}
+
+
+def coteaching_plus_loss(
+    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Co-teaching+ (Yu et al., ICML 2019): small-loss exchange restricted to rows where the nets disagree.
+
+    Falls back to plain co-teaching on a batch where the two nets agree everywhere.
+    """
+    disagree = torch.nonzero(logits1.argmax(1) != logits2.argmax(1)).squeeze(1)
+    if disagree.numel() < 2:
+        loss, _ = coteaching_loss(logits1, logits2, y, forget_rate)
+        return loss, {"kept": 1.0 - forget_rate, "disagree": disagree.numel() / y.shape[0]}
+    loss, stats = coteaching_loss(logits1[disagree], logits2[disagree], y[disagree], forget_rate)
+    # Scale by the disagreement share so the step size shrinks as the nets converge (as in the paper).
+    share = disagree.numel() / y.shape[0]
+    return loss * share, {"kept": stats["kept"] * share, "disagree": share}
+
+
+def jocor_loss(
+    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float, co_lambda: float
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """JoCoR (Wei et al., CVPR 2020): joint loss with a symmetric-KL co-regularisation, small-loss selected.
+
+    ``ℓ = (1 − λ)(CE₁ + CE₂) + λ (KL(p₁‖p₂) + KL(p₂‖p₁))`` per row; the rows with the
+    smallest joint loss are kept and both nets are updated on them with one optimizer.
+    """
+    logp1, logp2 = F.log_softmax(logits1, 1), F.log_softmax(logits2, 1)
+    ce = F.nll_loss(logp1, y, reduction="none") + F.nll_loss(logp2, y, reduction="none")
+    kl = (logp1.exp() * (logp1 - logp2)).sum(1) + (logp2.exp() * (logp2 - logp1)).sum(1)
+    joint = (1.0 - co_lambda) * ce + co_lambda * kl
+    keep = small_loss_index(joint, forget_rate)
+    return joint[keep].mean(), {"kept": keep.shape[0] / y.shape[0]}
+
+
+def estimate_noise_rate(proba_out_of_fold: np.ndarray, y: np.ndarray) -> float:
+    """Noise rate estimate: the share of rows whose out-of-fold prediction differs from the given label.
+
+    The predictions come from a network that never saw the row, so it cannot have
+    memorised a wrong label; the estimate is biased upwards by that network's own error
+    on clean rows, and Co-teaching is known to tolerate a slightly high ``τ`` far better
+    than a low one (Han et al., 2018, Fig. 5).
+    """
+    return float(np.mean(np.argmax(proba_out_of_fold, axis=1) != y))
+
+
+# ---------------------------------------------------------------------------
+# The estimator: thin orchestration.
+# ---------------------------------------------------------------------------
+
+
+class CoTeachingFilter(LabelEstimatorBase):
+    """Find wrong labels and learn despite them with Co-teaching, Co-teaching+ or JoCoR.
+
+    Two networks are trained side by side. On every mini-batch each keeps the rows on
+    which it has the smallest loss — deep networks fit clean labels before noisy ones —
+    and its peer is updated on them. The share of rows dropped grows as
+    ``R(T) = min(T / T_k · τ, τ)`` over the epochs ``T``.
+
+    Parameters
+    ----------
+    method : {"coteaching", "coteaching+", "jocor"}, default="coteaching"
+        ``"coteaching"`` (Han et al., NeurIPS 2018); ``"coteaching+"`` (Yu et al., ICML 2019)
+        exchanges small-loss rows only among rows the nets disagree on; ``"jocor"`` (Wei et
+        al., CVPR 2020) trains both nets with one joint, co-regularised loss.
+    forget_rate : "auto" or float in [0, 1), default="auto"
+        ``τ``, the share of rows each batch drops at full schedule. ``"auto"`` estimates the
+        noise rate first: during a warm-up each network trains on one half of the rows
+        and predicts the other half; ``τ`` is the share of rows whose out-of-fold prediction
+        disagrees with the given label (see :func:`estimate_noise_rate`). Exposed as
+        ``noise_rate_``.
+    num_gradual : int, default=5
+        ``T_k``, epochs over which the forget rate grows linearly to ``τ``.
+    co_lambda : float in [0, 1], default=0.1
+        JoCoR's co-regularisation weight ``λ``.
+    max_epochs : int, default=20
+        Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
+    batch_size : int, default=128
+    lr : float, default=1e-3
+        Adam's learning rate; decays linearly to zero over the second half of the epochs.
+    weight_decay : float, default=0.0
+    hidden_dims : sequence of int, default=(256, 256)
+        Hidden widths of the default MLP (2-D inputs).
+    dropout : float in [0, 1), default=0.0
+    input_shape : tuple (C, H, W) or None, default=None
+        Treat 2-D rows as images of this shape (default CNN).
+    module : callable or None, default=None
+        ``module(input_shape, n_classes) -> torch.nn.Module`` to replace the default networks.
+    augment : {"auto", "none", "shift"}, default="auto"
+        Training noise: ``"shift"`` moves images by up to two pixels; ``"auto"`` uses it for images.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available.
+    random_state : int, RandomState instance or None, default=None
+        Seeds network initialisation, shuffling and dropout, without touching global generators.
+    verbose : int, default=0
+        Print one line per epoch when positive.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    clean_mask_ : ndarray of bool, shape (n_samples,)
+        Rows whose given label the two networks agree with.
+    pseudo_labels_ : ndarray of shape (n_samples,)
+        Given label where trusted, the networks' consensus elsewhere.
+    label_quality_ : ndarray of float32, shape (n_samples,)
+        Averaged network probability of the given label.
+    noise_rate_ : float
+        ``τ`` used (estimated when ``forget_rate="auto"``).
+    history_ : list of dict
+        One entry per epoch: phase, loss, forget rate, kept fraction, seconds.
+    networks_ : list of torch.nn.Module
+        The two trained networks.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from labelclean import CoTeachingFilter
+    >>> from labelclean.noise import make_noisy_labels
+    >>> X, y = make_classification(600, n_features=10, n_informative=6, n_classes=3, random_state=0)
+    >>> y_noisy = make_noisy_labels(y, 0.3, random_state=0)
+    >>> f = CoTeachingFilter(max_epochs=10, random_state=0).fit(X, y_noisy)
+    >>> f.clean_mask_.shape, f.pseudo_labels_.shape
+    ((600,), (600,))
+    >>> bool((f.pseudo_labels_ == y).mean() > (y_noisy == y).mean())
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **LabelEstimatorBase._parameter_constraints,
+        "method": [StrOptions({"coteaching", "coteaching+", "jocor"})],
+        "forget_rate": [StrOptions({"auto"}), Interval(Real, 0.0, 1.0, closed="left")],
+        "num_gradual": [Interval(Integral, 0, None, closed="left")],
+        "co_lambda": [Interval(Real, 0.0, 1.0, closed="both")],
+        "augment": [StrOptions({"auto", "none", "shift"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        method: str = "coteaching",
+        forget_rate: float | str = "auto",
+        num_gradual: int = 5,
+        co_lambda: float = 0.1,
+        max_epochs: int = 20,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        hidden_dims: tuple[int, ...] = (256, 256),
+        dropout: float = 0.0,
+        input_shape: tuple[int, ...] | None = None,
+        module: Any = None,
+        augment: str = "auto",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.method = method
+        self.forget_rate = forget_rate
+        self.num_gradual = num_gradual
+        self.co_lambda = co_lambda
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.hidden_dims = hidden_dims
+        self.dropout = dropout
+        self.input_shape = input_shape
+        self.module = module
+        self.augment = augment
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- pieces of fit ----------------------------------------------------
+    def _augmenter(self):
+        use = self.augment == "shift" or (self.augment == "auto" and len(self.input_shape_) == 3)
+        return random_shift if use and len(self.input_shape_) == 3 else None
+
+    def _loss_fn(self, forget_rate: float):
+        if self.method == "coteaching":
+            return lambda logits, y: coteaching_loss(logits[0], logits[1], y, forget_rate)
+        if self.method == "coteaching+":
+            return lambda logits, y: coteaching_plus_loss(logits[0], logits[1], y, forget_rate)
+        return lambda logits, y: jocor_loss(logits[0], logits[1], y, forget_rate, self.co_lambda)
+
+    def _warm_up(self, nets, optimizer, X, y, gen) -> float:
+        """Train each net on one half of the rows; return the lowest out-of-fold disagreement seen."""
+        n = X.shape[0]
+        halves = torch.randperm(n, generator=gen).chunk(2)
+        steps = max(1, math.ceil(len(halves[0]) / self.batch_size))
+        epochs = int(min(max(1, math.ceil(200 / steps)), 20))
+        best = 1.0
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            for net, rows in zip(nets, halves):
+                stats = train_epoch([net], optimizer, X, y, lambda lg, yb: (F.cross_entropy(lg[0], yb), {}),
+                                    batch_size=self.batch_size, generator=gen, device=self.device_,
+                                    augment=self._augment_fn, rows=rows)
+            wrong = 0
+            for net, rows in zip(nets, halves[::-1]):
+                proba = predict_proba_nets([net], X[rows], self.device_)
+                wrong += int(np.sum(np.argmax(proba, 1) != y[rows].numpy()))
+            best = min(best, wrong / n)
+            self.history_.append({"phase": "warmup", "epoch": epoch, "loss": stats["loss"],
+                                  "oof_disagreement": wrong / n, "seconds": time.perf_counter() - t0})
+        return best
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> CoTeachingFilter:
+        """Train the two networks on ``X, y`` and fill the row contract.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or an image array
+        y : array-like of shape (n_samples,)
+            Possibly noisy labels of any hashable type.
+
+        Returns
+        -------
+        self
+        """
+        Xt, y_raw = self._prepare(X, y)
+        y_enc = self._encode_labels(y_raw)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes."
+            )
+        yt = torch.from_numpy(y_enc)
+        self.history_ = []
+        self._augment_fn = self._augmenter()
+        gen = self._generator()
+        with self._seeded():
+            nets = [self._new_net(len(self.classes_)) for _ in range(2)]
+            params = [p for net in nets for p in net.parameters()]
+            optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            if self.forget_rate == "auto":
+                tau = min(self._warm_up(nets, optimizer, Xt, yt, gen), 0.95)
+            else:
+                tau = float(self.forget_rate)
+            for epoch in range(self.max_epochs):
+                t0 = time.perf_counter()
+                set_lr(optimizer, self.lr * lr_factor(epoch, self.max_epochs))
+                rate = forget_rate_schedule(epoch, tau, self.num_gradual)
+                stats = train_epoch(nets, optimizer, Xt, yt, self._loss_fn(rate), batch_size=self.batch_size,
+                                    generator=gen, device=self.device_, augment=self._augment_fn)
+                self.history_.append({"phase": "coteaching", "epoch": epoch, "forget_rate": rate,
+                                      **stats, "seconds": time.perf_counter() - t0})
+                if self.verbose:
+                    print(f"[CoTeachingFilter] epoch {epoch + 1}/{self.max_epochs} {self.history_[-1]}")
+            proba = predict_proba_nets(nets, Xt, self.device_)
+        del self._augment_fn
+        self.networks_ = nets
+        self.noise_rate_ = float(tau)
+        self._set_contract(y_raw, y_enc, proba, np.argmax(proba, axis=1) == y_enc)
+        return self
