@@ -1,0 +1,491 @@
+"""Data-ops API: a table in, the same table out with ``is_clean``, ``pseudo_label`` and ``label_quality`` added.
+
+``filter_labels``, ``selftrain_labels`` and ``pu_labels`` take a pandas DataFrame, a
+pyarrow Table or a parquet path and return a DataFrame. :func:`clean_file` does the same
+parquet to parquet, streaming, and is what the ``labelclean`` command line calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .io import (
+    DataError,
+    FeaturePlan,
+    OptionError,
+    ProgressFn,
+    as_source,
+    plan_features,
+    read_column,
+    read_features,
+    source_rows,
+    source_schema,
+    write_with_columns,
+)
+
+TASKS = ("filter", "selftrain", "pu")
+
+
+@dataclass
+class LabelingResult:
+    """Everything one run produced: the added columns, the fitted estimator and a summary."""
+
+    task: str
+    added: pa.Table
+    estimator: Any
+    plan: FeaturePlan
+    labels: pa.ChunkedArray
+    X: np.ndarray
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------
+# Labels
+# ---------------------------------------------------------------------------
+
+
+def _value_type(t: pa.DataType) -> pa.DataType:
+    return t.value_type if pa.types.is_dictionary(t) else t
+
+
+def _label_values(labels: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
+    t = labels.type
+    vt = _value_type(t)
+    if pa.types.is_nested(vt) or pa.types.is_binary(vt) or pa.types.is_large_binary(vt):
+        raise DataError(f"label column '{name}' holds {t}; labels must be scalars (numbers, text or booleans).")
+    return labels.cast(vt) if pa.types.is_dictionary(t) else labels
+
+
+def encode_labels(labels: pa.ChunkedArray, *, name: str = "label", minus_one_unlabeled: bool = False):
+    """Label column → ``(codes, classes)``: int64 codes into the sorted ``classes``, ``-1`` where unlabeled.
+
+    Nulls are unlabeled; with ``minus_one_unlabeled`` so is the number ``-1``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> codes, classes = encode_labels(pa.chunked_array([["b", None, "a", "b"]]))
+    >>> codes.tolist(), classes.to_pylist()
+    ([1, -1, 0, 1], ['a', 'b'])
+    """
+    values = _label_values(labels, name)
+    if minus_one_unlabeled and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)):
+        values = pc.if_else(pc.equal(values, -1), pa.scalar(None, values.type), values)
+    classes = pc.drop_null(pc.unique(values))
+    classes = classes.take(pc.array_sort_indices(classes))
+    codes = pc.index_in(values, value_set=classes).fill_null(-1)
+    return codes.to_numpy().astype(np.int64), classes
+
+
+def decode_labels(codes: np.ndarray, classes: pa.Array, label_type: pa.DataType) -> pa.Array:
+    """Inverse of :func:`encode_labels`, in the label column's own type (``-1`` → null)."""
+    codes = np.asarray(codes, dtype=np.int64)
+    idx = pa.array(codes, mask=codes < 0)
+    out = classes.take(idx)
+    return out.cast(label_type) if out.type != label_type else out
+
+
+def _coerce_value(value: Any, t: pa.DataType, what: str) -> pa.Scalar:
+    vt = _value_type(t)
+    try:
+        if isinstance(value, str) and pa.types.is_boolean(vt):
+            low = value.strip().lower()
+            if low not in {"true", "false", "1", "0", "yes", "no"}:
+                raise ValueError(value)
+            return pa.scalar(low in {"true", "1", "yes"})
+        return pa.scalar(value).cast(vt)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
+        raise OptionError(f"{what} {value!r} is not a valid value for a label column of type {vt}.") from exc
+
+
+def _default_negative(positive: pa.Scalar) -> Any:
+    p = positive.as_py()
+    if isinstance(p, bool):
+        return not p
+    if isinstance(p, (int, float)):
+        return 0 if p != 0 else -1
+    return "negative" if p != "negative" else "not_negative"
+
+
+# ---------------------------------------------------------------------------
+# Progress of a fit: poll history_ from a side thread
+# ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _watch_epochs(estimator: Any, progress: ProgressFn | None, total: int | None) -> Iterator[None]:
+    """Report ``len(estimator.history_)`` as the epochs done while ``fit`` runs (every 0.2 s)."""
+    if progress is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def epochs() -> int:
+        h = getattr(estimator, "history_", None)
+        return len(h) if isinstance(h, list) else 0
+
+    def poll() -> None:
+        while not stop.wait(0.2):
+            progress("training", epochs(), total)
+
+    thread = threading.Thread(target=poll, name="labelclean-progress", daemon=True)
+    progress("training", 0, total)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    progress("training", epochs(), epochs())
+
+
+# ---------------------------------------------------------------------------
+# The three tasks
+# ---------------------------------------------------------------------------
+
+
+def _make_estimator(task: str, params: dict[str, Any]) -> Any:
+    if task == "filter":
+        from .coteaching import CoTeachingFilter as cls
+    elif task == "selftrain":
+        try:
+            from .self_training import SelfTrainer as cls
+        except ImportError as exc:
+            raise OptionError("'selftrain' needs labelclean.self_training.SelfTrainer, which is missing.") from exc
+    elif task == "pu":
+        try:
+            from .pu import PUClassifier as cls
+        except ImportError as exc:
+            raise OptionError("'pu' needs labelclean.pu.PUClassifier, which is not installed.") from exc
+    else:
+        raise OptionError(f"unknown task {task!r}; use one of {', '.join(TASKS)}.")
+    known = set(cls().get_params())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise OptionError(
+            f"{cls.__name__} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"its parameters are: {', '.join(sorted(known))}."
+        )
+    return cls(**params)
+
+
+def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, progress: ProgressFn | None) -> float:
+    t0 = time.perf_counter()
+    with _watch_epochs(estimator, progress, None):  # warm-up epochs make the total unknown in advance
+        estimator.fit(X, y)
+    return time.perf_counter() - t0
+
+
+def _run_filter(est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, progress: ProgressFn | None):
+    codes, classes = encode_labels(labels, name=name)
+    labeled = codes >= 0
+    if not labeled.any():
+        raise DataError(f"all labels in column '{name}' are null; 'filter' needs labels to check.")
+    if labeled.all():
+        seconds = _fit(est, X, codes, progress)
+        return est.clean_mask_, est.pseudo_labels_, est.label_quality_, classes, seconds, {}
+    rows = np.flatnonzero(labeled)
+    seconds = _fit(est, X[rows], codes[rows], progress)
+    clean = np.zeros(len(codes), dtype=bool)
+    pseudo = np.empty(len(codes), dtype=np.int64)
+    quality = np.zeros(len(codes), dtype=np.float32)
+    clean[rows], pseudo[rows], quality[rows] = est.clean_mask_, est.pseudo_labels_, est.label_quality_
+    missing = np.flatnonzero(~labeled)
+    pseudo[missing] = est.predict(X[missing])
+    return clean, pseudo, quality, classes, seconds, {"unlabeled": int(missing.size)}
+
+
+def _run_selftrain(est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, progress: ProgressFn | None):
+    codes, classes = encode_labels(labels, name=name, minus_one_unlabeled=True)
+    if not (codes >= 0).any():
+        raise DataError(
+            f"all labels in column '{name}' are null or -1; 'selftrain' needs some labeled rows to learn from."
+        )
+    seconds = _fit(est, X, codes, progress)
+    pseudo = np.asarray(est.pseudo_labels_)
+    unlabeled = codes < 0
+    extra = {"unlabeled": int(unlabeled.sum()), "filled": int(np.sum(unlabeled & (pseudo >= 0)))}
+    return est.clean_mask_, pseudo, est.label_quality_, classes, seconds, extra
+
+
+def _run_pu(
+    est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, progress: ProgressFn | None,
+    positive: Any, negative: Any,
+):
+    values = _label_values(labels, name)
+    if positive is None:
+        raise OptionError("'pu' needs the positive label value; pass --positive VALUE (positive= in Python).")
+    pos = _coerce_value(positive, labels.type, "positive label")
+    neg = _coerce_value(_default_negative(pos) if negative is None else negative, labels.type, "negative label")
+    y = pc.fill_null(pc.equal(values, pos), False).to_numpy(zero_copy_only=False).astype(np.int64)
+    n_pos = int(y.sum())
+    if n_pos == 0:
+        seen = pc.drop_null(pc.unique(values)).to_pylist()[:10]
+        raise DataError(f"no row of column '{name}' has the positive label {positive!r}; labels seen: {seen}.")
+    if n_pos == len(y):
+        raise DataError(f"every row of column '{name}' is labeled {positive!r}; 'pu' needs unlabeled rows too.")
+    seconds = _fit(est, X, y, progress)
+    pseudo_pos = np.asarray(est.pseudo_labels_) == 1
+    classes = pa.array([neg.as_py(), pos.as_py()], type=_value_type(labels.type))
+    extra = {"labeled_positive": n_pos, "class_prior": float(getattr(est, "class_prior_", np.nan))}
+    return est.clean_mask_, pseudo_pos.astype(np.int64), est.label_quality_, classes, seconds, extra
+
+
+def run_labeling(
+    task: str,
+    data: Any,
+    *,
+    label: str = "label",
+    features: Sequence[str] | None = None,
+    params: dict[str, Any] | None = None,
+    positive: Any = None,
+    negative: Any = None,
+    progress: ProgressFn | None = None,
+) -> LabelingResult:
+    """Read ``data``, fit the task's estimator and build the added columns.
+
+    Parameters
+    ----------
+    task : {"filter", "selftrain", "pu"}
+    data : pandas.DataFrame, pyarrow.Table, pyarrow.parquet.ParquetFile or path
+    label : str
+        The label column.
+    features : sequence of str or None
+        Feature columns; None detects them (see :func:`labelclean.io.plan_features`).
+    params : dict
+        Parameters of the estimator (``CoTeachingFilter``, ``SelfTrainer`` or ``PUClassifier``).
+    positive, negative
+        ``pu`` only: the label value of the labeled positives, and the value written as
+        ``pseudo_label`` for rows found negative (default ``0``, ``False`` or ``"negative"``).
+    progress : callable or None
+        ``progress(stage, done, total)`` for reading and training.
+
+    Returns
+    -------
+    LabelingResult
+    """
+    estimator = _make_estimator(task, dict(params or {}))
+    source = as_source(data)
+    schema = source_schema(source)
+    n = source_rows(source)
+    if label not in schema.names:
+        raise OptionError(
+            f"label column '{label}' not found; the columns are: {', '.join(schema.names)}. "
+            "Name the label column with --label-column (label= in Python)."
+        )
+    if n == 0:
+        raise DataError("the table has no rows; there is nothing to clean.")
+    labels = read_column(source, label)
+    _label_values(labels, label)
+    plan = plan_features(source, label, features)
+    t0 = time.perf_counter()
+    X = read_features(source, plan, progress=progress)
+    read_seconds = time.perf_counter() - t0
+    if task == "pu":
+        out = _run_pu(estimator, X, labels, label, progress, positive, negative)
+    else:
+        run = _run_filter if task == "filter" else _run_selftrain
+        out = run(estimator, X, labels, label, progress)
+    clean, pseudo, quality, classes, fit_seconds, extra = out
+    added = pa.table(
+        {
+            "is_clean": pa.array(np.asarray(clean, dtype=bool)),
+            "pseudo_label": decode_labels(pseudo, classes, labels.type),
+            "label_quality": pa.array(np.asarray(quality, dtype=np.float32)),
+        }
+    )
+    flagged = int(n - np.count_nonzero(clean))
+    summary: dict[str, Any] = {
+        "task": task,
+        "label_column": label,
+        "rows": n,
+        "flagged": flagged,
+        "flagged_fraction": flagged / n,
+        "features": plan.names,
+        "skipped_columns": plan.skipped,
+        "feature_shape": list(plan.row_shape),
+        "read_seconds": read_seconds,
+        "fit_seconds": fit_seconds,
+        **extra,
+    }
+    if task == "filter":
+        summary["noise_rate"] = float(getattr(estimator, "noise_rate_", np.nan))
+    return LabelingResult(task, added, estimator, plan, labels, X, summary)
+
+
+# ---------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------
+
+
+def _to_frame(data: Any, added: pa.Table, label: str):
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        out = data.copy()
+        for name in added.column_names:
+            out[name] = pd.Series(added.column(name).to_pandas().to_numpy(), index=out.index)
+        with contextlib.suppress(TypeError, ValueError):  # e.g. nulls cannot become int64: keep as is
+            out["pseudo_label"] = out["pseudo_label"].astype(data[label].dtype)
+        return out
+    source = as_source(data)
+    table = source if isinstance(source, pa.Table) else source.read()
+    table = table.drop_columns([c for c in added.column_names if c in table.column_names])
+    for name in added.column_names:
+        table = table.append_column(name, added.column(name))
+    return table.to_pandas()
+
+
+def filter_labels(data: Any, label: str = "label", features: Sequence[str] | None = None, **params: Any):
+    """Find wrong labels with :class:`~labelclean.CoTeachingFilter` and return the table with three columns added.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, pyarrow.Table or path to a parquet file
+    label : str, default="label"
+        The label column. Rows whose label is null are not trained on; they get
+        ``is_clean=False`` and the predicted class as ``pseudo_label``.
+    features : sequence of str or None
+        Feature columns; by default every other usable column (numbers, lists of numbers,
+        PNG/JPEG bytes, low-cardinality text).
+    **params
+        Parameters of :class:`~labelclean.CoTeachingFilter` (``forget_rate``,
+        ``max_epochs``, ``method``, ``device``, ``random_state``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Every input column unchanged, plus ``is_clean`` (bool), ``pseudo_label`` (the
+        label column's type) and ``label_quality`` (float32 in [0, 1]).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklearn.datasets import make_blobs
+    >>> X, y = make_blobs(100, n_features=4, centers=2, random_state=0)
+    >>> df = pd.DataFrame(X, columns=list("abcd")).assign(label=y)
+    >>> df.loc[:9, "label"] = 1 - df.loc[:9, "label"]  # ten wrong labels
+    >>> out = filter_labels(df, forget_rate=0.1, max_epochs=10, random_state=0)
+    >>> list(out.columns)
+    ['a', 'b', 'c', 'd', 'label', 'is_clean', 'pseudo_label', 'label_quality']
+    >>> int((~out.is_clean[:10]).sum()) >= 8
+    True
+    """
+    result = run_labeling("filter", data, label=label, features=features, params=params)
+    return _to_frame(data, result.added, label)
+
+
+def selftrain_labels(data: Any, label: str = "label", features: Sequence[str] | None = None, **params: Any):
+    """Fill missing labels (null or ``-1``) with :class:`~labelclean.SelfTrainer`; see :func:`filter_labels`.
+
+    ``**params`` are parameters of ``SelfTrainer``. Returns a DataFrame with
+    ``is_clean``, ``pseudo_label`` and ``label_quality`` added.
+    """
+    result = run_labeling("selftrain", data, label=label, features=features, params=params)
+    return _to_frame(data, result.added, label)
+
+
+def pu_labels(
+    data: Any,
+    positive: Any,
+    label: str = "label",
+    features: Sequence[str] | None = None,
+    negative: Any = None,
+    **params: Any,
+):
+    """Positive–unlabeled learning with :class:`~labelclean.PUClassifier`; see :func:`filter_labels`.
+
+    Rows whose label equals ``positive`` are the labeled positives; every other row
+    (including nulls) is unlabeled. ``pseudo_label`` is ``positive`` or ``negative``
+    (default ``0`` for numbers, ``False`` for booleans, ``"negative"`` for text).
+    """
+    result = run_labeling(
+        "pu", data, label=label, features=features, params=params, positive=positive, negative=negative
+    )
+    return _to_frame(data, result.added, label)
+
+
+# ---------------------------------------------------------------------------
+# Parquet to parquet (the command line)
+# ---------------------------------------------------------------------------
+
+
+def default_output(path: str | os.PathLike) -> Path:
+    """``data.parquet`` → ``data.clean.parquet`` beside it."""
+    p = Path(path)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return p.with_name(f"{stem}.clean.parquet")
+
+
+def check_output(path: Path, *, inputs: Sequence[Path], force: bool, option: str) -> None:
+    """Fail early when ``path`` cannot be written: exists without ``force``, is an input, or has no folder."""
+    if any(path.resolve() == p.resolve() for p in inputs):
+        raise OptionError(f"{option} '{path}' is the input file; labelclean never overwrites its input.")
+    if path.exists() and not force:
+        raise OptionError(f"{option} '{path}' already exists; pass --force to overwrite it, or choose another name.")
+    if path.is_dir():
+        raise OptionError(f"{option} '{path}' is a folder; give a file name.")
+    if not path.parent.is_dir():
+        raise OptionError(f"the folder of {option} '{path}' does not exist; create it first.")
+
+
+def clean_file(
+    task: str,
+    input: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    label: str = "label",
+    features: Sequence[str] | None = None,
+    drop: bool = False,
+    force: bool = False,
+    report: str | os.PathLike | None = None,
+    positive: Any = None,
+    negative: Any = None,
+    progress: ProgressFn | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """Parquet in, parquet out: the whole ``labelclean filter|selftrain|pu`` run; returns the summary.
+
+    The input is never modified. The output (default ``DATA.clean.parquet``) holds every
+    input column unchanged, in order, plus ``is_clean``, ``pseudo_label`` and
+    ``label_quality`` (only the rows with ``is_clean`` when ``drop``); it is written to a
+    temporary file and renamed into place, so a failed run leaves no partial file.
+    """
+    t0 = time.perf_counter()
+    src_path = Path(input)
+    out_path = Path(output) if output is not None else default_output(src_path)
+    check_output(out_path, inputs=[src_path], force=force, option="output")
+    report_path = Path(report) if report is not None else None
+    if report_path is not None:
+        check_output(report_path, inputs=[src_path, out_path], force=force, option="report")
+    source = as_source(src_path)
+    result = run_labeling(
+        task, source, label=label, features=features, params=params,
+        positive=positive, negative=negative, progress=progress,
+    )
+    keep = result.added.column("is_clean").to_numpy(zero_copy_only=False) if drop else None
+    written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)
+    if report_path is not None:
+        from .report import write_report
+
+        write_report(report_path, result, source=source)
+    summary = {
+        **result.summary,
+        "input": str(src_path),
+        "output": str(out_path),
+        "rows_written": written,
+        "report": None if report_path is None else str(report_path),
+        "seconds": time.perf_counter() - t0,
+    }
+    return summary

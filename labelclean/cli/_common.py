@@ -1,0 +1,217 @@
+"""What the three subcommands share: options, progress bars, error handling, the closing summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..io import DataError, OptionError
+
+#: Exit status for usage errors (bad arguments, missing file, output exists) and data errors.
+EXIT_USAGE = 2
+EXIT_DATA = 1
+
+_STAGES = {"reading": "reading", "training": "training (epochs)", "writing": "writing"}
+
+
+def common_options(func: Callable) -> Callable:
+    """The argument and options every subcommand takes."""
+    options = [
+        click.argument("data", metavar="DATA.parquet", type=str),
+        click.option("--label-column", default="label", show_default=True, help="Column holding the labels."),
+        click.option(
+            "--features",
+            default=None,
+            metavar="COL1,COL2,...",
+            help="Feature columns (default: every other usable column: numbers, lists of numbers, "
+            "PNG/JPEG bytes, low-cardinality text).",
+        ),
+        click.option(
+            "-o", "--output", default=None, metavar="FILE", help="Output parquet file [default: DATA.clean.parquet]."
+        ),
+        click.option("--drop", is_flag=True, help="Write only the rows kept (is_clean), not every row."),
+        click.option("--report", default=None, metavar="FILE.html", help="Also write a self-contained HTML report."),
+        click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (max_epochs)."),
+        click.option("--seed", type=int, default=None, help="Random seed, for a reproducible run."),
+        click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'."),
+        click.option(
+            "--param",
+            "extra_params",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Any other estimator parameter, e.g. --param batch_size=256 (repeatable).",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bars and no summary."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout."),
+        click.option("-f", "--force", is_flag=True, help="Overwrite the output (and report) if they exist."),
+        click.option("--debug", is_flag=True, help="Show the full traceback on errors."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def parse_value(text: str) -> Any:
+    """``'3'`` → 3, ``'0.5'`` → 0.5, ``'true'`` → True, ``'none'`` → None, ``'[64, 64]'`` → [64, 64], else the text."""
+    low = text.strip().lower()
+    if low in {"true", "false"}:
+        return low == "true"
+    if low in {"none", "null"}:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="'--param'")
+        out[name.strip()] = parse_value(value)
+    return out
+
+
+class ProgressBars:
+    """``progress(stage, done, total)`` drawn as rich progress bars on stderr."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<18}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(_STAGES.get(stage, stage), total=total)
+        self._progress.update(self._tasks[stage], completed=done, total=total)
+
+    def __enter__(self) -> ProgressBars:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+
+def _classify(exc: BaseException) -> tuple[int, str]:
+    """Exit status and one-line message for an exception."""
+    names = {c.__name__ for c in type(exc).__mro__}
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, (OptionError, FileNotFoundError)) or "InvalidParameterError" in names:
+        return EXIT_USAGE, text
+    if isinstance(exc, DataError):
+        return EXIT_DATA, text
+    if isinstance(exc, (ValueError, TypeError)):
+        return EXIT_DATA, text
+    if isinstance(exc, MemoryError):
+        return EXIT_DATA, "out of memory; use fewer rows or feature columns, or a machine with more memory."
+    if isinstance(exc, OSError):
+        return EXIT_DATA, f"{text}; check the paths and permissions."
+    return EXIT_DATA, f"unexpected {type(exc).__name__}: {text}; rerun with --debug for the traceback."
+
+
+def run_task(
+    task: str,
+    *,
+    data: str,
+    label_column: str,
+    features: str | None,
+    output: str | None,
+    drop: bool,
+    report: str | None,
+    epochs: int | None,
+    seed: int | None,
+    device: str,
+    extra_params: tuple[str, ...],
+    quiet: bool,
+    as_json: bool,
+    force: bool,
+    debug: bool,
+    params: dict[str, Any],
+    **task_kwargs: Any,
+) -> None:
+    """Run one subcommand: call :func:`labelclean.api.clean_file`, show progress, print the summary."""
+    from ..api import clean_file
+
+    ctx = click.get_current_context()
+    all_params = {k: v for k, v in params.items() if v is not None}
+    if epochs is not None:
+        all_params["max_epochs"] = epochs
+    if seed is not None:
+        all_params["random_state"] = seed
+    all_params["device"] = device
+    all_params.update(parse_params(extra_params))
+    feature_list = None if features is None else [c.strip() for c in features.split(",") if c.strip()]
+    show_progress = not quiet and sys.stderr.isatty()
+    t0 = time.perf_counter()
+    try:
+        bars = ProgressBars() if show_progress else None
+        with bars if bars is not None else _nullcontext():
+            summary = clean_file(
+                task, data, output, label=label_column, features=feature_list, drop=drop, force=force,
+                report=report, progress=bars, **task_kwargs, **all_params,
+            )
+    except KeyboardInterrupt:
+        click.echo("Error: interrupted; no output was written.", err=True)
+        ctx.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        code, message = _classify(exc)
+        click.echo(f"Error: {message}", err=True)
+        ctx.exit(code)
+    summary["seconds"] = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps(summary, default=str))
+    elif not quiet:
+        click.echo(format_summary(summary))
+
+
+class _nullcontext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The closing summary, a few lines for people."""
+    head = f"labelclean {s['task']}: {s['rows']:,} rows, {s['flagged']:,} flagged ({s['flagged_fraction']:.1%})"
+    if s.get("noise_rate") is not None:
+        head += f", estimated noise rate {s['noise_rate']:.3f}"
+    if s.get("class_prior") is not None:
+        head += f", estimated class prior {s['class_prior']:.3f}"
+    if s.get("unlabeled"):
+        head += f", {s['unlabeled']:,} unlabeled"
+        if s.get("filled") is not None:
+            head += f" ({s['filled']:,} filled)"
+    lines = [head, f"features: {', '.join(s['features'])} (row shape {tuple(s['feature_shape'])})"]
+    if s["skipped_columns"]:
+        lines.append("skipped: " + "; ".join(f"{k} ({v})" for k, v in s["skipped_columns"].items()))
+    lines.append(f"wrote {s['output']} ({s['rows_written']:,} rows) in {s['seconds']:.1f} s")
+    if s.get("report"):
+        lines.append(f"report: {s['report']}")
+    return "\n".join(lines)
+
+
+def command_epilog(examples: str) -> str:
+    return "\b\nExamples:\n" + examples
+
+

@@ -1,0 +1,52 @@
+"""``labelclean filter``: find wrong labels with CoTeachingFilter."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import common_options, run_task
+
+
+def _noise_rate(value: str | None) -> float | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        rate = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor a number in [0, 1)") from None
+    if not 0.0 <= rate < 1.0:
+        raise click.BadParameter(f"{rate} is outside [0, 1)")
+    return rate
+
+
+@click.command(
+    "filter",
+    epilog="""\b
+Examples:
+  labelclean filter data.parquet
+  labelclean filter data.parquet --noise-rate 0.2 --epochs 10 --report report.html
+  labelclean filter data.parquet --features emb --label-column y --drop -o kept.parquet
+""",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["coteaching", "coteaching+", "jocor"]),
+    default="coteaching",
+    show_default=True,
+    help="Co-teaching (Han et al. 2018), Co-teaching+ (Yu et al. 2019) or JoCoR (Wei et al. 2020).",
+)
+@click.option(
+    "--noise-rate",
+    default="auto",
+    show_default=True,
+    callback=lambda ctx, param, value: _noise_rate(value),
+    help="Share of wrong labels expected (the forget rate), or 'auto' to estimate it.",
+)
+@common_options
+def command(method: str, noise_rate: float | str, **options) -> None:
+    """Find wrong labels (CoTeachingFilter) and write DATA.clean.parquet.
+
+    Every input column is kept unchanged; is_clean, pseudo_label (a corrected label where
+    the given one looks wrong) and label_quality (0-1, higher = more trustworthy) are added.
+    """
+    run_task("filter", params={"method": method, "forget_rate": noise_rate}, **options)
