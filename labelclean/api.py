@@ -187,11 +187,20 @@ def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, progress: ProgressFn | No
     return time.perf_counter() - t0
 
 
+def _need_two_classes(classes: pa.Array, name: str, task: str) -> None:
+    if len(classes) < 2:
+        raise DataError(
+            f"column '{name}' holds only one label value ({classes[0].as_py()!r}); '{task}' needs at least two "
+            "classes. Check --label-column."
+        )
+
+
 def _run_filter(est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, progress: ProgressFn | None):
     codes, classes = encode_labels(labels, name=name)
     labeled = codes >= 0
     if not labeled.any():
         raise DataError(f"all labels in column '{name}' are null; 'filter' needs labels to check.")
+    _need_two_classes(classes, name, "filter")
     if labeled.all():
         seconds = _fit(est, X, codes, progress)
         return est.clean_mask_, est.pseudo_labels_, est.label_quality_, classes, seconds, {}
@@ -212,6 +221,7 @@ def _run_selftrain(est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, 
         raise DataError(
             f"all labels in column '{name}' are null or -1; 'selftrain' needs some labeled rows to learn from."
         )
+    _need_two_classes(classes, name, "selftrain")
     seconds = _fit(est, X, codes, progress)
     pseudo = np.asarray(est.pseudo_labels_)
     unlabeled = codes < 0
@@ -220,8 +230,13 @@ def _run_selftrain(est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, 
 
 
 def _run_pu(
-    est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, progress: ProgressFn | None,
-    positive: Any, negative: Any,
+    est: Any,
+    X: np.ndarray,
+    labels: pa.ChunkedArray,
+    name: str,
+    progress: ProgressFn | None,
+    positive: Any,
+    negative: Any,
 ):
     values = _label_values(labels, name)
     if positive is None:
@@ -471,8 +486,14 @@ def clean_file(
         check_output(report_path, inputs=[src_path, out_path], force=force, option="report")
     source = as_source(src_path)
     result = run_labeling(
-        task, source, label=label, features=features, params=params,
-        positive=positive, negative=negative, progress=progress,
+        task,
+        source,
+        label=label,
+        features=features,
+        params=params,
+        positive=positive,
+        negative=negative,
+        progress=progress,
     )
     keep = result.added.column("is_clean").to_numpy(zero_copy_only=False) if drop else None
     written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)

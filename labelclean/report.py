@@ -111,8 +111,15 @@ def plot_confusion(given: np.ndarray, pseudo: np.ndarray, clean: np.ndarray) -> 
     im = ax.imshow(np.where(matrix > 0, matrix, np.nan), cmap="Blues", norm=LogNorm(vmin=1, vmax=max(2, matrix.max())))
     if k <= 15:
         for i, j in zip(*np.nonzero(matrix), strict=True):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] > matrix.max() / 3 else "black")
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if matrix[i, j] > matrix.max() / 3 else "black",
+            )
     labels = [str(c) for c in classes]
     ax.set_xticks(range(k), labels, rotation=45 if k > 10 else 0, ha="right")
     ax.set_yticks(range(k), labels)
@@ -127,9 +134,11 @@ def plot_history(history: Sequence[dict[str, Any]]) -> str | None:
     from matplotlib.figure import Figure
 
     skip = {"epoch", "seconds"}
-    keys = [k for k in dict.fromkeys(k for h in history for k in h)
-            if k not in skip and any(isinstance(h.get(k), (int, float)) and not isinstance(h.get(k), bool)
-                                     for h in history)]
+    keys = [
+        k
+        for k in dict.fromkeys(k for h in history for k in h)
+        if k not in skip and any(isinstance(h.get(k), (int, float)) and not isinstance(h.get(k), bool) for h in history)
+    ]
     if not keys:
         return None
     fig = Figure(figsize=(4 * min(len(keys), 3), 3 * ((len(keys) + 2) // 3)))
@@ -138,8 +147,11 @@ def plot_history(history: Sequence[dict[str, Any]]) -> str | None:
     for n, key in enumerate(keys):
         ax = fig.add_subplot((len(keys) + 2) // 3, min(len(keys), 3), n + 1)
         for phase in phases:
-            pts = [(i, h[key]) for i, h in enumerate(history)
-                   if str(h.get("phase", "training")) == phase and isinstance(h.get(key), (int, float))]
+            pts = [
+                (i, h[key])
+                for i, h in enumerate(history)
+                if str(h.get("phase", "training")) == phase and isinstance(h.get(key), (int, float))
+            ]
             if pts:
                 x, y = zip(*pts, strict=True)
                 ax.plot(x, y, marker=".", color=colors[phase], label=phase)
@@ -169,8 +181,14 @@ def _context_columns(source: Any, rows: np.ndarray, exclude: set[str], limit: in
     if source is None:
         return {}
     schema = source_schema(source)
-    names = [f.name for f in schema if f.name not in exclude and not pa.types.is_nested(f.type)
-             and not pa.types.is_binary(f.type) and not pa.types.is_large_binary(f.type)][:limit]
+    names = [
+        f.name
+        for f in schema
+        if f.name not in exclude
+        and not pa.types.is_nested(f.type)
+        and not pa.types.is_binary(f.type)
+        and not pa.types.is_large_binary(f.type)
+    ][:limit]
     if not names:
         return {}
     order = np.sort(rows)
@@ -197,8 +215,11 @@ def report_html(result: Any, source: Any = None, title: str | None = None) -> st
     pseudo = _label_strings(added.column("pseudo_label").to_pylist())
     s = result.summary
     title = title or f"labelclean {result.task} report"
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>", "<dl>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>",
+        "<dl>",
+    ]
     facts = {"rows": f"{s['rows']:,}", "flagged": f"{s['flagged']:,} ({s['flagged_fraction']:.1%})"}
     for key, name in (("noise_rate", "estimated noise rate"), ("class_prior", "estimated class prior")):
         if s.get(key) is not None:
@@ -212,14 +233,20 @@ def report_html(result: Any, source: Any = None, title: str | None = None) -> st
     parts += [f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items()] + ["</dl>"]
 
     parts += ["<h2 id='quality'>Label quality: kept vs flagged</h2>", _img(plot_quality(quality, clean), "quality")]
-    parts += ["<h2 id='per-class'>Flagged rows per class</h2>",
-              _img(plot_flagged_per_class(given, clean), "flagged per class")]
-    parts += ["<h2 id='confusion'>Given vs pseudo labels</h2>",
-              _img(plot_confusion(given, pseudo, clean), "confusion matrix")]
+    parts += [
+        "<h2 id='per-class'>Flagged rows per class</h2>",
+        _img(plot_flagged_per_class(given, clean), "flagged per class"),
+    ]
+    parts += [
+        "<h2 id='confusion'>Given vs pseudo labels</h2>",
+        _img(plot_confusion(given, pseudo, clean), "confusion matrix"),
+    ]
     history = getattr(result.estimator, "history_", None) or []
     curves = plot_history(history)
-    parts += ["<h2 id='training'>Training curves</h2>",
-              _img(curves, "training curves") if curves else "<p>No training history recorded.</p>"]
+    parts += [
+        "<h2 id='training'>Training curves</h2>",
+        _img(curves, "training curves") if curves else "<p>No training history recorded.</p>",
+    ]
 
     rows = np.argsort(quality, kind="stable")[:N_SUSPICIOUS]
     exclude = set(result.plan.names) | set(added.column_names) | {s.get("label_column", "")}
@@ -232,8 +259,12 @@ def report_html(result: Any, source: Any = None, title: str | None = None) -> st
         cells = [str(int(r))]
         if images:
             cells.append(_img(thumbnail(result.X[r]), f"row {r}", cls="thumb"))
-        cells += [html.escape(given[r]), html.escape(pseudo[r]), f"{quality[r]:.3f}",
-                  "yes" if clean[r] else "<span class='flag'>no</span>"]
+        cells += [
+            html.escape(given[r]),
+            html.escape(pseudo[r]),
+            f"{quality[r]:.3f}",
+            "yes" if clean[r] else "<span class='flag'>no</span>",
+        ]
         cells += [html.escape(str(v[n])) for v in context.values()]
         parts.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append("</table></body></html>")

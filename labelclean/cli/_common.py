@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -162,10 +163,20 @@ def run_task(
     t0 = time.perf_counter()
     try:
         bars = ProgressBars() if show_progress else None
-        with bars if bars is not None else _nullcontext():
+        with warnings.catch_warnings(record=True) as caught, bars if bars is not None else _nullcontext():
+            warnings.simplefilter("always")
             summary = clean_file(
-                task, data, output, label=label_column, features=feature_list, drop=drop, force=force,
-                report=report, progress=bars, **task_kwargs, **all_params,
+                task,
+                data,
+                output,
+                label=label_column,
+                features=feature_list,
+                drop=drop,
+                force=force,
+                report=report,
+                progress=bars,
+                **task_kwargs,
+                **all_params,
             )
     except KeyboardInterrupt:
         click.echo("Error: interrupted; no output was written.", err=True)
@@ -177,6 +188,10 @@ def run_task(
         click.echo(f"Error: {message}", err=True)
         ctx.exit(code)
     summary["seconds"] = time.perf_counter() - t0
+    summary["warnings"] = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
+    if not quiet and not as_json:
+        for message in summary["warnings"]:
+            click.echo(f"Warning: {message}", err=True)
     if as_json:
         click.echo(json.dumps(summary, default=str))
     elif not quiet:
@@ -213,5 +228,3 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def command_epilog(examples: str) -> str:
     return "\b\nExamples:\n" + examples
-
-

@@ -7,25 +7,52 @@ import click
 from ._common import common_options, run_task
 
 
+def _prior(value: str) -> float | str:
+    if value == "auto":
+        return value
+    try:
+        prior = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor a number in (0, 1)") from None
+    if not 0.0 < prior < 1.0:
+        raise click.BadParameter(f"{prior} is outside (0, 1)")
+    return prior
+
+
 @click.command(
     "pu",
     epilog="""\b
 Examples:
   labelclean pu data.parquet --positive spam
-  labelclean pu data.parquet --positive 1 --negative 0 --report report.html
+  labelclean pu data.parquet --positive 1 --negative 0 --method elkan_noto --report report.html
 """,
 )
 @click.option("--positive", required=True, metavar="VALUE", help="Label value of the labeled positive rows.")
 @click.option(
-    "--negative", default=None, metavar="VALUE",
+    "--negative",
+    default=None,
+    metavar="VALUE",
     help="pseudo_label written for rows found negative [default: 0, false or 'negative'].",
 )
-@click.option("--method", default=None, help="PUClassifier's method (e.g. nnpu), when it has several.")
+@click.option(
+    "--method",
+    type=click.Choice(["nnpu", "upu", "elkan_noto", "spy"]),
+    default="nnpu",
+    show_default=True,
+    help="nnPU (Kiryo et al. 2017), uPU, Elkan-Noto (2008) or spies (Liu et al. 2002).",
+)
+@click.option(
+    "--prior",
+    default="auto",
+    show_default=True,
+    callback=lambda ctx, param, value: _prior(value),
+    help="Share of positives among all rows, or 'auto' to estimate it.",
+)
 @common_options
-def command(positive: str, negative: str | None, method: str | None, **options) -> None:
+def command(positive: str, negative: str | None, method: str, prior: float | str, **options) -> None:
     """Positive-unlabeled learning (PUClassifier): rows labeled VALUE are positives, all others unlabeled.
 
     pseudo_label is the positive value or the negative one for every row; the summary
     shows the estimated class prior.
     """
-    run_task("pu", params={"method": method}, positive=positive, negative=negative, **options)
+    run_task("pu", params={"method": method, "prior": prior}, positive=positive, negative=negative, **options)

@@ -12,15 +12,24 @@ from ._common import common_options, run_task
     epilog="""\b
 Examples:
   labelclean selftrain data.parquet
-  labelclean selftrain data.parquet --epochs 10 --report report.html
+  labelclean selftrain data.parquet --epochs 10 --threshold 0.8 --report report.html
+  labelclean selftrain data.parquet --relabel        # every label may be wrong
 """,
 )
-@click.option("--method", default=None, help="SelfTrainer's method, when it has several.")
+@click.option("--relabel", is_flag=True, help="Treat every given label as possibly wrong (teacher-student relabeling).")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=None,
+    help="Minimum teacher confidence for a row to get a pseudo-label [default: 0].",
+)
+@click.option("--max-iter", type=click.IntRange(min=0), default=None, help="Teacher-student rounds [default: 4].")
 @common_options
-def command(method: str | None, **options) -> None:
+def command(relabel: bool, threshold: float | None, max_iter: int | None, **options) -> None:
     """Fill missing labels (null or -1) by self-training (SelfTrainer); write DATA.clean.parquet.
 
     pseudo_label holds the given label where there is one and the inferred one elsewhere;
     is_clean and label_quality say how far each row's label can be trusted.
     """
-    run_task("selftrain", params={"method": method}, **options)
+    params = {"relabel": relabel or None, "threshold": threshold, "max_iter": max_iter}
+    run_task("selftrain", params=params, **options)

@@ -1,0 +1,80 @@
+"""Small parquet files for the io / api / cli / report tests (built in the tests, a few hundred rows)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+FAST = ["--epochs", "2", "--noise-rate", "0.1", "--seed", "0", "--param", "hidden_dims=[32]"]
+FAST_PARAMS = {"max_epochs": 2, "forget_rate": 0.1, "random_state": 0, "hidden_dims": (32,)}
+
+
+def tabular_table(n: int = 240, seed: int = 0) -> pa.Table:
+    """Three classes with string labels, numeric features, a categorical, an id and a free-text note."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = rng.normal(0, 1, (n, 3)) + 3.0 * np.eye(3)[y]
+    names = np.array(["bird", "cat", "dog"])
+    labels = names[y].copy()
+    flip = rng.random(n) < 0.15
+    labels[flip] = names[(y[flip] + 1) % 3]
+    return pa.table(
+        {
+            "id": pa.array(np.arange(1000, 1000 + n)),
+            "f0": pa.array(X[:, 0]),
+            "f1": pa.array(X[:, 1].astype(np.float32)),
+            "f2": pa.array(np.round(X[:, 2] * 10).astype(np.int32)),
+            "color": pa.array(np.array(["red", "green"])[rng.integers(0, 2, n)]),
+            "note": pa.array([f"free text {i}" for i in range(n)]),
+            "label": pa.array(labels),
+        }
+    )
+
+
+def embedding_table(n: int = 200, width: int = 8, seed: int = 1) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    emb = rng.normal(0, 1, (n, width)).astype(np.float32)
+    emb[:, 0] += 3.0 * y
+    return pa.table(
+        {
+            "key": pa.array([f"k{i}" for i in range(n)]),
+            "emb": pa.array(list(emb), type=pa.list_(pa.float32())),
+            "label": pa.array(y.astype(np.int64)),
+        }
+    )
+
+
+def png_bytes(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_table(n: int = 120, seed: int = 2, rgb: bool = False) -> pa.Table:
+    """8×8 images: a bright left half (class 0) or right half (class 1)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    imgs = rng.integers(0, 60, (n, 8, 8)).astype(np.uint8)
+    imgs[y == 0, :, :4] += 150
+    imgs[y == 1, :, 4:] += 150
+    if rgb:
+        imgs = np.repeat(imgs[..., None], 3, axis=3)
+    return pa.table(
+        {
+            "name": pa.array([f"img{i}.png" for i in range(n)]),
+            "image": pa.array([png_bytes(im) for im in imgs], type=pa.binary()),
+            "label": pa.array(y.astype(np.int64)),
+        }
+    )
+
+
+def write(table: pa.Table, path: Path) -> Path:
+    pq.write_table(table, path)
+    return path

@@ -1,0 +1,164 @@
+"""labelclean.io: column detection, streaming reads, image decoding, atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from _lc_data import embedding_table, image_table, png_bytes, tabular_table, write
+
+from labelclean import io as lio
+from labelclean.io import DataError, OptionError, plan_features, read_features
+
+
+def test_detects_column_kinds_and_skips_the_unusable():
+    plan = plan_features(tabular_table(), label="label")
+    assert [(c.name, c.kind, c.width) for c in plan.columns] == [
+        ("f0", "numeric", 1),
+        ("f1", "numeric", 1),
+        ("f2", "numeric", 1),
+        ("color", "onehot", 2),
+    ]
+    assert set(plan.skipped) == {"id", "note"}
+    assert "identifier" in plan.skipped["id"] and "distinct values" in plan.skipped["note"]
+    assert plan.row_shape == (5,)
+
+
+def test_reads_tabular_values_exactly_and_streaming_does_not_change_them():
+    table = tabular_table(50)
+    plan = plan_features(table, label="label")
+    X = read_features(table, plan)
+    assert X.dtype == np.float32 and X.shape == (50, 5)
+    np.testing.assert_array_equal(X[:, 0], table["f0"].to_numpy().astype(np.float32))
+    np.testing.assert_array_equal(X[:, 2], table["f2"].to_numpy().astype(np.float32))
+    colors = np.array(table["color"].to_pylist())
+    np.testing.assert_array_equal(X[:, 3:], np.stack([colors == "green", colors == "red"], 1))
+    np.testing.assert_array_equal(read_features(table, plan, batch_rows=7), X)
+
+
+def test_reads_from_a_parquet_file_in_record_batches(tmp_path):
+    table = embedding_table(100)
+    pf = lio.open_parquet(write(table, tmp_path / "e.parquet"))
+    plan = plan_features(pf, label="label")
+    assert [(c.name, c.kind, c.width) for c in plan.columns] == [("emb", "embedding", 8)]
+    assert plan.skipped == {"key": "100 distinct values: too many to one-hot encode (limit 50)"}
+    seen = []
+    X = read_features(pf, plan, batch_rows=30, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    np.testing.assert_array_equal(X, np.stack(table["emb"].to_pylist()).astype(np.float32))
+    assert seen == [("reading", 30, 100), ("reading", 60, 100), ("reading", 90, 100), ("reading", 100, 100)]
+
+
+def test_fixed_size_lists_nulls_and_ragged_lists():
+    fsl = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(6, dtype=np.float64)), 2)
+    t = pa.table({"e": fsl, "x": pa.array([1.0, None, 3.0]), "label": [0, 1, 0]})
+    plan = plan_features(t, "label")
+    X = read_features(t, plan)
+    np.testing.assert_array_equal(X, [[0, 1, 1], [2, 3, 2], [4, 5, 3]])  # null → column mean
+    t2 = pa.table({"e": pa.array([[1, 2], None, [3, 4]]), "label": [0, 1, 0]})
+    np.testing.assert_array_equal(read_features(t2, plan_features(t2, "label")), [[1, 2], [0, 0], [3, 4]])
+    ragged = pa.table({"e": pa.array([[1.0, 2.0], [3.0], [4.0, 5.0]]), "label": [0, 1, 0]})
+    with pytest.raises(DataError, match="different lengths"):
+        read_features(ragged, plan_features(ragged, "label"))
+
+
+def test_decodes_png_images_to_nchw_in_unit_range():
+    pytest.importorskip("PIL")
+    table = image_table(10)
+    plan = plan_features(table, "label")
+    assert plan.is_image and plan.row_shape == (1, 8, 8) and plan.skipped == {"name": plan.skipped["name"]}
+    X = read_features(table, plan)
+    from PIL import Image
+
+    first = np.asarray(Image.open(__import__("io").BytesIO(table["image"][0].as_py())), dtype=np.float32) / 255
+    assert X.shape == (10, 1, 8, 8) and X.dtype == np.float32
+    np.testing.assert_allclose(X[0, 0], first, rtol=1e-6)
+    rgb = image_table(4, rgb=True)
+    Xr = read_features(rgb, plan_features(rgb, "label"))
+    assert Xr.shape == (4, 3, 8, 8)
+    np.testing.assert_allclose(Xr[:, 0], Xr[:, 2])
+
+
+def test_images_of_other_sizes_are_resized_and_images_are_used_alone():
+    pytest.importorskip("PIL")
+    imgs = [png_bytes(np.zeros((8, 8), np.uint8)), png_bytes(np.full((4, 6), 255, np.uint8))]
+    t = pa.table({"image": pa.array(imgs, type=pa.binary()), "x": [1.0, 2.0], "label": [0, 1]})
+    plan = plan_features(t, "label")
+    assert plan.names == ["image"] and "used alone" in plan.skipped["x"]
+    X = read_features(t, plan)
+    assert X.shape == (2, 1, 8, 8) and X[1].min() == 1.0
+    with pytest.raises(OptionError, match="cannot be combined"):
+        plan_features(t, "label", features=["image", "x"])
+
+
+def test_feature_errors():
+    t = tabular_table(20)
+    with pytest.raises(OptionError, match="unknown feature column 'nope'.*the columns are: id, f0"):
+        plan_features(t, "label", features=["f0", "nope"])
+    with pytest.raises(OptionError, match="cannot also be a feature"):
+        plan_features(t, "label", features=["label"])
+    with pytest.raises(DataError, match="no usable feature column"):
+        plan_features(t.select(["note", "label"]), "label")
+    with pytest.raises(DataError, match="'note' cannot be used as a feature"):
+        plan_features(tabular_table(60), "label", features=["note"])  # 60 distinct texts
+    assert plan_features(t, "label", features=["id"]).names == ["id"]  # named → used even if all distinct
+
+
+def test_open_parquet_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        lio.open_parquet(tmp_path / "missing.parquet")
+    (tmp_path / "a.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="not a parquet file"):
+        lio.open_parquet(tmp_path / "a.csv")
+    good = write(tabular_table(20), tmp_path / "good.parquet")
+    (tmp_path / "cut.parquet").write_bytes(good.read_bytes()[:-100])
+    with pytest.raises(DataError, match="truncated or damaged"):
+        lio.open_parquet(tmp_path / "cut.parquet")
+
+
+def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), lio.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old" and os.listdir(tmp_path) == ["out.txt"]
+    with lio.atomic_path(tmp_path / "new.txt") as tmp:
+        tmp.write_text("new")
+    assert (tmp_path / "new.txt").read_text() == "new"
+    assert oct((tmp_path / "new.txt").stat().st_mode & 0o777) != oct(0o600)
+
+
+def test_write_with_columns_preserves_every_input_column(tmp_path):
+    table = tabular_table(50)
+    src = lio.open_parquet(write(table, tmp_path / "in.parquet"))
+    added = pa.table(
+        {
+            "is_clean": pa.array(np.arange(50) % 2 == 0),
+            "pseudo_label": table["label"],
+            "label_quality": pa.array(np.linspace(0, 1, 50, dtype=np.float32)),
+        }
+    )
+    n = lio.write_with_columns(src, tmp_path / "out.parquet", added, batch_rows=16)
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert n == 50 and out.column_names == table.column_names + list(lio.OUTPUT_COLUMNS)
+    assert out.select(table.column_names).equals(table)
+    assert out.schema.field("label_quality").type == pa.float32()
+    kept = lio.write_with_columns(src, tmp_path / "kept.parquet", added, keep=np.arange(50) % 2 == 0)
+    assert kept == 25 and pq.read_table(tmp_path / "kept.parquet").equals(out.filter(added["is_clean"]))
+
+
+def test_failed_write_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch):
+    table = tabular_table(30)
+    src = write(table, tmp_path / "in.parquet")
+    added = pa.table({"is_clean": pa.array([True] * 30)})
+
+    def broken_replace(a, b):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lio.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        lio.write_with_columns(lio.open_parquet(src), tmp_path / "out.parquet", added)
+    assert sorted(os.listdir(tmp_path)) == ["in.parquet"]
