@@ -1,0 +1,608 @@
+"""Learning from positive and unlabeled rows: nnPU, Elkan–Noto, spies; class-prior estimation."""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import LabelEstimatorBase
+from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
+from ._train import lr_factor, random_shift, set_lr
+
+# ---------------------------------------------------------------------------
+# Pure functions: labels, losses, batches, prior estimation.
+# ---------------------------------------------------------------------------
+
+_UNLABELED_MARKERS = (0, -1)
+_PRIOR_MAX_UNLABELED = 10_000  # unlabeled rows that train each prior network (all of them are scored)
+
+
+def pu_indicator(y: np.ndarray, pos_label: Any = 1) -> np.ndarray:
+    """Return ``s``: 1 for labeled positives (``y == pos_label``), 0 for unlabeled rows, as int64.
+
+    With the default ``pos_label=1`` every other value must be ``0`` or ``-1``; with any
+    other ``pos_label`` every other value marks an unlabeled row.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity; mark unlabeled rows with 0 or -1 instead.")
+    s = (y == pos_label).astype(np.int64)
+    if pos_label == 1 and not isinstance(pos_label, bool):
+        others = np.unique(y[s == 0]) if (s == 0).any() else np.array([])
+        bad = [v for v in others.tolist() if v not in _UNLABELED_MARKERS]
+        if bad:
+            raise ValueError(
+                f"y holds labels {bad[:5]} outside the expected set {{1, 0, -1}}: 1 marks a labeled positive, "
+                "0 or -1 an unlabeled row. Recode y, or pass pos_label=<your positive value> to treat every "
+                "other value as unlabeled."
+            )
+    return s
+
+
+def check_pu_rows(s: np.ndarray, pos_label: Any) -> None:
+    """Raise a clear error when ``s`` has too few rows, no labeled positives or no unlabeled rows."""
+    if s.shape[0] < 2:
+        raise ValueError(f"PUClassifier needs at least 2 samples, got n_samples={s.shape[0]}.")
+    if not s.any():
+        raise ValueError(
+            f"y has no labeled positives (no value equals pos_label={pos_label!r}), so it holds only one class; "
+            "mark the known positives with pos_label, or set pos_label to the value that marks them."
+        )
+    if s.all():
+        raise ValueError(
+            f"y has no unlabeled rows (every value equals pos_label={pos_label!r}), so it holds only one class; "
+            "PU learning needs unlabeled rows marked 0 or -1 next to the labeled positives."
+        )
+
+
+def sigmoid_loss(z: torch.Tensor, sign: float) -> torch.Tensor:
+    """``ℓ(z, t) = σ(−t·z)``: bounded, the loss of Kiryo et al. (2017)."""
+    return torch.sigmoid(-sign * z)
+
+
+def logistic_loss(z: torch.Tensor, sign: float) -> torch.Tensor:
+    """``ℓ(z, t) = log(1 + exp(−t·z))``: proper, so ``σ(z)`` estimates ``p(y=1 | x)``."""
+    return F.softplus(-sign * z)
+
+
+_LOSSES = {"sigmoid": sigmoid_loss, "logistic": logistic_loss}
+
+
+def nnpu_loss(
+    z: torch.Tensor,
+    s: torch.Tensor,
+    prior: float,
+    *,
+    loss: str = "sigmoid",
+    beta: float = 0.0,
+    gamma: float = 1.0,
+    non_negative: bool = True,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The PU risk of Kiryo et al. (NeurIPS 2017) on one batch of logits ``z`` and indicators ``s``.
+
+    ``R = π·R_p⁺ + (R_u⁻ − π·R_p⁻)``. The second term estimates the risk of the negatives
+    and cannot be below zero; a flexible model drives it there by over-fitting (uPU). With
+    ``non_negative`` the objective becomes ``−γ·(R_u⁻ − π·R_p⁻)`` whenever that term is
+    below ``−β``: a step back up instead of further down. ``prior`` is the positive share of
+    the unlabeled rows. Returns the objective to minimise and the batch statistics.
+    """
+    ell = _LOSSES[loss]
+    zp, zu = z[s == 1], z[s == 0]
+    risk_pos = ell(zp, 1.0).mean()
+    negative = ell(zu, -1.0).mean() - prior * ell(zp, -1.0).mean()
+    corrected = non_negative and float(negative.detach()) < -beta
+    objective = -gamma * negative if corrected else prior * risk_pos + negative
+    risk = prior * risk_pos + (negative.clamp_min(0.0) if non_negative else negative)
+    stats = {
+        "risk": float(risk.detach()),
+        "positive_risk": float(prior * risk_pos.detach()),
+        "negative_risk": float(negative.detach()),
+        "corrected": float(corrected),
+    }
+    return objective, stats
+
+
+def pu_batches(
+    n_pos: int, n_unl: int, batch_size: int, generator: torch.Generator, pos_share: float = 0.25
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of ``(positive indices, unlabeled indices)`` batches: each unlabeled row once.
+
+    Every batch holds at least ``pos_share`` labeled positives (cycled through shuffled
+    passes), so the positive risk is estimated on every step even when positives are rare.
+    """
+    share = max(n_pos / (n_pos + n_unl), pos_share)
+    b_pos = min(n_pos, max(1, round(batch_size * share)))
+    b_unl = max(1, batch_size - b_pos)
+    unl = torch.randperm(n_unl, generator=generator).split(b_unl)
+    need = len(unl) * b_pos
+    passes = [torch.randperm(n_pos, generator=generator) for _ in range(math.ceil(need / n_pos))]
+    pos = torch.cat(passes)[:need].split(b_pos)
+    return list(zip(pos, unl, strict=True))
+
+
+def oversampling_offset(n_pos: int, n_neg: int, batch_size: int, pos_share: float = 0.25) -> float:
+    """Logit correction ``−log w`` undoing the positive oversampling of :func:`pu_batches`.
+
+    Training on batches with ``w`` times the natural positive-to-negative ratio shifts the
+    logits by ``log w`` (a prior shift); subtracting it restores the natural frequencies.
+    """
+    share = max(n_pos / (n_pos + n_neg), pos_share)
+    b_pos = min(n_pos, max(1, round(batch_size * share)))
+    b_neg = max(1, batch_size - b_pos)
+    return float(-math.log((b_pos / b_neg) / (n_pos / n_neg)))
+
+
+def bbe_mixture_proportion(
+    scores_pos: np.ndarray, scores_unl: np.ndarray, delta: float = 0.1, gamma: float = 0.01
+) -> float:
+    """Share of positives among unlabeled rows by Best Bin Estimation (Garg et al., NeurIPS 2021).
+
+    ``scores_*`` are held-out scores of a labeled-vs-unlabeled classifier (only their order
+    matters). For every threshold ``t``, ``q_u(t) / q_p(t)`` — the shares of unlabeled and
+    of labeled-positive rows scoring at least ``t`` — bounds the proportion from above,
+    with equality on a top bin that holds positives only. The threshold minimising an
+    upper confidence bound is picked and its ratio returned.
+    """
+    sp, su = np.sort(scores_pos), np.sort(scores_unl)
+    n_p, n_u = sp.shape[0], su.shape[0]
+    q_p = (n_p - np.searchsorted(sp, sp, side="left")) / n_p
+    q_u = (n_u - np.searchsorted(su, sp, side="left")) / n_u
+    slack = (1.0 + gamma) * (math.sqrt(math.log(4 / delta) / (2 * n_u)) + math.sqrt(math.log(4 / delta) / (2 * n_p)))
+    best = int(np.argmin((q_u + slack) / q_p))
+    return float(np.clip(q_u[best] / q_p[best], 0.0, 1.0))
+
+
+def prior_from_unlabeled_share(alpha: float, n_pos: int, n_unl: int) -> float:
+    """``π = p(y=1)`` over all rows from the positive share ``α`` of the unlabeled rows."""
+    return (n_pos + alpha * n_unl) / (n_pos + n_unl)
+
+
+def unlabeled_share_from_prior(prior: float, n_pos: int, n_unl: int) -> float:
+    """Positive share of the unlabeled rows implied by ``π`` over all rows (raises if ``π`` is too small)."""
+    alpha = (prior * (n_pos + n_unl) - n_pos) / n_unl
+    if alpha <= 0.0:
+        raise ValueError(
+            f"prior={prior} implies at most {prior * (n_pos + n_unl):.0f} positives, but {n_pos} rows are labeled "
+            "positive; prior is p(y=1) over all rows: pass a larger value or prior='auto'."
+        )
+    return float(min(alpha, 1.0))
+
+
+def label_quality(proba: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
+    """Probability of each row's (pseudo) label: ``p`` where it is 1, ``1 − p`` where it is 0."""
+    return np.where(pseudo == 1, proba, 1.0 - proba).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------
+# The estimator: thin orchestration.
+# ---------------------------------------------------------------------------
+
+
+class PUClassifier(LabelEstimatorBase):
+    """Binary classifier learned from labeled positives and unlabeled rows (PU learning).
+
+    ``y`` marks labeled positives with ``1`` (``pos_label``) and unlabeled rows with ``0``
+    or ``-1``. The classifier predicts ``0``/``1`` and a probability of being positive.
+
+    Parameters
+    ----------
+    method : {"nnpu", "upu", "elkan_noto", "spy"}, default="nnpu"
+        ``"nnpu"``: the non-negative PU risk of Kiryo et al. (NeurIPS 2017) on the torch
+        backbone (see :func:`nnpu_loss`); ``"upu"``: the same risk without the correction
+        (du Plessis et al., 2015), for comparison. ``"elkan_noto"`` (KDD 2008): a classifier
+        ``g`` of labeled vs unlabeled, ``c = p(s=1 | y=1)`` estimated as the mean of ``g`` on
+        held-back labeled positives, ``p(y=1 | x) = g(x) / c`` clipped to 1. ``"spy"`` (Liu et
+        al., 2002): hide ``spy_ratio`` of the positives among the unlabeled rows; unlabeled
+        rows scoring below the spies' ``spy_quantile`` are reliable negatives; a
+        positive-vs-negative classifier is trained on them (``spy_iterations`` rounds).
+    prior : "auto" or float in (0, 1), default="auto"
+        ``π = p(y=1)`` over all training rows. ``"auto"`` estimates it. For ``"nnpu"`` /
+        ``"upu"`` / ``"spy"`` with Best Bin Estimation (Garg et al., NeurIPS 2021, see
+        :func:`bbe_mixture_proportion`) on cross-fitted scores of a labeled-vs-unlabeled
+        network: it needs only the *ranking* of that network, not calibrated probabilities
+        (which ``c``-based estimates need and deep networks rarely give), and only
+        that some top-scoring region is purely positive. For ``"elkan_noto"`` with Elkan and
+        Noto's own estimate, ``π = p(s=1) / c``.
+    loss : {"sigmoid", "logistic"}, default="sigmoid"
+        Surrogate loss of nnPU/uPU.
+    beta : float >= 0, default=0.0
+        nnPU's ``β``: the negative risk may fall to ``−β`` before the correction engages.
+    gamma : float in (0, 1], default=1.0
+        nnPU's ``γ``: step size of the correction.
+    estimator : scikit-learn classifier or None, default=None
+        For ``"elkan_noto"`` and ``"spy"``: a classifier with ``predict_proba`` (cloned,
+        fitted on flattened rows) instead of the torch network.
+    holdout_ratio : float in (0, 1), default=0.1
+        ``"elkan_noto"``: share of the labeled positives held back to estimate ``c``.
+    spy_ratio : float in (0, 1), default=0.15
+    spy_quantile : float in [0, 1), default=0.05
+        ``"spy"``: unlabeled rows scoring below this quantile of the spies' scores are
+        reliable negatives.
+    spy_iterations : int >= 1, default=1
+        ``"spy"``: rounds of positive-vs-negative training; after each but the last,
+        unlabeled rows predicted negative join the reliable negatives.
+    negative_threshold : float in (0, 0.5], default=0.05
+        ``"nnpu"``, ``"upu"``, ``"elkan_noto"``: unlabeled rows with ``p(y=1 | x)`` at most
+        this are reliable negatives (in ``clean_mask_``).
+    pos_label : hashable, default=1
+        The value of ``y`` that marks a labeled positive. With the default every other
+        value must be ``0`` or ``-1``; with another value, every other value is unlabeled.
+    prior_epochs : int, default=3
+        Epochs of each labeled-vs-unlabeled network trained to estimate the prior.
+    max_epochs : int, default=20
+    batch_size : int, default=256
+        Rows per batch; at least a quarter of each batch are labeled positives.
+    lr : float, default=1e-3
+        Adam's learning rate; decays linearly over the second half of the epochs.
+    weight_decay : float, default=0.0
+    hidden_dims : sequence of int, default=(256, 256)
+        Hidden widths of the default MLP (2-D inputs).
+    dropout : float in [0, 1), default=0.0
+    input_shape : tuple (C, H, W) or None, default=None
+        Treat 2-D rows as images of this shape (default CNN).
+    module : callable or None, default=None
+        ``module(input_shape, 1) -> torch.nn.Module`` returning one logit per row.
+    augment : {"auto", "none", "shift"}, default="auto"
+        ``"shift"`` moves images by up to two pixels while training; ``"auto"`` does so for images.
+    device : str, default="auto"
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, splits and shuffling without touching global generators.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    classes_ : ndarray ``[0, 1]``
+    class_prior_ : float
+        ``π`` used (estimated when ``prior="auto"``).
+    c_ : float
+        Labeling frequency ``p(s=1 | y=1)``: estimated by ``"elkan_noto"``, else ``p(s=1) / π``.
+    pseudo_labels_ : ndarray of int, shape (n_samples,)
+        1 for labeled positives, the inferred 0/1 for unlabeled rows.
+    clean_mask_ : ndarray of bool, shape (n_samples,)
+        Labeled positives and reliable negatives.
+    label_quality_ : ndarray of float32, shape (n_samples,)
+        Model probability of the row's pseudo label.
+    history_ : list of dict
+        One entry per epoch: phase, risks (``negative_risk``, the share of batches
+        ``corrected`` by nnPU), loss, seconds.
+    networks_ : list of torch.nn.Module
+        The trained network (empty with ``estimator=``).
+    estimator_ : fitted scikit-learn classifier or None
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from labelclean.pu import PUClassifier
+    >>> X, y_true = make_classification(1000, n_features=8, class_sep=2.0, random_state=0)
+    >>> rng = np.random.default_rng(0)
+    >>> y_pu = np.where((y_true == 1) & (rng.random(1000) < 0.4), 1, 0)  # 40% of positives labeled
+    >>> clf = PUClassifier(max_epochs=10, random_state=0).fit(X, y_pu)
+    >>> bool(abs(clf.class_prior_ - y_true.mean()) < 0.1), bool(clf.score(X, y_true) > 0.85)
+    (True, True)
+    """
+
+    _parameter_constraints: dict = {
+        **LabelEstimatorBase._parameter_constraints,
+        "method": [StrOptions({"nnpu", "upu", "elkan_noto", "spy"})],
+        "prior": [StrOptions({"auto"}), Interval(Real, 0.0, 1.0, closed="neither")],
+        "loss": [StrOptions({"sigmoid", "logistic"})],
+        "beta": [Interval(Real, 0.0, None, closed="left")],
+        "gamma": [Interval(Real, 0.0, 1.0, closed="right")],
+        "estimator": "no_validation",  # checked in fit (HasMethods is not in _compat)
+        "holdout_ratio": [Interval(Real, 0.0, 1.0, closed="neither")],
+        "spy_ratio": [Interval(Real, 0.0, 1.0, closed="neither")],
+        "spy_quantile": [Interval(Real, 0.0, 1.0, closed="left")],
+        "spy_iterations": [Interval(Integral, 1, None, closed="left")],
+        "negative_threshold": [Interval(Real, 0.0, 0.5, closed="right")],
+        "pos_label": "no_validation",
+        "prior_epochs": [Interval(Integral, 1, None, closed="left")],
+        "augment": [StrOptions({"auto", "none", "shift"})],
+    }
+
+    def __init__(
+        self,
+        *,
+        method: str = "nnpu",
+        prior: float | str = "auto",
+        loss: str = "sigmoid",
+        beta: float = 0.0,
+        gamma: float = 1.0,
+        estimator: Any = None,
+        holdout_ratio: float = 0.1,
+        spy_ratio: float = 0.15,
+        spy_quantile: float = 0.05,
+        spy_iterations: int = 1,
+        negative_threshold: float = 0.05,
+        pos_label: Any = 1,
+        prior_epochs: int = 3,
+        max_epochs: int = 20,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        hidden_dims: tuple[int, ...] = (256, 256),
+        dropout: float = 0.0,
+        input_shape: tuple[int, ...] | None = None,
+        module: Any = None,
+        augment: str = "auto",
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.method = method
+        self.prior = prior
+        self.loss = loss
+        self.beta = beta
+        self.gamma = gamma
+        self.estimator = estimator
+        self.holdout_ratio = holdout_ratio
+        self.spy_ratio = spy_ratio
+        self.spy_quantile = spy_quantile
+        self.spy_iterations = spy_iterations
+        self.negative_threshold = negative_threshold
+        self.pos_label = pos_label
+        self.prior_epochs = prior_epochs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.hidden_dims = hidden_dims
+        self.dropout = dropout
+        self.input_shape = input_shape
+        self.module = module
+        self.augment = augment
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- training pieces ---------------------------------------------------
+    def _augmenter(self):
+        use = self.augment == "shift" or (self.augment == "auto" and len(self.input_shape_) == 3)
+        return random_shift if use and len(self.input_shape_) == 3 else None
+
+    def _run_epochs(self, net, X, pos, unl, loss_fn, epochs: int, gen: torch.Generator, phase: str) -> None:
+        """Train ``net`` for ``epochs`` on batches of positives ``pos`` and other rows ``unl``."""
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        augment = self._augmenter()
+        for epoch in range(epochs):
+            t0, totals, seen = time.perf_counter(), {}, 0
+            set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+            net.train()
+            for bp, bu in pu_batches(len(pos), len(unl), self.batch_size, gen):
+                idx = torch.cat([pos[bp], unl[bu]])
+                xb = X[idx].to(self.device_, non_blocking=True)
+                xb = augment(xb, gen) if augment is not None else xb
+                s = torch.cat([torch.ones(len(bp)), torch.zeros(len(bu))]).to(self.device_)
+                loss, stats = loss_fn(net(xb)[:, 0].float(), s)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                seen += len(idx)
+                for k, v in {"loss": float(loss.detach()), **stats}.items():
+                    totals[k] = totals.get(k, 0.0) + v * len(idx)
+            entry = {"phase": phase, "epoch": epoch, **{k: v / seen for k, v in totals.items()}}
+            self.history_.append({**entry, "seconds": time.perf_counter() - t0})
+            if self.verbose:
+                print(f"[PUClassifier] {phase} epoch {epoch + 1}/{epochs} {self.history_[-1]}")
+
+    def _fit_binary(self, X, pos, neg, epochs: int, gen: torch.Generator, phase: str, *, use_estimator: bool):
+        """A positives-vs-rest model on rows ``pos``/``neg``; returns ``predict(rows) -> p`` at natural frequencies.
+
+        The model is also kept as the estimator's final model (``networks_`` or ``estimator_``).
+        """
+        if use_estimator and self.estimator is not None:
+            est = clone(self.estimator)
+            rows = torch.cat([pos, neg]).numpy()
+            est.fit(X[rows].reshape(len(rows), -1).numpy(), np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int))
+            self.networks_, self.estimator_, self._logit_offset = [], est, 0.0
+            column = list(est.classes_).index(1)
+            return lambda r: est.predict_proba(X[r].reshape(len(r), -1).numpy())[:, column].astype(np.float32)
+        net = self._new_net(1)
+        self._run_epochs(
+            net, X, pos, neg, lambda z, s: (F.binary_cross_entropy_with_logits(z, s), {}), epochs, gen, phase
+        )
+        offset = oversampling_offset(len(pos), len(neg), self.batch_size)
+        self.networks_, self.estimator_, self._logit_offset = [net], None, offset
+        return lambda r: self._net_proba(net, X[r], offset)
+
+    @torch.inference_mode()
+    def _net_proba(self, net, X: torch.Tensor, offset: float = 0.0) -> np.ndarray:
+        net.eval()
+        out = [
+            torch.sigmoid(net(X[i : i + 1024].to(self.device_))[:, 0].float() + offset).cpu()
+            for i in range(0, X.shape[0], 1024)
+        ]
+        return torch.cat(out).numpy()
+
+    # -- class prior ---------------------------------------------------------
+    def _estimate_unlabeled_share(self, X, pos, unl, gen) -> float:
+        """Best Bin Estimation on two-fold cross-fitted labeled-vs-unlabeled scores (see ``prior``)."""
+        if len(pos) < 4 or len(unl) < 4:
+            raise ValueError(
+                f"prior='auto' needs at least 4 labeled positives and 4 unlabeled rows to estimate the class "
+                f"prior (got {len(pos)} and {len(unl)}); pass prior=<p(y=1)> instead."
+            )
+        order_p, order_u = torch.randperm(len(pos), generator=gen), torch.randperm(len(unl), generator=gen)
+        shares = []
+        for k in (0, 1):
+            train_pos, held_pos = pos[order_p[1 - k :: 2]], pos[order_p[k::2]]
+            train_unl, held_unl = unl[order_u[1 - k :: 2]][:_PRIOR_MAX_UNLABELED], unl[order_u[k::2]]
+            predict = self._fit_binary(
+                X, train_pos, train_unl, self.prior_epochs, gen, f"prior_fold{k}", use_estimator=False
+            )
+            shares.append(bbe_mixture_proportion(predict(held_pos), predict(held_unl)))
+        return float(np.mean(shares))
+
+    # -- methods -------------------------------------------------------------
+    def _fit_nnpu(self, X, pos, unl, alpha: float, gen):
+        net = self._new_net(1)
+        nn_flag = self.method == "nnpu"
+        loss_fn = partial(
+            nnpu_loss, prior=alpha, loss=self.loss, beta=self.beta, gamma=self.gamma, non_negative=nn_flag
+        )
+        self._run_epochs(net, X, pos, unl, loss_fn, self.max_epochs, gen, self.method)
+        self.networks_, self._logit_offset = [net], 0.0
+        return lambda r: self._net_proba(net, X[r])
+
+    def _fit_elkan_noto(self, X, pos, unl, gen):
+        held = torch.randperm(len(pos), generator=gen)[: max(1, round(self.holdout_ratio * len(pos)))]
+        train_pos = pos[np.setdiff1d(np.arange(len(pos)), held.numpy())]
+        if len(train_pos) == 0:
+            raise ValueError("elkan_noto needs at least 2 labeled positives (one to train, one to estimate c).")
+        g = self._fit_binary(X, train_pos, unl, self.max_epochs, gen, "elkan_noto", use_estimator=True)
+        self.c_ = float(np.clip(np.mean(g(pos[held])), 1e-6, 1.0))
+        return g
+
+    def _fit_spy(self, X, pos, unl, gen):
+        order = torch.randperm(len(pos), generator=gen)
+        n_spy = min(len(pos) - 1, max(1, round(self.spy_ratio * len(pos))))
+        if n_spy < 1:
+            raise ValueError("method='spy' needs at least 2 labeled positives (spies and positives to train on).")
+        spies, kept = pos[order[:n_spy]], pos[order[n_spy:]]
+        g = self._fit_binary(X, kept, torch.cat([unl, spies]), self.max_epochs, gen, "spy", use_estimator=True)
+        g_unl = g(unl)
+        threshold = max(float(np.quantile(g(spies), self.spy_quantile)), float(g_unl.min()))
+        negatives = unl[torch.from_numpy(g_unl <= threshold)]
+        for it in range(self.spy_iterations):
+            f = self._fit_binary(X, pos, negatives, self.max_epochs, gen, f"pn{it}", use_estimator=True)
+            if it + 1 < self.spy_iterations:
+                more = unl[torch.from_numpy(f(unl) < 0.5)]
+                negatives = torch.unique(torch.cat([negatives, more]))
+        self._spy_negatives = negatives
+        return f
+
+    # -- fit ------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> PUClassifier:
+        """Learn from labeled positives and unlabeled rows, then fill the row contract.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or an image array
+        y : array-like of shape (n_samples,)
+            ``pos_label`` (default 1) for labeled positives; 0 or -1 for unlabeled rows.
+
+        Returns
+        -------
+        self
+        """
+        Xt, y_raw = self._prepare(X, y)
+        s = pu_indicator(y_raw, self.pos_label)
+        check_pu_rows(s, self.pos_label)
+        if self.estimator is not None and not (
+            hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")
+        ):
+            raise TypeError(
+                f"estimator must be a scikit-learn classifier with fit and predict_proba, got "
+                f"{type(self.estimator).__name__}; e.g. LogisticRegression(), or None for the torch network."
+            )
+        if self.estimator is not None and self.method in ("nnpu", "upu"):
+            raise ValueError(
+                f"estimator= is used by 'elkan_noto' and 'spy'; method={self.method!r} trains a torch "
+                "network: pass module= to change its backbone, or choose another method."
+            )
+        self.classes_ = np.array([0, 1])
+        self.history_, self.networks_, self.estimator_, self._logit_offset = [], [], None, 0.0
+        pos, unl = torch.from_numpy(np.flatnonzero(s)), torch.from_numpy(np.flatnonzero(s == 0))
+        gen = self._generator()
+        with self._seeded():
+            alpha = self._unlabeled_share(Xt, pos, unl, gen)
+            if self.method == "elkan_noto":
+                predict = self._fit_elkan_noto(Xt, pos, unl, gen)
+            elif self.method == "spy":
+                predict = self._fit_spy(Xt, pos, unl, gen)
+            else:
+                predict = self._fit_nnpu(Xt, pos, unl, alpha, gen)
+            proba = self._calibrate(predict(torch.arange(len(s))))
+        self._finish(s, proba, alpha)
+        return self
+
+    def _unlabeled_share(self, X, pos, unl, gen) -> float | None:
+        if self.prior != "auto":
+            return unlabeled_share_from_prior(float(self.prior), len(pos), len(unl))
+        if self.method == "elkan_noto":
+            return None
+        return self._estimate_unlabeled_share(X, pos, unl, gen)
+
+    def _calibrate(self, p: np.ndarray) -> np.ndarray:
+        divisor = getattr(self, "c_", None) if self.method == "elkan_noto" else None
+        return p if divisor is None else np.clip(p / divisor, 0.0, 1.0).astype(np.float32)
+
+    def _finish(self, s: np.ndarray, proba: np.ndarray, alpha: float | None) -> None:
+        """Fill ``class_prior_``, ``c_`` and the row contract."""
+        n_pos, n_unl = int(s.sum()), int((s == 0).sum())
+        if self.method == "elkan_noto":
+            if alpha is None:
+                self.class_prior_ = float(np.clip(n_pos / len(s) / self.c_, n_pos / len(s), 1.0))
+            else:
+                self.class_prior_ = prior_from_unlabeled_share(alpha, n_pos, n_unl)
+                self.c_ = n_pos / (self.class_prior_ * len(s))
+        else:
+            self.class_prior_ = prior_from_unlabeled_share(alpha, n_pos, n_unl)
+            self.c_ = n_pos / (self.class_prior_ * len(s))
+        self.pseudo_labels_ = np.where(s == 1, 1, (proba >= 0.5).astype(np.int64))
+        if self.method == "spy":
+            reliable = np.zeros(len(s), dtype=bool)
+            reliable[self._spy_negatives.numpy()] = True
+            del self._spy_negatives
+        else:
+            reliable = (s == 0) & (proba <= self.negative_threshold)
+        self.pseudo_labels_[reliable] = 0
+        self.clean_mask_ = (s == 1) | reliable
+        self.label_quality_ = label_quality(proba, self.pseudo_labels_)
+
+    # -- prediction -----------------------------------------------------------
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probabilities ``[p(y=0 | x), p(y=1 | x)]``, never above 1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or image array
+            Rows shaped like the training rows.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2), float32
+        """
+        check_is_fitted(self, "class_prior_")
+        Xr, _ = self._validate_X(X, reset=False)
+        if self.estimator_ is not None:
+            column = list(self.estimator_.classes_).index(1)
+            p = self.estimator_.predict_proba(Xr.reshape(len(Xr), -1))[:, column].astype(np.float32)
+        else:
+            p = self._net_proba(self.networks_[0], torch.from_numpy(Xr), self._logit_offset)
+        p = self._calibrate(p)
+        return np.stack([1.0 - p, p], axis=1).astype(np.float32)
+
+    def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
+        """Fit, then return the trusted rows (``clean_mask_``) with their inferred 0/1 labels.
+
+        Labeled positives come back as 1, reliable negatives as 0. Container types are kept
+        (a pandas ``y`` keeps its index and name).
+        """
+        self.fit(X, y)
+        keep = np.flatnonzero(self.clean_mask_)
+        y_kept = _safe_indexing(y, keep)
+        labels = self.pseudo_labels_[keep]
+        if hasattr(y_kept, "iloc"):
+            y_kept = y_kept.copy()
+            y_kept[:] = labels
+        else:
+            y_kept = labels
+        return _safe_indexing(X, keep), y_kept
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.allow_nan = False
+        return tags
