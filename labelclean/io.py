@@ -42,6 +42,7 @@ MAX_CATEGORIES = 50
 #: Rows per record batch when streaming.
 BATCH_ROWS = 65_536
 
+_READ_BUFFER = 8 << 20
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -87,7 +88,8 @@ def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
             "convert it first, e.g. pandas.read_csv(...).to_parquet(...)."
         )
     try:
-        return pq.ParquetFile(p)
+        # A read buffer streams each column chunk page by page instead of loading a whole row group.
+        return pq.ParquetFile(p, buffer_size=_READ_BUFFER, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(
             f"'{p}' looks truncated or damaged ({_first_line(exc)}); write or copy the file again."
