@@ -49,5 +49,9 @@ def load_mnist() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         (xa, ya), (xb, yb), (xt, yt) = pickle.loads(raw, encoding="latin1")
         np.savez(npz, X_train=np.concatenate([xa, xb]), y_train=np.concatenate([ya, yb]), X_test=xt, y_test=yt)
     with np.load(npz) as d:
-        return (d["X_train"].reshape(-1, 28, 28).astype(np.float32), d["y_train"].astype(np.int64),
-                d["X_test"].reshape(-1, 28, 28).astype(np.float32), d["y_test"].astype(np.int64))
+        return (
+            d["X_train"].reshape(-1, 28, 28).astype(np.float32),
+            d["y_train"].astype(np.int64),
+            d["X_test"].reshape(-1, 28, 28).astype(np.float32),
+            d["y_test"].astype(np.int64),
+        )

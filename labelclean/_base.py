@@ -21,7 +21,7 @@ from ._train import local_torch_seed, predict_proba_nets, resolve_device
 
 def _describe_non_numeric(X: Any) -> str:
     if hasattr(X, "dtypes") and hasattr(X, "columns"):
-        bad = [str(c) for c, dt in zip(X.columns, X.dtypes) if not (np.issubdtype(dt, np.number) or dt == bool)]
+        bad = [str(c) for c, dt in zip(X.columns, X.dtypes) if not (np.issubdtype(dt, np.number) or dt.kind == "b")]
         if bad:
             return f"columns {bad[:5]} are not numeric"
     return "X holds non-numeric values"
@@ -109,8 +109,14 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
 
     def _new_net(self, n_outputs: int, width: float = 1.0) -> torch.nn.Module:
         return build_network(
-            self.input_shape_, n_outputs, mean=self._x_mean, scale=self._x_scale, module=self.module,
-            hidden_dims=tuple(self.hidden_dims), dropout=self.dropout, width=width,
+            self.input_shape_,
+            n_outputs,
+            mean=self._x_mean,
+            scale=self._x_scale,
+            module=self.module,
+            hidden_dims=tuple(self.hidden_dims),
+            dropout=self.dropout,
+            width=width,
         ).to(self.device_)
 
     # -------------------------------------------------------------- prediction

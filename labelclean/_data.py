@@ -60,8 +60,10 @@ def input_stats(X: np.ndarray, max_rows: int = 100_000) -> tuple[torch.Tensor, t
         std = sample.std(axis=axes, dtype=np.float64)
         view = (X.shape[1], 1, 1)
     std = np.where(std > 1e-12, std, 1.0)
-    return (torch.from_numpy(mean.astype(np.float32)).reshape(view),
-            torch.from_numpy(std.astype(np.float32)).reshape(view))
+    return (
+        torch.from_numpy(mean.astype(np.float32)).reshape(view),
+        torch.from_numpy(std.astype(np.float32)).reshape(view),
+    )
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -> list[torch.Tensor]:

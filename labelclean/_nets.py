@@ -49,7 +49,13 @@ class SmallCNN(nn.Sequential):
     """
 
     def __init__(
-        self, in_channels: int, height: int, width: int, n_classes: int, channels: int = 32, hidden: int = 128,
+        self,
+        in_channels: int,
+        height: int,
+        width: int,
+        n_classes: int,
+        channels: int = 32,
+        hidden: int = 128,
         dropout: float = 0.0,
     ) -> None:
         def out(size: int, k: int, s: int, p: int) -> int:
@@ -104,6 +110,7 @@ def build_network(
         body = MLP(input_shape[0], n_classes, dims, dropout)
     else:
         c, h, w = input_shape
-        body = SmallCNN(c, h, w, n_classes, channels=max(1, round(32 * width)), hidden=max(1, round(128 * width)),
-                        dropout=dropout)
+        body = SmallCNN(
+            c, h, w, n_classes, channels=max(1, round(32 * width)), hidden=max(1, round(128 * width)), dropout=dropout
+        )
     return nn.Sequential(Standardize(mean, scale), body)

@@ -129,8 +129,8 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2
     padded = torch.nn.functional.pad(x, (p, p, p, p))
     dy = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(x.device)
     dx = torch.randint(0, 2 * p + 1, (n,), generator=generator).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (n, w)
     batch = torch.arange(n, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (n, h, w, C)
     return out.permute(0, 3, 1, 2).contiguous()

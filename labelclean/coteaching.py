@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from numbers import Integral, Real
@@ -13,7 +14,6 @@ import torch.nn.functional as F
 
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context
-from ._data import batches
 from ._train import (
     forget_rate_schedule,
     lr_factor,
@@ -83,6 +83,19 @@ def jocor_loss(
     return joint[keep].mean(), {"kept": keep.shape[0] / y.shape[0]}
 
 
+def refine_targets(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Targets and forget rate of the refinement stage, from the networks' consensus ``proba``.
+
+    Each row keeps its given label where the consensus agrees with it and takes the
+    consensus label elsewhere. The forget rate is the expected share of wrong targets under
+    the consensus' own probabilities, ``1 − mean(proba[i, target_i])``.
+    """
+    predicted = np.argmax(proba, axis=1)
+    targets = np.where(predicted == y, y, predicted)
+    doubt = 1.0 - float(np.mean(proba[np.arange(len(y)), targets]))
+    return targets, float(np.clip(doubt, 0.0, 0.5))
+
+
 def estimate_noise_rate(proba_out_of_fold: np.ndarray, y: np.ndarray) -> float:
     """Noise rate estimate: the share of rows whose out-of-fold prediction differs from the given label.
 
@@ -125,6 +138,12 @@ class CoTeachingFilter(LabelEstimatorBase):
         JoCoR's co-regularisation weight ``λ``.
     max_epochs : int, default=20
         Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
+    refine_epochs : int, default=5
+        Epochs of a second stage that also learns from the rows Co-teaching dropped: every
+        row gets the networks' consensus label (the given label where they agree with it),
+        and both networks keep training on all rows with a small forget rate, the share of
+        those labels the consensus itself doubts (see :func:`refine_targets`). ``0`` turns
+        it off (plain Co-teaching).
     batch_size : int, default=128
     lr : float, default=1e-3
         Adam's learning rate; decays linearly to zero over the second half of the epochs.
@@ -137,7 +156,8 @@ class CoTeachingFilter(LabelEstimatorBase):
     module : callable or None, default=None
         ``module(input_shape, n_classes) -> torch.nn.Module`` to replace the default networks.
     augment : {"auto", "none", "shift"}, default="auto"
-        Training noise: ``"shift"`` moves images by up to two pixels; ``"auto"`` uses it for images.
+        Training noise: ``"shift"`` moves images at random by up to 1/12 of their side (2 px
+        on 28×28, at least 1 px); ``"auto"`` does so for images of 12 px and more.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -183,6 +203,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "num_gradual": [Interval(Integral, 0, None, closed="left")],
         "co_lambda": [Interval(Real, 0.0, 1.0, closed="both")],
         "augment": [StrOptions({"auto", "none", "shift"})],
+        "refine_epochs": [Interval(Integral, 0, None, closed="left")],
     }
 
     def __init__(
@@ -193,6 +214,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         num_gradual: int = 5,
         co_lambda: float = 0.1,
         max_epochs: int = 20,
+        refine_epochs: int = 5,
         batch_size: int = 128,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -210,6 +232,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.num_gradual = num_gradual
         self.co_lambda = co_lambda
         self.max_epochs = max_epochs
+        self.refine_epochs = refine_epochs
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -224,37 +247,97 @@ class CoTeachingFilter(LabelEstimatorBase):
 
     # -- pieces of fit ----------------------------------------------------
     def _augmenter(self):
-        use = self.augment == "shift" or (self.augment == "auto" and len(self.input_shape_) == 3)
-        return random_shift if use and len(self.input_shape_) == 3 else None
+        if len(self.input_shape_) != 3 or self.augment == "none":
+            return None
+        # Shifts of about 1/12 of the image side: 2 px on 28×28; none on images under 12 px.
+        shift = min(self.input_shape_[1:]) // 12
+        if self.augment == "shift":
+            shift = max(shift, 1)
+        return None if shift == 0 else functools.partial(random_shift, max_shift=shift)
 
-    def _loss_fn(self, forget_rate: float):
-        if self.method == "coteaching":
+    def _loss_fn(self, forget_rate: float, epoch: int):
+        # Co-teaching+ starts with plain co-teaching while the forget rate ramps up (Yu et al., 2019).
+        if self.method == "coteaching" or (self.method == "coteaching+" and epoch < self.num_gradual):
             return lambda logits, y: coteaching_loss(logits[0], logits[1], y, forget_rate)
         if self.method == "coteaching+":
             return lambda logits, y: coteaching_plus_loss(logits[0], logits[1], y, forget_rate)
         return lambda logits, y: jocor_loss(logits[0], logits[1], y, forget_rate, self.co_lambda)
 
-    def _warm_up(self, nets, optimizer, X, y, gen) -> float:
-        """Train each net on one half of the rows; return the lowest out-of-fold disagreement seen."""
+    def _estimate_noise(self, X, y, gen) -> float:
+        """Warm-up with two throw-away networks, each trained on one half of the rows.
+
+        Returns the lowest out-of-fold disagreement seen over the warm-up epochs (an early
+        stop: later epochs may start to memorise wrong labels).
+        """
         n = X.shape[0]
         halves = torch.randperm(n, generator=gen).chunk(2)
         steps = max(1, math.ceil(len(halves[0]) / self.batch_size))
         epochs = int(min(max(1, math.ceil(200 / steps)), 20))
+        nets = [self._new_net(len(self.classes_)) for _ in range(2)]
+        optimizer = torch.optim.Adam([p for net in nets for p in net.parameters()], lr=self.lr)
+        ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
         best = 1.0
         for epoch in range(epochs):
             t0 = time.perf_counter()
             for net, rows in zip(nets, halves):
-                stats = train_epoch([net], optimizer, X, y, lambda lg, yb: (F.cross_entropy(lg[0], yb), {}),
-                                    batch_size=self.batch_size, generator=gen, device=self.device_,
-                                    augment=self._augment_fn, rows=rows)
-            wrong = 0
-            for net, rows in zip(nets, halves[::-1]):
-                proba = predict_proba_nets([net], X[rows], self.device_)
-                wrong += int(np.sum(np.argmax(proba, 1) != y[rows].numpy()))
+                stats = train_epoch(
+                    [net],
+                    optimizer,
+                    X,
+                    y,
+                    ce,
+                    batch_size=self.batch_size,
+                    generator=gen,
+                    device=self.device_,
+                    augment=self._augment_fn,
+                    rows=rows,
+                )
+            wrong = sum(
+                int(np.sum(np.argmax(predict_proba_nets([net], X[rows], self.device_), 1) != y[rows].numpy()))
+                for net, rows in zip(nets, halves[::-1])
+            )
             best = min(best, wrong / n)
-            self.history_.append({"phase": "warmup", "epoch": epoch, "loss": stats["loss"],
-                                  "oof_disagreement": wrong / n, "seconds": time.perf_counter() - t0})
+            self.history_.append(
+                {
+                    "phase": "warmup",
+                    "epoch": epoch,
+                    "loss": stats["loss"],
+                    "oof_disagreement": wrong / n,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
         return best
+
+    def _refine(self, nets, optimizer, X, y_enc, proba, gen) -> np.ndarray:
+        """Second stage: train on every row with consensus-corrected labels; return the new consensus."""
+        targets, rate = refine_targets(proba, y_enc)
+        tt = torch.from_numpy(targets)
+        loss_fn = lambda logits, yb: coteaching_loss(logits[0], logits[1], yb, rate)  # noqa: E731
+        for epoch in range(self.refine_epochs):
+            t0 = time.perf_counter()
+            set_lr(optimizer, self.lr * (self.refine_epochs - epoch) / (self.refine_epochs + 1))
+            stats = train_epoch(
+                nets,
+                optimizer,
+                X,
+                tt,
+                loss_fn,
+                batch_size=self.batch_size,
+                generator=gen,
+                device=self.device_,
+                augment=self._augment_fn,
+            )
+            self.history_.append(
+                {
+                    "phase": "refine",
+                    "epoch": epoch,
+                    "forget_rate": rate,
+                    **stats,
+                    "relabeled": float(np.mean(targets != y_enc)),
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+        return predict_proba_nets(nets, X, self.device_)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> CoTeachingFilter:
@@ -273,32 +356,48 @@ class CoTeachingFilter(LabelEstimatorBase):
         Xt, y_raw = self._prepare(X, y)
         y_enc = self._encode_labels(y_raw)
         if len(self.classes_) < 2:
-            raise ValueError(
-                f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes."
-            )
+            raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
         yt = torch.from_numpy(y_enc)
         self.history_ = []
         self._augment_fn = self._augmenter()
         gen = self._generator()
         with self._seeded():
+            if self.forget_rate == "auto":
+                tau = min(self._estimate_noise(Xt, yt, gen), 0.95)
+            else:
+                tau = float(self.forget_rate)
             nets = [self._new_net(len(self.classes_)) for _ in range(2)]
             params = [p for net in nets for p in net.parameters()]
             optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-            if self.forget_rate == "auto":
-                tau = min(self._warm_up(nets, optimizer, Xt, yt, gen), 0.95)
-            else:
-                tau = float(self.forget_rate)
             for epoch in range(self.max_epochs):
                 t0 = time.perf_counter()
                 set_lr(optimizer, self.lr * lr_factor(epoch, self.max_epochs))
                 rate = forget_rate_schedule(epoch, tau, self.num_gradual)
-                stats = train_epoch(nets, optimizer, Xt, yt, self._loss_fn(rate), batch_size=self.batch_size,
-                                    generator=gen, device=self.device_, augment=self._augment_fn)
-                self.history_.append({"phase": "coteaching", "epoch": epoch, "forget_rate": rate,
-                                      **stats, "seconds": time.perf_counter() - t0})
+                stats = train_epoch(
+                    nets,
+                    optimizer,
+                    Xt,
+                    yt,
+                    self._loss_fn(rate, epoch),
+                    batch_size=self.batch_size,
+                    generator=gen,
+                    device=self.device_,
+                    augment=self._augment_fn,
+                )
+                self.history_.append(
+                    {
+                        "phase": "coteaching",
+                        "epoch": epoch,
+                        "forget_rate": rate,
+                        **stats,
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
                 if self.verbose:
                     print(f"[CoTeachingFilter] epoch {epoch + 1}/{self.max_epochs} {self.history_[-1]}")
             proba = predict_proba_nets(nets, Xt, self.device_)
+            if self.refine_epochs:
+                proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen)
         del self._augment_fn
         self.networks_ = nets
         self.noise_rate_ = float(tau)

@@ -39,5 +39,10 @@ def detection_scores(clean_mask: Any, y_given: Any, y_true: Any) -> dict[str, fl
     precision = tp / flagged.sum() if flagged.any() else 1.0
     recall = tp / noisy.sum() if noisy.any() else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1),
-            "n_flagged": int(flagged.sum()), "n_noisy": int(noisy.sum())}
+    return {
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "n_flagged": int(flagged.sum()),
+        "n_noisy": int(noisy.sum()),
+    }

@@ -8,9 +8,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 
 
-def make_noisy_labels(
-    y: Any, rate: float, kind: str = "symmetric", *, random_state: Any = None
-) -> np.ndarray:
+def make_noisy_labels(y: Any, rate: float, kind: str = "symmetric", *, random_state: Any = None) -> np.ndarray:
     """Return a copy of ``y`` with a share ``rate`` of the labels flipped.
 
     Parameters
