@@ -391,7 +391,7 @@ def filter_labels(data: Any, label: str = "label", features: Sequence[str] | Non
     >>> X, y = make_blobs(100, n_features=4, centers=2, random_state=0)
     >>> df = pd.DataFrame(X, columns=list("abcd")).assign(label=y)
     >>> df.loc[:9, "label"] = 1 - df.loc[:9, "label"]  # ten wrong labels
-    >>> out = filter_labels(df, forget_rate=0.1, max_epochs=10, random_state=0)
+    >>> out = filter_labels(df, forget_rate=0.1, max_epochs=4, hidden_dims=(16,), random_state=0)
     >>> list(out.columns)
     ['a', 'b', 'c', 'd', 'label', 'is_clean', 'pseudo_label', 'label_quality']
     >>> int((~out.is_clean[:10]).sum()) >= 8
