@@ -300,3 +300,15 @@ def test_real_subprocess_runs(tmp_path):
     )
     assert again.returncode == 2 and again.stdout == ""
     assert again.stderr.count("\n") == 1 and "already exists" in again.stderr
+
+
+def test_progress_bars_draw_every_stage():
+    pytest.importorskip("rich")
+    from labelclean.cli._common import ProgressBars
+
+    with ProgressBars() as bars:
+        bars("reading", 5, 10)
+        bars("training", 3, None)
+        bars("training", 4, 4)
+        bars("writing", 10, 10)
+    assert set(bars._tasks) == {"reading", "training", "writing"}
