@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .io import atomic_path, iter_batches, source_schema
 
@@ -43,8 +44,29 @@ def _img(data: str, alt: str, cls: str = "plot") -> str:
     return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _label_strings(values: Sequence[Any]) -> np.ndarray:
-    return np.array(["(none)" if v is None else str(v) for v in values], dtype=object)
+def label_codes(given: pa.ChunkedArray, pseudo: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Given and pseudo labels → integer codes into one shared, sorted class list (vectorised).
+
+    Nulls get an extra last class ``"(none)"``. Returns ``(given_codes, pseudo_codes, names)``.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> g, p, names = label_codes(pa.chunked_array([["b", None, "a"]]), pa.array(["b", "c", "a"]))
+    >>> g.tolist(), p.tolist(), names
+    ([1, 3, 0], [1, 2, 0], ['a', 'b', 'c', '(none)'])
+    """
+    g = given.combine_chunks() if isinstance(given, pa.ChunkedArray) else given
+    p = pseudo.combine_chunks() if isinstance(pseudo, pa.ChunkedArray) else pseudo
+    g = g.dictionary_decode() if pa.types.is_dictionary(g.type) else g
+    p = p.dictionary_decode() if pa.types.is_dictionary(p.type) else p
+    if p.type != g.type:
+        p = p.cast(g.type)
+    classes = pc.drop_null(pc.unique(pa.concat_arrays([g, p])))
+    classes = classes.take(pc.array_sort_indices(classes))
+    k = len(classes)
+    codes = [pc.index_in(a, value_set=classes).fill_null(k).to_numpy().astype(np.int64) for a in (g, p)]
+    return codes[0], codes[1], [str(v) for v in classes.to_pylist()] + ["(none)"]
 
 
 def plot_quality(quality: np.ndarray, clean: np.ndarray) -> str:
@@ -63,47 +85,46 @@ def plot_quality(quality: np.ndarray, clean: np.ndarray) -> str:
     return _png(fig)
 
 
-def _top_classes(given: np.ndarray, clean: np.ndarray) -> np.ndarray:
-    classes, counts = np.unique(given, return_counts=True)
-    if len(classes) <= MAX_CLASSES:
-        return classes
-    flagged = np.array([np.sum(~clean[given == c]) for c in classes])
-    return np.sort(classes[np.argsort(-flagged, kind="stable")[:MAX_CLASSES]])
+def _top_classes(codes: np.ndarray, clean: np.ndarray, n_classes: int) -> np.ndarray:
+    """The classes present in ``codes``, at most :data:`MAX_CLASSES` of them (the most flagged)."""
+    total = np.bincount(codes, minlength=n_classes)
+    present = np.flatnonzero(total)
+    if len(present) <= MAX_CLASSES:
+        return present
+    flagged = np.bincount(codes[~clean], minlength=n_classes)[present]
+    return np.sort(present[np.argsort(-flagged, kind="stable")[:MAX_CLASSES]])
 
 
-def plot_flagged_per_class(given: np.ndarray, clean: np.ndarray) -> str:
-    """Rows and flagged rows per given class; base64 PNG."""
+def plot_flagged_per_class(given: np.ndarray, clean: np.ndarray, names: Sequence[str]) -> str:
+    """Rows and flagged rows per given class (``given``: class codes into ``names``); base64 PNG."""
     from matplotlib.figure import Figure
 
-    classes = _top_classes(given, clean)
-    index = {c: i for i, c in enumerate(classes)}
-    pos = np.array([index.get(g, -1) for g in given])
-    ok = pos >= 0
-    total = np.bincount(pos[ok], minlength=len(classes))
-    flagged = np.bincount(pos[ok & ~clean], minlength=len(classes))
-    fig = Figure(figsize=(max(5, 0.35 * len(classes) + 2), 3.2))
+    shown = _top_classes(given, clean, len(names))
+    total = np.bincount(given, minlength=len(names))[shown]
+    flagged = np.bincount(given[~clean], minlength=len(names))[shown]
+    fig = Figure(figsize=(max(5, 0.35 * len(shown) + 2), 3.2))
     ax = fig.add_subplot()
-    x = np.arange(len(classes))
+    x = np.arange(len(shown))
     ax.bar(x, total, color="#c7d7ea", label="rows")
     ax.bar(x, flagged, color="#d62728", label="flagged")
-    ax.set_xticks(x, [str(c) for c in classes], rotation=45 if len(classes) > 10 else 0, ha="right")
+    ax.set_xticks(x, [names[c] for c in shown], rotation=45 if len(shown) > 10 else 0, ha="right")
     ax.set_xlabel("given label")
     ax.set_ylabel("rows")
     ax.legend()
     return _png(fig)
 
 
-def plot_confusion(given: np.ndarray, pseudo: np.ndarray, clean: np.ndarray) -> str:
-    """Given (rows) vs pseudo (columns) labels, counts on a log colour scale; base64 PNG."""
+def plot_confusion(given: np.ndarray, pseudo: np.ndarray, clean: np.ndarray, names: Sequence[str]) -> str:
+    """Given (rows) vs pseudo (columns) labels as class codes into ``names``, log colour scale; base64 PNG."""
     from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
-    classes = np.union1d(_top_classes(given, clean), _top_classes(pseudo, clean))[: MAX_CLASSES + 5]
-    index = {c: i for i, c in enumerate(classes)}
-    gi = np.array([index.get(g, -1) for g in given])
-    pi = np.array([index.get(p, -1) for p in pseudo])
+    shown = np.union1d(_top_classes(given, clean, len(names)), _top_classes(pseudo, clean, len(names)))
+    lookup = np.full(len(names), -1)
+    lookup[shown] = np.arange(len(shown))
+    gi, pi = lookup[given], lookup[pseudo]
     ok = (gi >= 0) & (pi >= 0)
-    k = len(classes)
+    k = len(shown)
     matrix = np.bincount(gi[ok] * k + pi[ok], minlength=k * k).reshape(k, k)
     size = max(4.0, 0.4 * k + 2)
     fig = Figure(figsize=(size + 1, size))
@@ -111,16 +132,9 @@ def plot_confusion(given: np.ndarray, pseudo: np.ndarray, clean: np.ndarray) -> 
     im = ax.imshow(np.where(matrix > 0, matrix, np.nan), cmap="Blues", norm=LogNorm(vmin=1, vmax=max(2, matrix.max())))
     if k <= 15:
         for i, j in zip(*np.nonzero(matrix), strict=True):
-            ax.text(
-                j,
-                i,
-                str(matrix[i, j]),
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if matrix[i, j] > matrix.max() / 3 else "black",
-            )
-    labels = [str(c) for c in classes]
+            color = "white" if matrix[i, j] > matrix.max() / 3 else "black"
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
+    labels = [names[c] for c in shown]
     ax.set_xticks(range(k), labels, rotation=45 if k > 10 else 0, ha="right")
     ax.set_yticks(range(k), labels)
     ax.set_xlabel("pseudo label")
@@ -211,8 +225,7 @@ def report_html(result: Any, source: Any = None, title: str | None = None) -> st
     added = result.added
     clean = added.column("is_clean").to_numpy(zero_copy_only=False).astype(bool)
     quality = added.column("label_quality").to_numpy(zero_copy_only=False).astype(np.float32)
-    given = _label_strings(result.labels.to_pylist())
-    pseudo = _label_strings(added.column("pseudo_label").to_pylist())
+    given, pseudo, names = label_codes(result.labels, added.column("pseudo_label"))
     s = result.summary
     title = title or f"labelclean {result.task} report"
     parts = [
@@ -235,11 +248,11 @@ def report_html(result: Any, source: Any = None, title: str | None = None) -> st
     parts += ["<h2 id='quality'>Label quality: kept vs flagged</h2>", _img(plot_quality(quality, clean), "quality")]
     parts += [
         "<h2 id='per-class'>Flagged rows per class</h2>",
-        _img(plot_flagged_per_class(given, clean), "flagged per class"),
+        _img(plot_flagged_per_class(given, clean, names), "flagged per class"),
     ]
     parts += [
         "<h2 id='confusion'>Given vs pseudo labels</h2>",
-        _img(plot_confusion(given, pseudo, clean), "confusion matrix"),
+        _img(plot_confusion(given, pseudo, clean, names), "confusion matrix"),
     ]
     history = getattr(result.estimator, "history_", None) or []
     curves = plot_history(history)
@@ -260,8 +273,8 @@ def report_html(result: Any, source: Any = None, title: str | None = None) -> st
         if images:
             cells.append(_img(thumbnail(result.X[r]), f"row {r}", cls="thumb"))
         cells += [
-            html.escape(given[r]),
-            html.escape(pseudo[r]),
+            html.escape(names[given[r]]),
+            html.escape(names[pseudo[r]]),
             f"{quality[r]:.3f}",
             "yes" if clean[r] else "<span class='flag'>no</span>",
         ]
