@@ -136,6 +136,7 @@ def test_png_image_column_with_report(tmp_path):
         ("output exists", 2, "already exists; pass --force"),
         ("bad noise rate", 2, "Invalid value for '--noise-rate'"),
         ("bad param", 2, "has no parameter nope"),
+        ("bad device", 2, "is not a torch device"),
         ("one class", 1, "holds only one label value ('cat')"),
     ],
 )
@@ -169,6 +170,8 @@ def test_errors_one_line_exit_code_no_file(tmp_path, case, code, needle):
         args += ["--noise-rate", "1.5"]
     elif case == "bad param":
         args += ["--param", "nope=1"]
+    elif case == "bad device":
+        args += ["--device", "gpu0"]
     before = sorted(os.listdir(tmp_path))
     result = invoke(*args)
     assert result.exit_code == code, result.output

@@ -20,6 +20,18 @@ EXIT_DATA = 1
 _STAGES = {"reading": "reading", "training": "training (epochs)", "writing": "writing"}
 
 
+def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == "auto":
+        return value
+    import torch
+
+    try:
+        torch.device(value)
+    except (RuntimeError, TypeError):
+        raise click.BadParameter(f"{value!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    return value
+
+
 def common_options(func: Callable) -> Callable:
     """The argument and options every subcommand takes."""
     options = [
@@ -39,7 +51,13 @@ def common_options(func: Callable) -> Callable:
         click.option("--report", default=None, metavar="FILE.html", help="Also write a self-contained HTML report."),
         click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (max_epochs)."),
         click.option("--seed", type=int, default=None, help="Random seed, for a reproducible run."),
-        click.option("--device", default="auto", show_default=True, help="'auto', 'cpu', 'cuda' or 'cuda:N'."),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            callback=_check_device,
+            help="'auto', 'cpu', 'cuda' or 'cuda:N'.",
+        ),
         click.option(
             "--param",
             "extra_params",
