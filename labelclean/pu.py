@@ -24,6 +24,7 @@ from ._train import lr_factor, random_shift, set_lr
 
 _UNLABELED_MARKERS = (0, -1)
 _PRIOR_MAX_UNLABELED = 10_000  # unlabeled rows that train each prior network (all of them are scored)
+_PRIOR_MIN_STEPS = 300  # optimizer steps each prior network gets at least (small data sets)
 
 
 def pu_indicator(y: np.ndarray, pos_label: Any = 1) -> np.ndarray:
@@ -149,8 +150,9 @@ def bbe_mixture_proportion(
     ``scores_*`` are held-out scores of a labeled-vs-unlabeled classifier (only their order
     matters). For every threshold ``t``, ``q_u(t) / q_p(t)`` — the shares of unlabeled and
     of labeled-positive rows scoring at least ``t`` — bounds the proportion from above,
-    with equality on a top bin that holds positives only. The threshold minimising an
-    upper confidence bound is picked and its ratio returned.
+    with equality on a top bin that holds positives only. The threshold minimising the
+    paper's upper confidence bound ``(q_u + (1 + γ)·(√(log(4/δ)/2n_u) + √(log(4/δ)/2n_p))) / q_p``
+    is picked and its ratio returned.
     """
     sp, su = np.sort(scores_pos), np.sort(scores_unl)
     n_p, n_u = sp.shape[0], su.shape[0]
@@ -437,9 +439,9 @@ class PUClassifier(LabelEstimatorBase):
         for k in (0, 1):
             train_pos, held_pos = pos[order_p[1 - k :: 2]], pos[order_p[k::2]]
             train_unl, held_unl = unl[order_u[1 - k :: 2]][:_PRIOR_MAX_UNLABELED], unl[order_u[k::2]]
-            predict = self._fit_binary(
-                X, train_pos, train_unl, self.prior_epochs, gen, f"prior_fold{k}", use_estimator=False
-            )
+            steps = len(pu_batches(len(train_pos), len(train_unl), self.batch_size, gen))
+            epochs = min(max(self.prior_epochs, math.ceil(_PRIOR_MIN_STEPS / steps)), 50)
+            predict = self._fit_binary(X, train_pos, train_unl, epochs, gen, f"prior_fold{k}", use_estimator=False)
             shares.append(bbe_mixture_proportion(predict(held_pos), predict(held_unl)))
         return float(np.mean(shares))
 
