@@ -1,0 +1,567 @@
+"""Noisy Student self-training, and teacher–student relabeling of a noisy training set."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import time
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import clone
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
+
+from ._base import LabelEstimatorBase
+from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
+from ._train import lr_factor, predict_proba_nets, random_shift, set_lr, train_epoch
+
+# ---------------------------------------------------------------------------
+# Pure functions: the algorithm, on arrays and tensors.
+# ---------------------------------------------------------------------------
+
+
+def unlabeled_mask(y: np.ndarray) -> np.ndarray:
+    """Rows marked unlabeled: the value ``-1`` (for string or object labels also the string ``"-1"``)."""
+    y = np.asarray(y)
+    if y.dtype.kind in "US":
+        return y == "-1"
+    if y.dtype.kind == "O":
+        return np.asarray((y == -1) | (y == "-1"), dtype=bool)
+    if y.dtype.kind in "iuf":
+        return y == -1
+    return np.zeros(y.shape, dtype=bool)
+
+
+def soft_cross_entropy(logits: list[torch.Tensor], targets: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy against full target distributions ``(n, K)``: ``-Σ_k t_k log softmax(z)_k``, batch mean."""
+    return -(targets * F.log_softmax(logits[0], dim=1)).sum(1).mean(), {}
+
+
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Float32 one-hot rows for integer ``labels``."""
+    out = np.zeros((len(labels), n_classes), dtype=np.float32)
+    out[np.arange(len(labels)), labels] = 1.0
+    return out
+
+
+def balance_rows(labels: np.ndarray, confidence: np.ndarray, n_classes: int) -> np.ndarray:
+    """Noisy Student's class balancing: the same number of rows for every class present.
+
+    Each class keeps its most confident rows up to the common count (the mean class size);
+    smaller classes are topped up by repeating their rows. Returns positions into ``labels``.
+    """
+    counts = np.bincount(labels, minlength=n_classes)
+    present = np.flatnonzero(counts)
+    if len(present) == 0:
+        return np.zeros(0, dtype=np.int64)
+    target = int(math.ceil(counts[present].mean()))
+    order = np.lexsort((-confidence, labels))  # by class, most confident first
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = []
+    for c in present:  # a loop over classes, not rows
+        members = order[starts[c] : starts[c] + counts[c]]
+        out.append(np.resize(members, target))
+    return np.concatenate(out).astype(np.int64)
+
+
+def select_pseudo_rows(
+    proba: np.ndarray, candidates: np.ndarray, *, threshold: float, balance: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows the student learns a pseudo-label for: candidates whose teacher confidence reaches ``threshold``.
+
+    Returns the selection mask over all rows and the row indices to train on (with
+    repeats when ``balance`` tops up rare classes).
+    """
+    confidence = proba.max(axis=1)
+    selected = candidates & (confidence >= threshold)
+    rows = np.flatnonzero(selected)
+    if balance and len(rows):
+        rows = rows[balance_rows(proba[rows].argmax(axis=1), confidence[rows], proba.shape[1])]
+    return selected, rows
+
+
+def student_targets(proba: np.ndarray, y_enc: np.ndarray, labeled: np.ndarray, *, soft: bool) -> np.ndarray:
+    """Training targets ``(n, K)``: one-hot given labels where labeled, the teacher's soft or hard labels elsewhere."""
+    n_classes = proba.shape[1]
+    targets = proba.astype(np.float32, copy=True) if soft else one_hot(proba.argmax(axis=1), n_classes)
+    targets[labeled] = one_hot(y_enc[labeled], n_classes)
+    return targets
+
+
+def weighted_rows(targets: np.ndarray, min_weight: float = 1e-3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Soft labels for estimators without soft-label support: one copy of a row per class, weighted by its probability.
+
+    Returns ``(row, class, weight)`` for every entry of ``targets`` above ``min_weight``.
+    """
+    rows, classes = np.nonzero(targets > min_weight)
+    return rows, classes, targets[rows, classes].astype(np.float64)
+
+
+def gaussian_noise(x: torch.Tensor, generator: torch.Generator, *, std: float, scale: torch.Tensor) -> torch.Tensor:
+    """Input noise for vector rows: ``x + std · scale · ε`` with ``ε ~ N(0, 1)`` (``scale`` = feature spread)."""
+    eps = torch.randn(x.shape, generator=generator).to(x.device)
+    return x + std * scale.to(x.device) * eps
+
+
+def epochs_for(n_rows: int, batch_size: int, max_epochs: int, min_steps: int) -> int:
+    """Epochs to train on ``n_rows``: ``max_epochs``, raised so that small sets still get ``min_steps`` updates."""
+    steps = max(1, math.ceil(n_rows / batch_size))
+    return max(max_epochs, math.ceil(min_steps / steps))
+
+
+def fold_ids(n: int, n_folds: int, generator: torch.Generator) -> torch.Tensor:
+    """A random fold number in ``[0, n_folds)`` for each of ``n`` rows, folds of (nearly) equal size."""
+    return torch.randperm(n, generator=generator) % n_folds
+
+
+def align_columns(proba: np.ndarray, model_classes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Place a model's ``predict_proba`` columns (for ``model_classes``) into columns of ``classes``; float32."""
+    out = np.zeros((proba.shape[0], len(classes)), dtype=np.float32)
+    out[:, np.searchsorted(classes, model_classes)] = proba
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The estimator: thin orchestration.
+# ---------------------------------------------------------------------------
+
+
+class SelfTrainer(LabelEstimatorBase):
+    """Fill in missing labels (Noisy Student self-training) or relabel a noisy set (teacher–student distillation).
+
+    **Semi-supervised** (default): rows labeled ``-1`` are unlabeled. A teacher is trained on
+    the labeled rows; the teacher, without noise, labels the unlabeled rows (soft
+    distributions or hard labels); the rows it is confident about (``threshold``), optionally
+    class-balanced, are added to the labeled rows; a student of width ``student_width`` is
+    trained on them *with* noise (dropout; Gaussian input noise for vectors, random shifts
+    for images); the student becomes the next teacher (Xie et al., CVPR 2020).
+
+    **Relabel** (``relabel=True``): every given label may be wrong. The first teacher learns
+    from the noisy labels and is stopped early on held-back training rows (or is the
+    ``teacher`` estimator); each student learns from its teacher's soft predictions on all
+    rows (Hinton's distillation experiment on MNIST with 80 % wrong labels).
+
+    Parameters
+    ----------
+    relabel : bool, default=False
+        Treat every given label as possibly wrong instead of filling in ``-1`` rows.
+    soft : bool, default=True
+        Students learn the teacher's full class distribution; ``False`` for its argmax.
+    threshold : float in [0, 1), default=0.0
+        Minimum teacher confidence (top probability) for a row to get a pseudo-label.
+    balance : bool, default=False
+        Give every class the same number of pseudo-labeled rows (most confident first,
+        rare classes repeated), as Noisy Student does.
+    max_iter : int, default=3
+        Teacher → student rounds.
+    student_width : float >= 1, default=1.0
+        Width factor of the students' default networks relative to the first teacher.
+    estimator : classifier or None, default=None
+        A scikit-learn classifier with ``predict_proba`` to use instead of the torch networks.
+        Soft labels reach it as duplicated rows with ``sample_weight``; without
+        ``sample_weight`` support use ``soft=False``.
+    teacher : classifier or None, default=None
+        An unfitted estimator whose ``predict_proba`` (after ``fit``) gives the first round's
+        labels, e.g. a :class:`~labelclean.CoTeachingFilter` in relabel mode. It is fitted
+        on all rows in relabel mode, on the labeled rows otherwise.
+    n_folds : int >= 2, default=2
+        Relabel mode, default networks: the first teacher is ``n_folds`` networks, each trained
+        on all folds but one and stopped early on its held-back fold (accuracy against the
+        noisy labels, recorded in ``history_`` as ``holdout_accuracy``); every row is labeled by
+        the network that never saw it, so memorised wrong labels are not passed on.
+    patience : int, default=3
+        Epochs without a better held-back accuracy before a relabel-mode teacher stops.
+    input_noise : float, default=0.1
+        Student noise for vector rows: Gaussian noise of this many feature standard deviations.
+    augment : {"auto", "none", "shift"}, default="auto"
+        Image noise: ``"shift"`` moves images by up to two pixels; ``"auto"`` uses it for images.
+    max_epochs : int, default=5
+        Epochs per network (raised for small sets so each network gets ``min_steps`` updates).
+    min_steps : int, default=300
+        Minimum number of mini-batch updates per network.
+    batch_size : int, default=128
+    lr : float, default=1e-3
+        Adam's learning rate, decayed linearly over the second half of each network's epochs.
+    weight_decay : float, default=0.0
+    hidden_dims : sequence of int, default=(256, 256)
+        Hidden widths of the default MLP (2-D inputs).
+    dropout : float in [0, 1), default=0.3
+        Dropout of the default networks (training noise).
+    input_shape : tuple (C, H, W) or None, default=None
+        Treat 2-D rows as images of this shape (default CNN).
+    module : callable or None, default=None
+        ``module(input_shape, n_classes) -> torch.nn.Module`` to replace the default networks.
+    device : str, default="auto"
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling, noise and the held-back split, without touching global generators.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The label values, without the unlabeled marker ``-1``.
+    pseudo_labels_ : ndarray of shape (n_samples,)
+        Given label on labeled rows (semi-supervised mode), the final model's label elsewhere.
+    label_quality_ : ndarray of float32, shape (n_samples,)
+        The final model's probability of ``pseudo_labels_`` (its confidence).
+    clean_mask_ : ndarray of bool, shape (n_samples,)
+        Rows the final student trained on: labeled rows plus the confidently pseudo-labeled ones.
+    n_iter_ : int
+        Student rounds run (0 when there was nothing to pseudo-label).
+    termination_condition_ : {"max_iter", "no_change", "all_labeled"}
+        ``"no_change"``: the pseudo-labels stopped changing or no row passed ``threshold``;
+        ``"all_labeled"``: ``y`` had no unlabeled rows (plain training).
+    history_ : list of dict
+        One entry per epoch (phase, round, loss, seconds, ...) and one per pseudo-labeling.
+    networks_ : list of torch.nn.Module
+        The final network (empty when ``estimator`` is given).
+    estimator_ : fitted estimator or None
+        The final model when ``estimator`` is given.
+    teacher_ : fitted estimator or None
+        The fitted ``teacher``.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import make_classification
+    >>> from labelclean.self_training import SelfTrainer
+    >>> X, y = make_classification(400, n_features=8, n_informative=5, n_classes=3, random_state=0)
+    >>> y_semi = y.copy()
+    >>> y_semi[40:] = -1  # only the first 40 rows are labeled
+    >>> st = SelfTrainer(max_iter=2, max_epochs=5, random_state=0).fit(X, y_semi)
+    >>> st.classes_
+    array([0, 1, 2])
+    >>> bool((st.pseudo_labels_[40:] == y[40:]).mean() > 0.7)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **LabelEstimatorBase._parameter_constraints,
+        "relabel": ["boolean"],
+        "soft": ["boolean"],
+        "threshold": [Interval(Real, 0.0, 1.0, closed="left")],
+        "balance": ["boolean"],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "student_width": [Interval(Real, 1.0, None, closed="left")],
+        "estimator": "no_validation",
+        "teacher": "no_validation",
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "input_noise": [Interval(Real, 0.0, None, closed="left")],
+        "augment": [StrOptions({"auto", "none", "shift"})],
+        "min_steps": [Interval(Integral, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        *,
+        relabel: bool = False,
+        soft: bool = True,
+        threshold: float = 0.0,
+        balance: bool = False,
+        max_iter: int = 3,
+        student_width: float = 1.0,
+        estimator: Any = None,
+        teacher: Any = None,
+        n_folds: int = 2,
+        patience: int = 3,
+        input_noise: float = 0.1,
+        augment: str = "auto",
+        max_epochs: int = 5,
+        min_steps: int = 300,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        hidden_dims: tuple[int, ...] = (256, 256),
+        dropout: float = 0.3,
+        input_shape: tuple[int, ...] | None = None,
+        module: Any = None,
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.relabel = relabel
+        self.soft = soft
+        self.threshold = threshold
+        self.balance = balance
+        self.max_iter = max_iter
+        self.student_width = student_width
+        self.estimator = estimator
+        self.teacher = teacher
+        self.n_folds = n_folds
+        self.patience = patience
+        self.input_noise = input_noise
+        self.augment = augment
+        self.max_epochs = max_epochs
+        self.min_steps = min_steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.hidden_dims = hidden_dims
+        self.dropout = dropout
+        self.input_shape = input_shape
+        self.module = module
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- checks -------------------------------------------------------------
+    def _check_models(self) -> None:
+        for name in ("estimator", "teacher"):
+            model = getattr(self, name)
+            if model is not None and not (hasattr(model, "fit") and hasattr(model, "predict_proba")):
+                raise TypeError(
+                    f"{name}={model!r} lacks fit/predict_proba; pass a classifier with predict_proba "
+                    "(e.g. LogisticRegression(), or SVC(probability=True)), or None for the default networks."
+                )
+        if self.estimator is not None and self.soft and not has_fit_parameter(self.estimator, "sample_weight"):
+            raise ValueError(
+                f"estimator={self.estimator!r} has no sample_weight in fit, which soft labels need; "
+                "pass soft=False to train it on hard pseudo-labels."
+            )
+
+    def _split_labels(self, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Encode labels, ``-1`` → unlabeled; return ``(y_enc with -1 for unlabeled, labeled mask)``."""
+        if y is None:
+            check_classification_targets(y)  # raises scikit-learn's "y is None" error
+        labeled = ~unlabeled_mask(y)
+        check_classification_targets(y[labeled])
+        if not labeled.any():
+            raise ValueError(
+                "every row of y is unlabeled (-1); label at least one row per class, or pass relabel=True "
+                "with the (noisy) labels."
+            )
+        if self.relabel and not labeled.all():
+            raise ValueError(
+                f"relabel=True treats every label as possibly wrong, but {int((~labeled).sum())} rows are "
+                "unlabeled (-1); pass relabel=False to fill them in, or drop them."
+            )
+        y_enc = np.full(len(y), -1, dtype=np.int64)
+        y_enc[labeled] = self._encode_labels(y[labeled])
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"the labeled rows hold only one class ({self.classes_[0]!r}); "
+                "self-training needs at least two classes."
+            )
+        return y_enc, labeled
+
+    # -- models -------------------------------------------------------------
+    def _noise(self):
+        if len(self.input_shape_) == 3:
+            use = self.augment in ("auto", "shift")
+            return random_shift if use else None
+        if self.input_noise > 0:
+            return functools.partial(gaussian_noise, std=float(self.input_noise), scale=self._x_scale)
+        return None
+
+    def _train_net(self, Xt, targets, rows, *, width, gen, tag, holdout=None) -> torch.nn.Module:
+        """Train one network on ``rows`` against soft ``targets``; early-stopped on ``holdout`` when given."""
+        net = self._new_net(len(self.classes_), width=width)
+        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
+        best, best_state, stale, noise = -1.0, None, 0, self._noise()
+        for epoch in range(epochs):
+            t0 = time.perf_counter()
+            set_lr(optimizer, self.lr * (1.0 if holdout is not None else lr_factor(epoch, epochs)))
+            stats = train_epoch(
+                [net],
+                optimizer,
+                Xt,
+                targets,
+                soft_cross_entropy,
+                batch_size=self.batch_size,
+                generator=gen,
+                device=self.device_,
+                augment=noise,
+                rows=rows,
+            )
+            record = {**tag, "epoch": epoch, **stats}
+            if holdout is not None:
+                proba = predict_proba_nets([net], Xt[holdout], self.device_)
+                acc = float(np.mean(proba.argmax(1) == targets[holdout].argmax(1).numpy()))
+                record["holdout_accuracy"] = acc
+                if acc > best:
+                    best, best_state, stale = acc, copy.deepcopy(net.state_dict()), 0
+                else:
+                    stale += 1
+            self.history_.append({**record, "seconds": time.perf_counter() - t0})
+            if self.verbose:
+                print(f"[SelfTrainer] {self.history_[-1]}")
+            if holdout is not None and stale >= self.patience:
+                break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        return net
+
+    def _train_model(self, Xt, targets, rows, *, width, gen, tag, holdout=None):
+        if self.estimator is None:
+            return self._train_net(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag, holdout=holdout)
+        t0 = time.perf_counter()
+        X2, T = Xt.reshape(Xt.shape[0], -1).numpy(), targets.numpy()
+        model = clone(self.estimator)
+        if self.soft:
+            r, c, w = weighted_rows(T[rows])
+            model.fit(X2[rows][r], c, sample_weight=w)
+        else:
+            model.fit(X2[rows], T[rows].argmax(1))
+        self.history_.append({**tag, "epoch": 0, "seconds": time.perf_counter() - t0})
+        return model
+
+    def _proba(self, model, Xr: np.ndarray | torch.Tensor) -> np.ndarray:
+        if isinstance(model, torch.nn.Module):
+            return predict_proba_nets([model], torch.as_tensor(Xr), self.device_)
+        X2 = np.asarray(Xr).reshape(len(Xr), -1)
+        return align_columns(model.predict_proba(X2), np.asarray(model.classes_), np.arange(len(self.classes_)))
+
+    def _first_teacher(self, X, y, Xt, y_enc, labeled, gen) -> tuple[np.ndarray, Any]:
+        """First-round probabilities for every row, and the teacher (a list of networks when cross-fitted)."""
+        if self.teacher is not None:
+            fit_rows = np.flatnonzero(labeled)
+            self.teacher_ = clone(self.teacher).fit(_safe_indexing(X, fit_rows), _safe_indexing(y, fit_rows))
+            proba = self.teacher_.predict_proba(X)
+            return align_columns(proba, np.asarray(self.teacher_.classes_), self.classes_), None
+        targets = torch.from_numpy(one_hot(np.maximum(y_enc, 0), len(self.classes_)))
+        if not (self.relabel and self.estimator is None):
+            model = self._train_model(
+                Xt, targets, np.flatnonzero(labeled), width=1.0, gen=gen, tag={"phase": "teacher", "round": 0}
+            )
+            return self._proba(model, Xt), model
+        folds = fold_ids(len(y_enc), self.n_folds, gen)
+        proba, nets = np.zeros((len(y_enc), len(self.classes_)), dtype=np.float32), []
+        for k in range(self.n_folds):  # cross-fitting: each row is labeled by a network that never saw it
+            held = torch.nonzero(folds == k).squeeze(1)
+            net = self._train_net(
+                Xt,
+                targets,
+                torch.nonzero(folds != k).squeeze(1),
+                width=1.0,
+                gen=gen,
+                tag={"phase": "teacher", "round": 0, "fold": k},
+                holdout=held,
+            )
+            proba[held.numpy()] = self._proba(net, Xt[held])
+            nets.append(net)
+        return proba, nets
+
+    # -- fit ----------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> SelfTrainer:
+        """Self-train on ``X, y`` (``-1`` = unlabeled) or relabel it, and fill the row contract.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or an image array
+        y : array-like of shape (n_samples,)
+            Labels of any hashable type; ``-1`` marks an unlabeled row.
+
+        Returns
+        -------
+        self
+        """
+        self._check_models()
+        Xt, y_raw = self._prepare(X, y)
+        y_enc, labeled = self._split_labels(y_raw)
+        self.history_, self.teacher_, self.n_iter_ = [], None, 0
+        gen = self._generator()
+        with self._seeded():
+            proba, model = self._first_teacher(X, y_raw, Xt, y_enc, labeled, gen)
+            trained = labeled.copy()
+            if labeled.all() and not self.relabel:
+                self._warn(
+                    "y has no unlabeled rows (-1), so there is nothing to self-train on; "
+                    "training a plain classifier. Mark unlabeled rows with -1, or pass relabel=True."
+                )
+                self.termination_condition_ = "all_labeled"
+            else:
+                self.termination_condition_ = "max_iter"
+            given = np.zeros_like(labeled) if self.relabel else labeled  # rows whose label is trusted
+            candidates = ~given
+            previous = None
+            for rnd in range(self.max_iter if self.termination_condition_ == "max_iter" else 0):
+                selected, rows = select_pseudo_rows(proba, candidates, threshold=self.threshold, balance=self.balance)
+                labels = np.where(selected, proba.argmax(1), -1)
+                self.history_.append(
+                    {
+                        "phase": "pseudo_label",
+                        "round": rnd + 1,
+                        "n_selected": int(selected.sum()),
+                        "changed": None if previous is None else int(np.sum(labels != previous)),
+                    }
+                )
+                if not selected.any() or (previous is not None and np.array_equal(labels, previous)):
+                    self.termination_condition_ = "no_change"
+                    break
+                targets = torch.from_numpy(student_targets(proba, y_enc, given, soft=self.soft))
+                train_rows = rows if self.relabel else np.concatenate([np.flatnonzero(labeled), rows])
+                model = self._train_model(
+                    Xt,
+                    targets,
+                    train_rows,
+                    width=self.student_width,
+                    gen=gen,
+                    tag={"phase": "student", "round": rnd + 1},
+                )
+                proba, previous, trained = self._proba(model, Xt), labels, selected | given
+                self.n_iter_ = rnd + 1
+        self._finish(model, proba, y_enc, given, trained)
+        return self
+
+    def _finish(self, model, proba, y_enc, given, trained) -> None:
+        """Keep the final model and fill the row contract."""
+        if model is None:  # the user's teacher was never replaced by a student
+            model = self.teacher_
+        self.networks_ = model if isinstance(model, list) else [model] if isinstance(model, torch.nn.Module) else []
+        self.estimator_ = None if self.networks_ else model
+        best = np.where(given, y_enc, proba.argmax(1))
+        self.clean_mask_ = np.asarray(trained, dtype=bool)
+        self.pseudo_labels_ = self.classes_[best]
+        self.label_quality_ = np.clip(proba[np.arange(len(best)), best], 0.0, 1.0).astype(np.float32)
+
+    # -- prediction ---------------------------------------------------------
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities of the final model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or image array
+            Rows shaped like the training rows.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float32
+        """
+        check_is_fitted(self, "networks_")
+        if self.networks_:
+            return super().predict_proba(X)
+        Xr, _ = self._validate_X(X, reset=False)
+        if self.estimator_ is self.teacher_:  # a user teacher predicts in the user's label values
+            return align_columns(self.teacher_.predict_proba(X), np.asarray(self.teacher_.classes_), self.classes_)
+        return self._proba(self.estimator_, Xr)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class per row, in the user's label values."""
+        check_is_fitted(self, "networks_")
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
+        """Fit, then return the rows the final student trained on (``clean_mask_``) with their ``pseudo_labels_``.
+
+        Unlike the other estimators the returned labels are not the given ones: unlabeled
+        (or, in relabel mode, relabeled) rows come back with their inferred label. The
+        container types of ``X`` and ``y`` are kept.
+        """
+        self.fit(X, y)
+        keep = np.flatnonzero(self.clean_mask_)
+        y_kept = _safe_indexing(y, keep)
+        labels = self.pseudo_labels_[keep]
+        if hasattr(y_kept, "iloc"):
+            y_kept = y_kept.copy()
+            y_kept[:] = labels
+            return _safe_indexing(X, keep), y_kept
+        return _safe_indexing(X, keep), labels

@@ -1,0 +1,321 @@
+"""Tests of SelfTrainer: Noisy Student self-training and relabel mode (small synthetic data, CPU)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits, make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from labelclean.coteaching import CoTeachingFilter
+from labelclean.noise import make_noisy_labels
+from labelclean.self_training import (
+    SelfTrainer,
+    balance_rows,
+    fold_ids,
+    select_pseudo_rows,
+    soft_cross_entropy,
+    student_targets,
+    unlabeled_mask,
+    weighted_rows,
+)
+
+FAST = dict(max_epochs=5, min_steps=150, hidden_dims=(32, 32), random_state=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny networks run fastest on one thread, and far faster when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def semi():
+    """Three well-clustered classes, 10 labeled rows per class, the other 870 rows unlabeled."""
+    X, y = make_classification(
+        900,
+        n_features=10,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=3,
+        n_clusters_per_class=1,
+        class_sep=2.0,
+        random_state=0,
+    )
+    rng = np.random.default_rng(0)
+    labeled = np.concatenate([rng.choice(np.flatnonzero(y == c), 10, replace=False) for c in range(3)])
+    y_semi = np.full_like(y, -1)
+    y_semi[labeled] = y[labeled]
+    return X.astype(np.float32), y, y_semi
+
+
+@pytest.fixture(scope="module")
+def teacher_only_accuracy(semi):
+    X, y, y_semi = semi
+    st = SelfTrainer(max_iter=0, **FAST).fit(X, y_semi)
+    unl = y_semi == -1
+    return float(np.mean(st.pseudo_labels_[unl] == y[unl]))
+
+
+# ----------------------------------------------------------------------------- pure functions
+
+
+def test_unlabeled_mask_handles_ints_strings_and_objects():
+    assert unlabeled_mask(np.array([0, -1, 2])).tolist() == [False, True, False]
+    assert unlabeled_mask(np.array(["a", "-1", "b"])).tolist() == [False, True, False]
+    assert unlabeled_mask(np.array(["a", -1, "-1"], dtype=object)).tolist() == [False, True, True]
+    assert unlabeled_mask(np.array([0.5, -1.0])).tolist() == [False, True]
+    assert unlabeled_mask(np.array([True, False])).tolist() == [False, False]
+
+
+def test_soft_cross_entropy_matches_cross_entropy_on_one_hot_targets():
+    logits = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 2, 3, 0, 1])
+    loss, _ = soft_cross_entropy([logits], F.one_hot(y, 4).float())
+    torch.testing.assert_close(loss, F.cross_entropy(logits, y))
+
+
+def test_balance_rows_equalises_classes_keeping_the_most_confident():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    confidence = np.array([0.1, 0.9, 0.8, 0.7, 0.2, 0.3, 0.6, 0.5])
+    picked = balance_rows(labels, confidence, n_classes=3)
+    assert np.bincount(labels[picked], minlength=3).tolist() == [4, 4, 0]
+    assert set(picked[labels[picked] == 0]) == {1, 2, 3, 5}  # the four most confident of class 0
+    assert sorted(picked[labels[picked] == 1]) == [6, 6, 7, 7]  # the rare class repeated
+
+
+def test_select_pseudo_rows_applies_threshold_to_candidates_only():
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.95, 0.05]], dtype=np.float32)
+    candidates = np.array([True, True, True, False])
+    selected, rows = select_pseudo_rows(proba, candidates, threshold=0.7, balance=False)
+    assert selected.tolist() == [True, False, True, False]
+    assert rows.tolist() == [0, 2]
+
+
+def test_student_targets_soft_and_hard():
+    proba = np.array([[0.7, 0.3], [0.4, 0.6], [0.2, 0.8]], dtype=np.float32)
+    y_enc = np.array([0, -1, -1])
+    labeled = np.array([True, False, False])
+    soft = student_targets(proba, y_enc, labeled, soft=True)
+    hard = student_targets(proba, y_enc, labeled, soft=False)
+    np.testing.assert_allclose(soft, [[1, 0], [0.4, 0.6], [0.2, 0.8]], rtol=1e-6)
+    np.testing.assert_array_equal(hard, [[1, 0], [0, 1], [0, 1]])
+
+
+def test_weighted_rows_duplicates_rows_per_class():
+    rows, classes, weights = weighted_rows(np.array([[0.75, 0.25, 0.0], [0.0, 0.0, 1.0]]))
+    assert rows.tolist() == [0, 0, 1]
+    assert classes.tolist() == [0, 1, 2]
+    np.testing.assert_allclose(weights, [0.75, 0.25, 1.0])
+
+
+def test_fold_ids_are_balanced():
+    folds = fold_ids(11, 2, torch.Generator().manual_seed(0))
+    assert sorted(torch.bincount(folds).tolist()) == [5, 6]
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_self_training_beats_the_teacher_alone(semi, teacher_only_accuracy, soft):
+    X, y, y_semi = semi
+    st = SelfTrainer(max_iter=3, soft=soft, **FAST).fit(X, y_semi)
+    unl = y_semi == -1
+    accuracy = float(np.mean(st.pseudo_labels_[unl] == y[unl]))
+    assert accuracy > teacher_only_accuracy + 0.02, (accuracy, teacher_only_accuracy)
+    assert 1 <= st.n_iter_ <= 3
+    assert st.termination_condition_ in {"max_iter", "no_change"}
+    # the row contract: labeled rows keep their given label; every row trained on
+    np.testing.assert_array_equal(st.pseudo_labels_[~unl], y_semi[~unl])
+    assert st.clean_mask_.all()
+    assert st.label_quality_.dtype == np.float32 and ((st.label_quality_ >= 0) & (st.label_quality_ <= 1)).all()
+    assert {"student", "teacher", "pseudo_label"} <= {h["phase"] for h in st.history_}
+
+
+def test_threshold_keeps_confident_rows_only(semi):
+    X, _, y_semi = semi
+    st = SelfTrainer(max_iter=1, threshold=0.9, **FAST).fit(X, y_semi)
+    unl = y_semi == -1
+    assert st.clean_mask_[~unl].all()
+    assert 0 < st.clean_mask_[unl].sum() < unl.sum()
+    selected = [h["n_selected"] for h in st.history_ if h["phase"] == "pseudo_label"]
+    assert selected[0] == st.clean_mask_[unl].sum()
+
+
+def test_balance_runs_and_trains_on_every_class(semi):
+    X, y, y_semi = semi
+    st = SelfTrainer(max_iter=1, balance=True, **FAST).fit(X, y_semi)
+    assert set(st.pseudo_labels_) == {0, 1, 2}
+    assert st.score(X, y) > 0.7
+
+
+def test_relabel_recovers_most_flipped_labels():
+    X, y = make_classification(
+        2000,
+        n_features=10,
+        n_informative=5,
+        n_redundant=0,
+        n_classes=5,
+        n_clusters_per_class=1,
+        class_sep=2.0,
+        random_state=0,
+    )
+    y_noisy = make_noisy_labels(y, 0.6, random_state=0)
+    flipped = y_noisy != y
+    st = SelfTrainer(relabel=True, max_iter=2, max_epochs=10, min_steps=100, hidden_dims=(64, 64), random_state=0)
+    st.fit(X, y_noisy)
+    assert np.mean(st.pseudo_labels_[flipped] == y[flipped]) > 0.6
+    assert np.mean(st.pseudo_labels_ == y) > 0.7
+    assert any("holdout_accuracy" in h for h in st.history_)
+    assert st.n_iter_ >= 1 and st.clean_mask_.all()
+
+
+def test_string_labels_with_unlabeled_marker(semi):
+    X, y, y_semi = semi
+    names = np.array(["ant", "bee", "cat"], dtype=object)
+    y_obj = np.where(y_semi == -1, -1, names[np.maximum(y_semi, 0)]).astype(object)
+    y_str = np.where(y_semi == -1, "-1", names[np.maximum(y_semi, 0)]).astype(str)
+    for labels in (y_obj, y_str):
+        st = SelfTrainer(max_iter=1, **FAST).fit(X, labels)
+        assert list(st.classes_) == ["ant", "bee", "cat"]
+        assert set(st.pseudo_labels_) <= {"ant", "bee", "cat"}
+        assert set(st.predict(X[:20])) <= {"ant", "bee", "cat"}
+        assert np.mean(st.pseudo_labels_ == names[y]) > 0.7
+
+
+def test_images_use_the_cnn_and_shift_noise():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).reshape(-1, 8, 8).astype(np.float32)[:600]
+    y = y[:600]
+    y_semi = np.full_like(y, -1)
+    y_semi[:100] = y[:100]
+    st = SelfTrainer(max_iter=1, max_epochs=3, min_steps=200, random_state=0).fit(X, y_semi)
+    assert st.input_shape_ == (1, 8, 8)
+    assert st.score(X[100:], y[100:]) > 0.6
+
+
+def test_sklearn_estimator_soft_and_hard(semi):
+    X, y, y_semi = semi
+    unl = y_semi == -1
+    for soft in (True, False):
+        st = SelfTrainer(estimator=LogisticRegression(), soft=soft, max_iter=2, random_state=0).fit(X, y_semi)
+        assert isinstance(st.estimator_, LogisticRegression) and st.networks_ == []
+        assert st.predict_proba(X).shape == (len(X), 3)
+        assert np.mean(st.pseudo_labels_[unl] == y[unl]) > 0.75
+
+
+def test_coteaching_teacher_in_relabel_mode(semi):
+    X, y, _ = semi
+    y_noisy = make_noisy_labels(y, 0.3, random_state=0)
+    teacher = CoTeachingFilter(max_epochs=5, forget_rate=0.3, hidden_dims=(32, 32), random_state=0)
+    st = SelfTrainer(relabel=True, teacher=teacher, max_iter=1, **FAST).fit(X, y_noisy)
+    assert isinstance(st.teacher_, CoTeachingFilter)
+    assert np.mean(st.pseudo_labels_ == y) > np.mean(y_noisy == y)
+
+
+def test_fit_resample_returns_pseudo_labels(semi):
+    X, y, y_semi = semi
+    X_kept, y_kept = SelfTrainer(max_iter=1, threshold=0.8, **FAST).fit_resample(X, y_semi)
+    assert len(X_kept) == len(y_kept) < len(X)
+    assert -1 not in set(y_kept)
+
+
+def test_pipeline(semi):
+    X, y, y_semi = semi
+    pipe = make_pipeline(StandardScaler(), SelfTrainer(max_iter=1, **FAST)).fit(X, y_semi)
+    assert pipe.score(X, y) > 0.75
+
+
+def test_same_random_state_gives_identical_results(semi):
+    X, _, y_semi = semi
+    a = SelfTrainer(max_iter=1, **FAST).fit(X, y_semi)
+    b = SelfTrainer(max_iter=1, **FAST).fit(X, y_semi)
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    np.testing.assert_array_equal(a.pseudo_labels_, b.pseudo_labels_)
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_all_unlabeled_is_an_error(semi):
+    X, _, _ = semi
+    with pytest.raises(ValueError, match="every row of y is unlabeled"):
+        SelfTrainer(**FAST).fit(X, np.full(len(X), -1))
+
+
+def test_no_unlabeled_rows_warns_and_trains_plainly(semi):
+    X, y, _ = semi
+    with pytest.warns(UserWarning, match="no unlabeled rows"):
+        st = SelfTrainer(**FAST).fit(X, y)
+    assert st.termination_condition_ == "all_labeled" and st.n_iter_ == 0
+    assert st.score(X, y) > 0.8
+
+
+@pytest.mark.parametrize("threshold", [1.0, -0.1, 1.5])
+def test_threshold_outside_unit_interval_is_an_error(semi, threshold):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match="threshold"):
+        SelfTrainer(threshold=threshold, **FAST).fit(X, y_semi)
+
+
+def test_unlabeled_rows_in_relabel_mode_are_an_error(semi):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match="relabel=False"):
+        SelfTrainer(relabel=True, **FAST).fit(X, y_semi)
+
+
+def test_estimator_without_predict_proba_is_an_error(semi):
+    from sklearn.svm import LinearSVC
+
+    X, _, y_semi = semi
+    with pytest.raises(TypeError, match="predict_proba"):
+        SelfTrainer(estimator=LinearSVC(), **FAST).fit(X, y_semi)
+
+
+def test_soft_labels_need_sample_weight(semi):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y, y_semi = semi
+    with pytest.raises(ValueError, match="soft=False"):
+        SelfTrainer(estimator=KNeighborsClassifier(), **FAST).fit(X, y_semi)
+    st = SelfTrainer(estimator=KNeighborsClassifier(), soft=False, max_iter=1).fit(X, y_semi)
+    assert st.score(X, y) > 0.7
+
+
+# ----------------------------------------------------------------------------- scikit-learn conventions
+
+EXPECTED_FAILED_CHECKS = {
+    "check_classifiers_classes": (
+        "the check trains on labels {-1, 1}; SelfTrainer reads -1 as 'unlabeled' (scikit-learn's semi-supervised "
+        "convention, shared with SelfTrainingClassifier), so only one class is left and fit raises"
+    ),
+    "check_non_transformer_estimators_n_iter": (
+        "the checks pass fully labeled y, so no self-training round runs and n_iter_ is 0, as in "
+        "scikit-learn's SelfTrainingClassifier"
+    ),
+}
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILED_CHECKS
+
+
+@parametrize_with_checks(
+    [SelfTrainer(max_iter=1, max_epochs=3, min_steps=100, hidden_dims=(16,), random_state=0)],
+    expected_failed_checks=_expected_failed_checks,
+)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y has no unlabeled rows")
+        check(estimator)
