@@ -231,13 +231,15 @@ class SelfTrainer(LabelEstimatorBase):
     >>> import numpy as np
     >>> from sklearn.datasets import make_classification
     >>> from labelclean.self_training import SelfTrainer
-    >>> X, y = make_classification(400, n_features=8, n_informative=5, n_classes=3, random_state=0)
+    >>> X, y = make_classification(300, n_features=8, n_informative=5, n_classes=3, random_state=0)
     >>> y_semi = y.copy()
-    >>> y_semi[40:] = -1  # only the first 40 rows are labeled
-    >>> st = SelfTrainer(max_iter=2, max_epochs=5, random_state=0).fit(X, y_semi)
+    >>> y_semi[30:] = -1  # only the first 30 rows are labeled
+    >>> st = SelfTrainer(max_iter=2, min_steps=100, hidden_dims=(32,), random_state=0).fit(X, y_semi)
     >>> st.classes_
     array([0, 1, 2])
-    >>> bool((st.pseudo_labels_[40:] == y[40:]).mean() > 0.7)
+    >>> st.pseudo_labels_.shape, st.termination_condition_
+    ((300,), 'max_iter')
+    >>> bool((st.pseudo_labels_[30:] == y[30:]).mean() > 0.6)
     True
     """
 
@@ -468,49 +470,43 @@ class SelfTrainer(LabelEstimatorBase):
         Xt, y_raw = self._prepare(X, y)
         y_enc, labeled = self._split_labels(y_raw)
         self.history_, self.teacher_, self.n_iter_ = [], None, 0
+        self.termination_condition_ = "max_iter"
+        given = np.zeros_like(labeled) if self.relabel else labeled  # rows whose label is trusted
+        if given.all():
+            self._warn(
+                "y has no unlabeled rows (-1), so there is nothing to self-train on; "
+                "training a plain classifier. Mark unlabeled rows with -1, or pass relabel=True."
+            )
+            self.termination_condition_ = "all_labeled"
         gen = self._generator()
         with self._seeded():
             proba, model = self._first_teacher(X, y_raw, Xt, y_enc, labeled, gen)
             trained = labeled.copy()
-            if labeled.all() and not self.relabel:
-                self._warn(
-                    "y has no unlabeled rows (-1), so there is nothing to self-train on; "
-                    "training a plain classifier. Mark unlabeled rows with -1, or pass relabel=True."
-                )
-                self.termination_condition_ = "all_labeled"
-            else:
-                self.termination_condition_ = "max_iter"
-            given = np.zeros_like(labeled) if self.relabel else labeled  # rows whose label is trusted
-            candidates = ~given
-            previous = None
-            for rnd in range(self.max_iter if self.termination_condition_ == "max_iter" else 0):
-                selected, rows = select_pseudo_rows(proba, candidates, threshold=self.threshold, balance=self.balance)
-                labels = np.where(selected, proba.argmax(1), -1)
-                self.history_.append(
-                    {
-                        "phase": "pseudo_label",
-                        "round": rnd + 1,
-                        "n_selected": int(selected.sum()),
-                        "changed": None if previous is None else int(np.sum(labels != previous)),
-                    }
-                )
-                if not selected.any() or (previous is not None and np.array_equal(labels, previous)):
-                    self.termination_condition_ = "no_change"
-                    break
-                targets = torch.from_numpy(student_targets(proba, y_enc, given, soft=self.soft))
-                train_rows = rows if self.relabel else np.concatenate([np.flatnonzero(labeled), rows])
-                model = self._train_model(
-                    Xt,
-                    targets,
-                    train_rows,
-                    width=self.student_width,
-                    gen=gen,
-                    tag={"phase": "student", "round": rnd + 1},
-                )
-                proba, previous, trained = self._proba(model, Xt), labels, selected | given
-                self.n_iter_ = rnd + 1
+            if not given.all():
+                model, proba, trained = self._self_train(Xt, y_enc, given, proba, model, trained, gen)
         self._finish(model, proba, y_enc, given, trained)
         return self
+
+    def _self_train(self, Xt, y_enc, given, proba, model, trained, gen):
+        """Teacher → student rounds; returns the last model, its probabilities and the rows it trained on."""
+        previous = None
+        for rnd in range(1, self.max_iter + 1):
+            selected, rows = select_pseudo_rows(proba, ~given, threshold=self.threshold, balance=self.balance)
+            labels = np.where(selected, proba.argmax(1), -1)
+            changed = None if previous is None else int(np.sum(labels != previous))
+            self.history_.append(
+                {"phase": "pseudo_label", "round": rnd, "n_selected": int(selected.sum()), "changed": changed}
+            )
+            if not selected.any() or changed == 0:
+                self.termination_condition_ = "no_change"
+                break
+            targets = torch.from_numpy(student_targets(proba, y_enc, given, soft=self.soft))
+            train_rows = np.concatenate([np.flatnonzero(given), rows])
+            tag = {"phase": "student", "round": rnd}
+            model = self._train_model(Xt, targets, train_rows, width=self.student_width, gen=gen, tag=tag)
+            proba, previous, trained = self._proba(model, Xt), labels, selected | given
+            self.n_iter_ = rnd
+        return model, proba, trained
 
     def _finish(self, model, proba, y_enc, given, trained) -> None:
         """Keep the final model and fill the row contract."""
