@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import clone
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import LabelEstimatorBase
@@ -24,7 +25,7 @@ from ._train import lr_factor, random_shift, set_lr
 
 _UNLABELED_MARKERS = (0, -1)
 _PRIOR_MAX_UNLABELED = 10_000  # unlabeled rows that train each prior network (all of them are scored)
-_PRIOR_MIN_STEPS = 300  # optimizer steps each prior network gets at least (small data sets)
+_PRIOR_STEPS_PER_EPOCH = 100  # small data: each prior network gets at least this many steps per prior_epoch
 
 
 def pu_indicator(y: np.ndarray, pos_label: Any = 1) -> np.ndarray:
@@ -34,6 +35,7 @@ def pu_indicator(y: np.ndarray, pos_label: Any = 1) -> np.ndarray:
     other ``pos_label`` every other value marks an unlabeled row.
     """
     y = np.asarray(y)
+    check_classification_targets(y)
     if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity; mark unlabeled rows with 0 or -1 instead.")
     s = (y == pos_label).astype(np.int64)
@@ -42,7 +44,8 @@ def pu_indicator(y: np.ndarray, pos_label: Any = 1) -> np.ndarray:
         bad = [v for v in others.tolist() if v not in _UNLABELED_MARKERS]
         if bad:
             raise ValueError(
-                f"y holds labels {bad[:5]} outside the expected set {{1, 0, -1}}: 1 marks a labeled positive, "
+                f"Only binary classification is supported. y holds labels {bad[:5]} outside the expected set "
+                "{1, 0, -1}: 1 marks a labeled positive, "
                 "0 or -1 an unlabeled row. Recode y, or pass pos_label=<your positive value> to treat every "
                 "other value as unlabeled."
             )
@@ -94,7 +97,8 @@ def nnpu_loss(
     and cannot be below zero; a flexible model drives it there by over-fitting (uPU). With
     ``non_negative`` the objective becomes ``−γ·(R_u⁻ − π·R_p⁻)`` whenever that term is
     below ``−β``: a step back up instead of further down. ``prior`` is the positive share of
-    the unlabeled rows. Returns the objective to minimise and the batch statistics.
+    the unlabeled sample (:class:`PUClassifier` uses all training rows, so it is ``π``).
+    Returns the objective to minimise and the batch statistics.
     """
     ell = _LOSSES[loss]
     zp, zu = z[s == 1], z[s == 0]
@@ -171,7 +175,7 @@ def prior_from_unlabeled_share(alpha: float, n_pos: int, n_unl: int) -> float:
 def unlabeled_share_from_prior(prior: float, n_pos: int, n_unl: int) -> float:
     """Positive share of the unlabeled rows implied by ``π`` over all rows (raises if ``π`` is too small)."""
     alpha = (prior * (n_pos + n_unl) - n_pos) / n_unl
-    if alpha <= 0.0:
+    if alpha < 0.0:
         raise ValueError(
             f"prior={prior} implies at most {prior * (n_pos + n_unl):.0f} positives, but {n_pos} rows are labeled "
             "positive; prior is p(y=1) over all rows: pass a larger value or prior='auto'."
@@ -239,7 +243,9 @@ class PUClassifier(LabelEstimatorBase):
         The value of ``y`` that marks a labeled positive. With the default every other
         value must be ``0`` or ``-1``; with another value, every other value is unlabeled.
     prior_epochs : int, default=3
-        Epochs of each labeled-vs-unlabeled network trained to estimate the prior.
+        Epochs of each labeled-vs-unlabeled network trained to estimate the prior; on small
+        data sets at least ``100 · prior_epochs`` optimizer steps (a ranking needs a trained
+        network), and at most 10,000 unlabeled rows per network.
     max_epochs : int, default=20
     batch_size : int, default=256
         Rows per batch; at least a quarter of each batch are labeled positives.
@@ -440,19 +446,25 @@ class PUClassifier(LabelEstimatorBase):
             train_pos, held_pos = pos[order_p[1 - k :: 2]], pos[order_p[k::2]]
             train_unl, held_unl = unl[order_u[1 - k :: 2]][:_PRIOR_MAX_UNLABELED], unl[order_u[k::2]]
             steps = len(pu_batches(len(train_pos), len(train_unl), self.batch_size, gen))
-            epochs = min(max(self.prior_epochs, math.ceil(_PRIOR_MIN_STEPS / steps)), 50)
+            epochs = min(max(self.prior_epochs, math.ceil(_PRIOR_STEPS_PER_EPOCH * self.prior_epochs / steps)), 50)
             predict = self._fit_binary(X, train_pos, train_unl, epochs, gen, f"prior_fold{k}", use_estimator=False)
             shares.append(bbe_mixture_proportion(predict(held_pos), predict(held_unl)))
         return float(np.mean(shares))
 
     # -- methods -------------------------------------------------------------
-    def _fit_nnpu(self, X, pos, unl, alpha: float, gen):
+    def _fit_nnpu(self, X, pos, n_rows: int, prior: float, gen):
+        """nnPU/uPU with every training row as the unlabeled sample of the marginal ``p(x)`` (prior ``π``).
+
+        The labeled positives are part of that sample too (single-training-set PU): the
+        risk then weighs positives by ``π`` over all rows, which stays above zero even when
+        no unlabeled row is positive.
+        """
         net = self._new_net(1)
         nn_flag = self.method == "nnpu"
         loss_fn = partial(
-            nnpu_loss, prior=alpha, loss=self.loss, beta=self.beta, gamma=self.gamma, non_negative=nn_flag
+            nnpu_loss, prior=prior, loss=self.loss, beta=self.beta, gamma=self.gamma, non_negative=nn_flag
         )
-        self._run_epochs(net, X, pos, unl, loss_fn, self.max_epochs, gen, self.method)
+        self._run_epochs(net, X, pos, torch.arange(n_rows), loss_fn, self.max_epochs, gen, self.method)
         self.networks_, self._logit_offset = [net], 0.0
         return lambda r: self._net_proba(net, X[r])
 
@@ -498,6 +510,11 @@ class PUClassifier(LabelEstimatorBase):
         -------
         self
         """
+        if y is None:
+            raise ValueError(
+                "PUClassifier requires y to be passed, but the target y is None; pass 1 for labeled positives "
+                "and 0 or -1 for unlabeled rows."
+            )
         Xt, y_raw = self._prepare(X, y)
         s = pu_indicator(y_raw, self.pos_label)
         check_pu_rows(s, self.pos_label)
@@ -524,7 +541,7 @@ class PUClassifier(LabelEstimatorBase):
             elif self.method == "spy":
                 predict = self._fit_spy(Xt, pos, unl, gen)
             else:
-                predict = self._fit_nnpu(Xt, pos, unl, alpha, gen)
+                predict = self._fit_nnpu(Xt, pos, len(s), prior_from_unlabeled_share(alpha, len(pos), len(unl)), gen)
             proba = self._calibrate(predict(torch.arange(len(s))))
         self._finish(s, proba, alpha)
         return self
@@ -585,6 +602,10 @@ class PUClassifier(LabelEstimatorBase):
             p = self._net_proba(self.networks_[0], torch.from_numpy(Xr), self._logit_offset)
         p = self._calibrate(p)
         return np.stack([1.0 - p, p], axis=1).astype(np.float32)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``1`` where ``p(y=1 | x) >= 0.5``, else ``0``."""
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(np.int64)
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Fit, then return the trusted rows (``clean_mask_``) with their inferred 0/1 labels.

@@ -306,12 +306,16 @@ def test_custom_pos_label_and_string_labels(pu_data):
 
 # --------------------------------------------------------------------------- scikit-learn's own checks
 
+_Y_HAS_2 = (
+    "the check's y holds the value 2 (y = X[:, 0].astype(int) or a multiclass target); with pos_label=1 PU labels "
+    "allow only 1 (labeled positive) and 0 / -1 (unlabeled), so fit rightly raises"
+)
 EXPECTED_FAILED = {
-    "check_classifiers_classes": "PU labels: every value but pos_label=1 marks an unlabeled row, so string "
-    "classes have no labeled positives and classes_ is always [0, 1]",
-    "check_classifiers_train": "the check's binary y uses class 0 as a real class; for PU it is 'unlabeled', "
-    "so the accuracy on the given y (which counts unlabeled positives as wrong) is not comparable",
-    "check_classifiers_one_label_sample_weights": "no sample_weight; PU also needs two label values",
+    "check_classifiers_classes": "string classes ('one', 'two', ...) hold no value equal to pos_label=1, so there "
+    "are no labeled positives; and classes_ is always [0, 1] for PU, never the given labels",
+    "check_estimators_dtypes": _Y_HAS_2,
+    "check_classifier_data_not_an_array": _Y_HAS_2,
+    "check_fit2d_1feature": _Y_HAS_2,
 }
 
 
@@ -320,8 +324,8 @@ def _expected_failed(estimator):
 
 
 @parametrize_with_checks(
-    [PUClassifier(max_epochs=2, prior_epochs=1, hidden_dims=(16,), batch_size=32, random_state=0)],
+    [PUClassifier(max_epochs=10, prior_epochs=1, hidden_dims=(32,), batch_size=32, random_state=0)],
     expected_failed_checks=_expected_failed,
 )
-def test_sklearn_checks(estimator, check):
+def test_sklearn_checks(estimator, check):  # noqa: D103
     check(estimator)
