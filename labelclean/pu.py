@@ -292,10 +292,10 @@ class PUClassifier(LabelEstimatorBase):
     >>> import numpy as np
     >>> from sklearn.datasets import make_classification
     >>> from labelclean.pu import PUClassifier
-    >>> X, y_true = make_classification(1000, n_features=8, class_sep=2.0, random_state=0)
+    >>> X, y_true = make_classification(600, n_features=8, class_sep=2.0, random_state=0)
     >>> rng = np.random.default_rng(0)
-    >>> y_pu = np.where((y_true == 1) & (rng.random(1000) < 0.4), 1, 0)  # 40% of positives labeled
-    >>> clf = PUClassifier(max_epochs=10, random_state=0).fit(X, y_pu)
+    >>> y_pu = np.where((y_true == 1) & (rng.random(600) < 0.5), 1, 0)  # half of the positives labeled
+    >>> clf = PUClassifier(hidden_dims=(64,), max_epochs=10, prior_epochs=1, random_state=0).fit(X, y_pu)
     >>> bool(abs(clf.class_prior_ - y_true.mean()) < 0.1), bool(clf.score(X, y_true) > 0.85)
     (True, True)
     """
