@@ -246,7 +246,7 @@ class PUClassifier(LabelEstimatorBase):
         Epochs of each labeled-vs-unlabeled network trained to estimate the prior; on small
         data sets at least ``100 · prior_epochs`` optimizer steps (a ranking needs a trained
         network), and at most 10,000 unlabeled rows per network.
-    max_epochs : int, default=20
+    max_epochs : int, default=15
     batch_size : int, default=256
         Rows per batch; at least a quarter of each batch are labeled positives.
     lr : float, default=1e-3
@@ -334,7 +334,7 @@ class PUClassifier(LabelEstimatorBase):
         negative_threshold: float = 0.05,
         pos_label: Any = 1,
         prior_epochs: int = 3,
-        max_epochs: int = 20,
+        max_epochs: int = 15,
         batch_size: int = 256,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -474,7 +474,10 @@ class PUClassifier(LabelEstimatorBase):
         if len(train_pos) == 0:
             raise ValueError("elkan_noto needs at least 2 labeled positives (one to train, one to estimate c).")
         g = self._fit_binary(X, train_pos, unl, self.max_epochs, gen, "elkan_noto", use_estimator=True)
-        self.c_ = float(np.clip(np.mean(g(pos[held])), 1e-6, 1.0))
+        if self.prior == "auto":  # Elkan & Noto's estimator e1: the mean of g on held-back positives
+            self.c_ = float(np.clip(np.mean(g(pos[held])), 1e-6, 1.0))
+        else:  # a given prior fixes c = p(s=1) / π
+            self.c_ = min(1.0, len(pos) / (float(self.prior) * (len(pos) + len(unl))))
         return g
 
     def _fit_spy(self, X, pos, unl, gen):
@@ -515,21 +518,10 @@ class PUClassifier(LabelEstimatorBase):
                 "PUClassifier requires y to be passed, but the target y is None; pass 1 for labeled positives "
                 "and 0 or -1 for unlabeled rows."
             )
+        self._check_estimator_param()
         Xt, y_raw = self._prepare(X, y)
         s = pu_indicator(y_raw, self.pos_label)
         check_pu_rows(s, self.pos_label)
-        if self.estimator is not None and not (
-            hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")
-        ):
-            raise TypeError(
-                f"estimator must be a scikit-learn classifier with fit and predict_proba, got "
-                f"{type(self.estimator).__name__}; e.g. LogisticRegression(), or None for the torch network."
-            )
-        if self.estimator is not None and self.method in ("nnpu", "upu"):
-            raise ValueError(
-                f"estimator= is used by 'elkan_noto' and 'spy'; method={self.method!r} trains a torch "
-                "network: pass module= to change its backbone, or choose another method."
-            )
         self.classes_ = np.array([0, 1])
         self.history_, self.networks_, self.estimator_, self._logit_offset = [], [], None, 0.0
         pos, unl = torch.from_numpy(np.flatnonzero(s)), torch.from_numpy(np.flatnonzero(s == 0))
@@ -546,6 +538,20 @@ class PUClassifier(LabelEstimatorBase):
         self._finish(s, proba, alpha)
         return self
 
+    def _check_estimator_param(self) -> None:
+        if self.estimator is None:
+            return
+        if not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")):
+            raise TypeError(
+                f"estimator must be a scikit-learn classifier with fit and predict_proba, got "
+                f"{type(self.estimator).__name__}; e.g. LogisticRegression(), or None for the torch network."
+            )
+        if self.method in ("nnpu", "upu"):
+            raise ValueError(
+                f"estimator= is used by 'elkan_noto' and 'spy'; method={self.method!r} trains a torch "
+                "network: pass module= to change its backbone, or choose another method."
+            )
+
     def _unlabeled_share(self, X, pos, unl, gen) -> float | None:
         if self.prior != "auto":
             return unlabeled_share_from_prior(float(self.prior), len(pos), len(unl))
@@ -560,12 +566,8 @@ class PUClassifier(LabelEstimatorBase):
     def _finish(self, s: np.ndarray, proba: np.ndarray, alpha: float | None) -> None:
         """Fill ``class_prior_``, ``c_`` and the row contract."""
         n_pos, n_unl = int(s.sum()), int((s == 0).sum())
-        if self.method == "elkan_noto":
-            if alpha is None:
-                self.class_prior_ = float(np.clip(n_pos / len(s) / self.c_, n_pos / len(s), 1.0))
-            else:
-                self.class_prior_ = prior_from_unlabeled_share(alpha, n_pos, n_unl)
-                self.c_ = n_pos / (self.class_prior_ * len(s))
+        if self.method == "elkan_noto":  # π = p(s=1) / c
+            self.class_prior_ = float(np.clip(n_pos / len(s) / self.c_, n_pos / len(s), 1.0))
         else:
             self.class_prior_ = prior_from_unlabeled_share(alpha, n_pos, n_unl)
             self.c_ = n_pos / (self.class_prior_ * len(s))
