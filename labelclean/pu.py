@@ -421,16 +421,15 @@ class PUClassifier(LabelEstimatorBase):
         )
         offset = oversampling_offset(len(pos), len(neg), self.batch_size)
         self.networks_, self.estimator_, self._logit_offset = [net], None, offset
-        return lambda r: self._net_proba(net, X[r], offset)
+        return lambda r: self._net_proba(net, X, offset, rows=r)
 
     @torch.inference_mode()
-    def _net_proba(self, net, X: torch.Tensor, offset: float = 0.0) -> np.ndarray:
+    def _net_proba(self, net, X: torch.Tensor, offset: float = 0.0, rows: torch.Tensor | None = None) -> np.ndarray:
+        """``σ(z + offset)`` for ``X`` (or its ``rows``), gathered 1,024 rows at a time: no copy of ``X``."""
         net.eval()
-        out = [
-            torch.sigmoid(net(X[i : i + 1024].to(self.device_))[:, 0].float() + offset).cpu()
-            for i in range(0, X.shape[0], 1024)
-        ]
-        return torch.cat(out).numpy()
+        rows = torch.arange(X.shape[0]) if rows is None else rows
+        out = [torch.sigmoid(net(X[r].to(self.device_))[:, 0].float() + offset).cpu() for r in rows.split(1024)]
+        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
     # -- class prior ---------------------------------------------------------
     def _estimate_unlabeled_share(self, X, pos, unl, gen) -> float:
@@ -466,7 +465,7 @@ class PUClassifier(LabelEstimatorBase):
         )
         self._run_epochs(net, X, pos, torch.arange(n_rows), loss_fn, self.max_epochs, gen, self.method)
         self.networks_, self._logit_offset = [net], 0.0
-        return lambda r: self._net_proba(net, X[r])
+        return lambda r: self._net_proba(net, X, rows=r)
 
     def _fit_elkan_noto(self, X, pos, unl, gen):
         held = torch.randperm(len(pos), generator=gen)[: max(1, round(self.holdout_ratio * len(pos)))]
