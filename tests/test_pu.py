@@ -248,6 +248,17 @@ def test_fit_resample_returns_inferred_labels(pu_data):
     assert isinstance(y_np, np.ndarray) and X_np.shape[0] == y_np.shape[0]
 
 
+def test_imblearn_pipeline_trains_next_step_on_labeled_rows(pu_data):
+    """As a sampler, PUClassifier hands the next step positives and reliable negatives: a PN problem."""
+    imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
+    X, _, s, X_te, y_te = pu_data
+    pipe = imblearn_pipeline.Pipeline([("pu", PUClassifier(**FAST)), ("lr", LogisticRegression())]).fit(X, s)
+    naive = LogisticRegression().fit(X, s)  # treats every unlabeled row as negative
+    assert set(pipe.named_steps["lr"].classes_) == {0, 1}
+    assert pipe.score(X_te, y_te) > 0.9
+    assert pipe.score(X_te, y_te) > naive.score(X_te, y_te) + 0.05
+
+
 def test_deterministic_and_no_global_seed(pu_data):
     X, _, s, X_te, _ = pu_data
     before = torch.random.get_rng_state().clone()
