@@ -27,6 +27,13 @@ def _describe_non_numeric(X: Any) -> str:
     return "X holds non-numeric values"
 
 
+def _as_tensor(X: np.ndarray) -> torch.Tensor:
+    """Share memory with ``X`` (never written to), also when NumPy marks it read-only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(X)
+
+
 class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
     """Base of the labelclean estimators: one place for inputs, labels, devices, seeds and the row contract.
 
@@ -80,26 +87,32 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
             )
         return Xr, yv
 
+    @staticmethod
+    def _check_label_types(y: Any) -> None:
+        """Reject labels that mix strings and numbers (NumPy would silently turn them all into strings)."""
+        if y is None or (hasattr(y, "dtype") and getattr(y.dtype, "kind", "O") != "O"):
+            return
+        values = np.asarray(y, dtype=object).ravel()
+        is_str = np.fromiter((isinstance(v, (str, bytes)) for v in values), dtype=bool, count=len(values))
+        if is_str.any() and not is_str.all():
+            kinds = sorted({type(v).__name__ for v in values})
+            raise TypeError(f"y mixes label types {kinds}; use one type for all labels (e.g. all str or all int).")
+
     def _encode_labels(self, y: np.ndarray) -> np.ndarray:
         check_classification_targets(y)
-        try:
-            classes, y_enc = np.unique(y, return_inverse=True)
-        except TypeError as exc:
-            kinds = sorted({type(v).__name__ for v in np.asarray(y, dtype=object).ravel()})
-            raise TypeError(
-                f"y mixes label types {kinds}; use one type for all labels (e.g. all str or all int)."
-            ) from exc
+        classes, y_enc = np.unique(y, return_inverse=True)
         self.classes_ = classes
         return y_enc.astype(np.int64)
 
     def _prepare(self, X: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
         """Validate ``X, y``, set ``input_shape_``, ``classes_``, device and seed; return tensors."""
+        self._check_label_types(y)
         Xr, yv = self._validate_X(X, y, reset=True)
         self.input_shape_ = tuple(int(s) for s in Xr.shape[1:])
         self._x_mean, self._x_scale = input_stats(Xr)
         self.device_ = resolve_device(self.device)
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        return torch.from_numpy(Xr), yv
+        return _as_tensor(Xr), yv
 
     def _seeded(self):
         return local_torch_seed(self._seed, self.device_)
@@ -134,11 +147,12 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "networks_")
         Xr, _ = self._validate_X(X, reset=False)
-        return predict_proba_nets(self.networks_, torch.from_numpy(Xr), self.device_)
+        return predict_proba_nets(self.networks_, _as_tensor(Xr), self.device_)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class per row, in the user's label values."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     # ------------------------------------------------------------ row contract
     def _set_contract(self, y: np.ndarray, y_enc: np.ndarray, proba: np.ndarray, clean: np.ndarray) -> None:

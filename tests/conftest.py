@@ -16,10 +16,10 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="session")
 def blobs10():
     """10 well separated classes in 20 dimensions, 40 % symmetric noise on the training rows."""
-    X, y = make_blobs(n_samples=3000, n_features=20, centers=10, cluster_std=4.0, random_state=0)
+    X, y = make_blobs(n_samples=2500, n_features=20, centers=10, cluster_std=4.0, random_state=0)
     X = X.astype(np.float32)
-    y_noisy = make_noisy_labels(y[:2000], 0.4, random_state=1)
-    return X[:2000], y[:2000], y_noisy, X[2000:], y[2000:]
+    y_noisy = make_noisy_labels(y[:1500], 0.4, random_state=1)
+    return X[:1500], y[:1500], y_noisy, X[1500:], y[1500:]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,263 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from labelclean import CoTeachingFilter, detection_scores
+from labelclean._train import forget_rate_schedule, lr_factor
+from labelclean.coteaching import (
+    coteaching_loss,
+    estimate_noise_rate,
+    jocor_loss,
+    refine_targets,
+    small_loss_index,
+)
+
+# ----------------------------------------------------------------- pure functions
+
+
+def test_forget_rate_schedule_ramps_then_holds():
+    rates = [forget_rate_schedule(t, 0.4, 10) for t in range(15)]
+    assert rates[0] == 0.0 and rates[5] == pytest.approx(0.2) and rates[10:] == [0.4] * 5
+    assert forget_rate_schedule(0, 0.3, 0) == 0.3
+
+
+def test_lr_factor_is_constant_then_decays_linearly():
+    f = [lr_factor(e, 10) for e in range(10)]
+    assert f[:5] == [1.0] * 5 and all(a > b for a, b in zip(f[4:], f[5:])) and f[-1] > 0
+
+
+def test_small_loss_index_keeps_smallest():
+    losses = torch.tensor([0.9, 0.1, 0.5, 0.3])
+    assert small_loss_index(losses, 0.5).tolist() == [1, 3]
+    assert small_loss_index(losses, 0.99).tolist() == [1]  # never empty
+
+
+def test_coteaching_loss_updates_each_net_on_its_peers_selection():
+    y = torch.tensor([0, 0, 0, 0])
+    # net 1 is confident on rows 0, 1; net 2 on rows 2, 3
+    l1 = torch.tensor([[5.0, 0], [5.0, 0], [0, 5.0], [0, 5.0]], requires_grad=True)
+    l2 = torch.tensor([[0, 5.0], [0, 5.0], [5.0, 0], [5.0, 0]], requires_grad=True)
+    loss, stats = coteaching_loss(l1, l2, y, 0.5)
+    loss.backward()
+    assert stats["kept"] == 0.5
+    # net 1 learns from net 2's small-loss rows (2, 3) only, and vice versa
+    assert torch.all(l1.grad[:2] == 0) and torch.all(l1.grad[2:] != 0)
+    assert torch.all(l2.grad[2:] == 0) and torch.all(l2.grad[:2] != 0)
+
+
+def test_jocor_loss_without_coregularisation_is_cross_entropy():
+    torch.manual_seed(0)
+    l1, l2, y = torch.randn(8, 3), torch.randn(8, 3), torch.randint(0, 3, (8,))
+    loss, _ = jocor_loss(l1, l2, y, 0.0, 0.0)
+    ce = torch.nn.functional.cross_entropy(l1, y) + torch.nn.functional.cross_entropy(l2, y)
+    assert loss.item() == pytest.approx(ce.item(), rel=1e-5)
+    # identical nets: the KL term vanishes
+    loss_same, _ = jocor_loss(l1, l1, y, 0.0, 1.0)
+    assert loss_same.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_noise_estimate_and_refine_targets():
+    y = np.array([0, 1, 2, 0])
+    proba = np.eye(3, dtype=np.float32)[[0, 1, 1, 2]] * 0.9 + 0.1 / 3
+    assert estimate_noise_rate(proba, y) == 0.5
+    targets, rate = refine_targets(proba, y)
+    assert targets.tolist() == [0, 1, 1, 2] and rate == pytest.approx(1 - (0.9 + 0.1 / 3), abs=1e-6)
+
+
+# ----------------------------------------------------------------- behaviour
+
+
+@pytest.fixture(scope="module")
+def fitted_blobs(blobs10):
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    f = CoTeachingFilter(random_state=0).fit(X, y_noisy)
+    clean = CoTeachingFilter(forget_rate=0.0, refine_epochs=0, random_state=0).fit(X, y_true)
+    return f, clean
+
+
+def test_finds_wrong_labels_and_learns_despite_them(blobs10, fitted_blobs):
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    f, clean = fitted_blobs
+    scores = detection_scores(f.clean_mask_, y_noisy, y_true)
+    assert scores["f1"] >= 0.9
+    assert f.score(X_test, y_test) >= clean.score(X_test, y_test) - 0.03
+    # corrected labels are much better than the given ones
+    assert np.mean(f.pseudo_labels_ == y_true) > np.mean(y_noisy == y_true) + 0.3
+    assert abs(f.noise_rate_ - 0.4) < 0.1
+
+
+def test_row_contract(blobs10, fitted_blobs):
+    X, _, y_noisy, _, _ = blobs10
+    f, _ = fitted_blobs
+    n = len(y_noisy)
+    assert f.clean_mask_.dtype == bool and f.clean_mask_.shape == (n,)
+    assert f.label_quality_.dtype == np.float32 and np.all((f.label_quality_ >= 0) & (f.label_quality_ <= 1))
+    assert np.array_equal(f.pseudo_labels_[f.clean_mask_], y_noisy[f.clean_mask_])
+    # flagged rows get a label other than the given one
+    assert np.all(f.pseudo_labels_[~f.clean_mask_] != y_noisy[~f.clean_mask_])
+    # trusted rows have higher quality than flagged ones on average
+    assert f.label_quality_[f.clean_mask_].mean() > f.label_quality_[~f.clean_mask_].mean() + 0.5
+    proba = f.predict_proba(X[:10])
+    assert proba.dtype == np.float32 and np.allclose(proba.sum(1), 1, atol=1e-5)
+    phases = [h["phase"] for h in f.history_]
+    assert phases[0] == "warmup" and phases.count("coteaching") == f.max_epochs and phases[-1] == "refine"
+    kept = [h["kept"] for h in f.history_ if h["phase"] == "coteaching"]
+    assert kept[0] == 1.0 and kept[-1] == pytest.approx(1 - f.noise_rate_, abs=0.02)
+
+
+def test_images_in_every_layout(images4):
+    X, y_true, y_noisy, X_test, y_test = images4
+    f = CoTeachingFilter(max_epochs=8, refine_epochs=2, random_state=0).fit(X, y_noisy)
+    assert f.input_shape_ == (1, 12, 12)
+    assert detection_scores(f.clean_mask_, y_noisy, y_true)["f1"] >= 0.9
+    assert f.score(X_test, y_test) >= 0.9
+    params = dict(max_epochs=2, refine_epochs=0, forget_rate=0.3, random_state=0)
+    ref = CoTeachingFilter(**params).fit(X, y_noisy).predict_proba(X_test)
+    nhwc = CoTeachingFilter(**params).fit(X[..., None], y_noisy)
+    assert nhwc.input_shape_ == (1, 12, 12)
+    np.testing.assert_allclose(nhwc.predict_proba(X_test[..., None]), ref, atol=1e-6)
+    rows = CoTeachingFilter(input_shape=(1, 12, 12), **params).fit(X.reshape(len(X), -1), y_noisy)
+    np.testing.assert_allclose(rows.predict_proba(X_test.reshape(len(X_test), -1)), ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["coteaching+", "jocor"])
+def test_variants_clean_labels(blobs10, method):
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    f = CoTeachingFilter(method=method, max_epochs=12, random_state=0).fit(X, y_noisy)
+    assert detection_scores(f.clean_mask_, y_noisy, y_true)["f1"] >= 0.85
+    assert f.score(X_test, y_test) >= 0.9
+
+
+def test_string_labels_dataframe_and_given_forget_rate(blobs10):
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    names = np.array([f"class-{c}" for c in range(10)])
+    df = pd.DataFrame(X[:600], columns=[f"f{i}" for i in range(X.shape[1])])
+    f = CoTeachingFilter(forget_rate=0.35, max_epochs=10, refine_epochs=2, random_state=0).fit(df, names[y_noisy[:600]])
+    assert f.noise_rate_ == 0.35 and not any(h["phase"] == "warmup" for h in f.history_)
+    assert list(f.classes_) == sorted(names) and f.pseudo_labels_.dtype == names.dtype
+    assert set(f.predict(df)) <= set(names)
+    Xk, yk = f.fit_resample(df, pd.Series(names[y_noisy[:600]]))
+    assert isinstance(Xk, pd.DataFrame) and isinstance(yk, pd.Series) and len(Xk) == f.clean_mask_.sum()
+
+
+def test_custom_module(blobs10):
+    X, y_true, y_noisy, _, _ = blobs10
+
+    def linear(input_shape, n_classes):
+        return torch.nn.Linear(input_shape[0], n_classes)
+
+    f = CoTeachingFilter(module=linear, max_epochs=3, refine_epochs=0, random_state=0).fit(X, y_noisy)
+    assert isinstance(f.networks_[0][1], torch.nn.Linear)
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        CoTeachingFilter(module=lambda s, k: "not a net", max_epochs=1).fit(X, y_noisy)
+
+
+def test_determinism_without_touching_global_rng(blobs10):
+    X, _, y_noisy, X_test, _ = blobs10
+    params = dict(max_epochs=3, refine_epochs=1, dropout=0.2, random_state=7)
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    a = CoTeachingFilter(**params).fit(X, y_noisy)
+    after = torch.rand(3)
+    b = CoTeachingFilter(**params).fit(X, y_noisy)
+    assert torch.equal(before, after), "fit must not consume or reseed torch's global generator"
+    assert np.array_equal(a.clean_mask_, b.clean_mask_)
+    assert np.array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+    c = CoTeachingFilter(**{**params, "random_state": 8}).fit(X, y_noisy)
+    assert not np.array_equal(a.predict_proba(X_test), c.predict_proba(X_test))
+
+
+# ----------------------------------------------------------------- scikit-learn
+
+
+def test_pipeline_gridsearch_clone(blobs10):
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    small = dict(max_epochs=4, refine_epochs=1, forget_rate=0.4, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("clean", CoTeachingFilter(**small))]).fit(X, y_noisy)
+    assert pipe.score(X_test, y_test) > 0.8
+    search = GridSearchCV(CoTeachingFilter(**small), {"method": ["coteaching", "jocor"]}, cv=2).fit(X, y_noisy)
+    assert search.best_params_["method"] in ("coteaching", "jocor")
+    c = clone(CoTeachingFilter(forget_rate=0.2)).set_params(max_epochs=2)
+    assert c.get_params()["forget_rate"] == 0.2 and c.max_epochs == 2 and not hasattr(c, "classes_")
+
+
+def test_imblearn_pipeline_trains_next_step_on_clean_rows(blobs10):
+    imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
+    from sklearn.linear_model import LogisticRegression
+
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    pipe = imblearn_pipeline.Pipeline(
+        [
+            ("clean", CoTeachingFilter(max_epochs=8, refine_epochs=1, random_state=0)),
+            ("model", LogisticRegression(max_iter=500)),
+        ]
+    ).fit(X, y_noisy)
+    kept = pipe.named_steps["clean"].clean_mask_
+    assert pipe.named_steps["model"].n_features_in_ == X.shape[1] and kept.sum() < len(X)
+    plain = LogisticRegression(max_iter=500).fit(X, y_noisy)
+    assert pipe.score(X_test, y_test) >= plain.score(X_test, y_test)
+
+
+SMALL = dict(max_epochs=2, refine_epochs=1, batch_size=32, random_state=0)
+# Every check passes; a future expected failure is listed here with its reason.
+EXPECTED_FAILURES: dict[str, str] = {}
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILURES
+
+
+@parametrize_with_checks([CoTeachingFilter(**SMALL)], expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ----------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("X", "y", "params", "error", "match"),
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0]] * 5), [0, 1] * 5, {}, ValueError, "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]] * 5), [0, 1] * 5, {}, ValueError, "infinity"),
+        (np.zeros((0, 3)), [], {}, ValueError, "0 sample"),
+        (np.zeros((10, 3)), [0, 1] * 4, {}, ValueError, "inconsistent numbers of samples"),
+        (np.zeros((10, 3)), [1] * 10, {}, ValueError, "only one class"),
+        (np.zeros(10), [0, 1] * 5, {}, ValueError, "2D array"),
+        (np.array([["a", "b"]] * 10), [0, 1] * 5, {}, ValueError, "numeric features"),
+        (np.zeros((10, 2, 2, 2, 2)), [0, 1] * 5, {}, ValueError, "5 dimensions"),
+        (np.zeros((10, 12)), [0, 1] * 5, {"input_shape": (1, 5, 5)}, ValueError, "does not fit rows of 12"),
+        (np.zeros((10, 3)), [0, 1] * 5, {"forget_rate": 1.0}, ValueError, "forget_rate"),
+        (np.zeros((10, 3)), [0, 1] * 5, {"forget_rate": -0.1}, ValueError, "forget_rate"),
+        (np.zeros((10, 3)), [0, 1] * 5, {"method": "mentornet"}, ValueError, "method"),
+        (np.zeros((10, 3)), [0, "a"] * 5, {}, TypeError, "mixes label types"),
+        (np.zeros((10, 3)), np.linspace(0, 1, 10), {}, ValueError, "Unknown label type"),
+    ],
+)
+def test_bad_input_is_named(X, y, params, error, match):
+    with pytest.raises(error, match=match):
+        CoTeachingFilter(max_epochs=1, **params).fit(X, y)
+
+
+def test_string_dataframe_column_is_named():
+    df = pd.DataFrame({"x": np.arange(10.0), "colour": ["red", "blue"] * 5})
+    with pytest.raises(ValueError, match=r"colour.*OneHotEncoder"):
+        CoTeachingFilter(max_epochs=1).fit(df, [0, 1] * 5)
+
+
+def test_predict_errors(blobs10, fitted_blobs):
+    from sklearn.exceptions import NotFittedError
+
+    X, *_ = blobs10
+    with pytest.raises(NotFittedError):
+        CoTeachingFilter().predict(X)
+    f, _ = fitted_blobs
+    with pytest.raises(ValueError, match="features"):
+        f.predict(X[:, :5])
