@@ -74,7 +74,7 @@ def child(mode: str, path: str, out: str) -> None:
         from labelclean.cli import cli
 
         args = ["filter", path, "-o", out, "--force", "--quiet", "--epochs", "1", "--noise-rate", "0.2",
-                "--seed", "0", "--param", "batch_size=512"]  # fmt: skip
+                "--seed", "0", "--param", "batch_size=2048"]  # fmt: skip
         code = cli.main(args, standalone_mode=False)
         info = {"exit_code": code, "rows_written": pq.ParquetFile(out).metadata.num_rows}
     else:

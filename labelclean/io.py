@@ -209,11 +209,37 @@ def _is_stringish(t: pa.DataType) -> bool:
 
 
 def _first_valid(source: pa.Table | pq.ParquetFile, name: str) -> Any:
-    for batch in iter_batches(source, [name], batch_rows=4096):
+    """The first non-null value of a column, reading as little as possible."""
+    if isinstance(source, pa.Table):
+        col = source.column(name)
+        valid = pc.drop_null(col)
+        return valid[0].as_py() if len(valid) else None
+    for batch in source.iter_batches(batch_size=1024, columns=[name]):
         col = batch.column(0)
         if col.null_count < len(col):
             return col.filter(pc.is_valid(col))[0].as_py()
     return None
+
+
+def _list_width_from_metadata(source: pa.Table | pq.ParquetFile, name: str) -> int | None:
+    """Width of a list column from the parquet footer alone (first row group, no nulls), else None.
+
+    Without nulls a list column's leaf holds ``rows × width`` values when every list has
+    ``width`` items; the read pass checks every row's length anyway.
+    """
+    if isinstance(source, pa.Table) or source.metadata.num_row_groups == 0:
+        return None
+    meta = source.metadata
+    leaves = [i for i in range(meta.num_columns) if meta.schema.column(i).path.split(".")[0] == name]
+    if len(leaves) != 1:
+        return None
+    rg = meta.row_group(0)
+    chunk = rg.column(leaves[0])
+    stats = chunk.statistics
+    if rg.num_rows == 0 or stats is None or not stats.has_null_count or stats.null_count != 0:
+        return None
+    width, rest = divmod(chunk.num_values, rg.num_rows)
+    return width if rest == 0 and width > 0 else None
 
 
 def _image_info(data: bytes) -> tuple[str, tuple[int, int, int]]:
@@ -244,6 +270,9 @@ def _describe_column(
             return f"list of {t.value_type}, not of numbers"
         if pa.types.is_fixed_size_list(t):
             return FeatureColumn(f.name, "embedding", t.list_size)
+        width = _list_width_from_metadata(source, f.name)
+        if width is not None:
+            return FeatureColumn(f.name, "embedding", width)
         first = _first_valid(source, f.name)
         if first is None:
             return "all values are null"
@@ -438,11 +467,23 @@ def _fill_images(out: np.ndarray, col: pa.Array, fc: FeatureColumn, start: int) 
     return resized
 
 
+def batch_rows_for(plan: FeaturePlan, target_bytes: int = 8 << 20) -> int:
+    """Rows per record batch so that one batch of features is about ``target_bytes`` (1,024 to 65,536 rows)."""
+    row_bytes = 4 * int(np.prod(plan.row_shape))
+    return int(min(BATCH_ROWS, max(1024, target_bytes // max(row_bytes, 1))))
+
+
+def _release_arrow_memory() -> None:
+    """Hand memory that pyarrow's allocator keeps cached back to the system (keeps the peak near the matrix)."""
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        pa.default_memory_pool().release_unused()
+
+
 def read_features(
     source: pa.Table | pq.ParquetFile,
     plan: FeaturePlan,
     *,
-    batch_rows: int = BATCH_ROWS,
+    batch_rows: int | None = None,
     progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """Stream the planned columns into one preallocated float32 array.
@@ -452,6 +493,8 @@ def read_features(
     images by zeros, null categories by an all-zero one-hot block.
     """
     n = plan.n_rows
+    batch_rows = batch_rows or batch_rows_for(plan)
+    _release_arrow_memory()
     X = np.empty((n, *plan.row_shape), dtype=np.float32)
     offsets = np.cumsum([0] + [c.width for c in plan.columns])
     with_nulls: list[int] = []
@@ -472,6 +515,8 @@ def read_features(
             else:
                 _fill_onehot(block, col, fc.categories)
         start = stop
+        del batch
+        _release_arrow_memory()
         if progress is not None:
             progress("reading", start, n)
     for j in with_nulls:
@@ -535,7 +580,7 @@ def write_with_columns(
     added: pa.Table,
     *,
     keep: np.ndarray | None = None,
-    batch_rows: int = BATCH_ROWS,
+    batch_rows: int = 16_384,
     progress: ProgressFn | None = None,
 ) -> int:
     """Write every column of ``source`` (unchanged, same order) plus ``added``, atomically.
@@ -565,6 +610,8 @@ def write_with_columns(
                     writer.write_batch(piece)
                 written += piece.num_rows
                 start = stop
+                del batch, piece, arrays
+                _release_arrow_memory()
                 if progress is not None:
                     progress("writing", start, n)
             if n == 0:

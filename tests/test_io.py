@@ -162,3 +162,15 @@ def test_failed_write_leaves_no_output_and_no_temp_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         lio.write_with_columns(lio.open_parquet(src), tmp_path / "out.parquet", added)
     assert sorted(os.listdir(tmp_path)) == ["in.parquet"]
+
+
+def test_list_width_from_the_footer_and_with_nulls(tmp_path):
+    t = pa.table({"e": pa.array([[1.0, 2.0, 3.0]] * 5), "label": [0, 1, 0, 1, 0]})
+    pf = lio.open_parquet(write(t, tmp_path / "a.parquet"))
+    assert lio._list_width_from_metadata(pf, "e") == 3
+    t2 = pa.table({"e": pa.array([None, [1.0, 2.0], [3.0, 4.0]]), "label": [0, 1, 0]})
+    pf2 = lio.open_parquet(write(t2, tmp_path / "b.parquet"))
+    assert lio._list_width_from_metadata(pf2, "e") is None
+    plan = plan_features(pf2, "label")
+    assert plan.columns[0].width == 2
+    np.testing.assert_array_equal(read_features(pf2, plan), [[0, 0], [1, 2], [3, 4]])
