@@ -150,13 +150,17 @@ class SelfTrainer(LabelEstimatorBase):
     ----------
     relabel : bool, default=False
         Treat every given label as possibly wrong instead of filling in ``-1`` rows.
-    soft : bool, default=True
-        Students learn the teacher's full class distribution; ``False`` for its argmax.
+    soft : bool, default=False
+        ``True``: students learn the teacher's full class distribution (Noisy Student's soft
+        pseudo-labels); ``False``: its argmax. Hard labels are the default because they
+        measured better on MNIST validation rows (100 labels: 92.0 % vs 87.8 %; relabel mode at
+        80 % noise: soft targets of a teacher trained on noisy labels are nearly flat and the
+        students lost accuracy).
     threshold : float in [0, 1), default=0.0
         Minimum teacher confidence (top probability) for a row to get a pseudo-label.
-    balance : bool, default=False
+    balance : bool, default=True
         Give every class the same number of pseudo-labeled rows (most confident first,
-        rare classes repeated), as Noisy Student does.
+        rare classes repeated), as Noisy Student does (100 MNIST labels: 92.0 % vs 90.1 % without).
     max_iter : int, default=3
         Teacher → student rounds.
     student_width : float >= 1, default=1.0
@@ -176,11 +180,13 @@ class SelfTrainer(LabelEstimatorBase):
         the network that never saw it, so memorised wrong labels are not passed on.
     patience : int, default=3
         Epochs without a better held-back accuracy before a relabel-mode teacher stops.
+    max_teacher_epochs : int, default=20
+        Relabel mode: most epochs an early-stopped teacher network may train.
     input_noise : float, default=0.1
         Student noise for vector rows: Gaussian noise of this many feature standard deviations.
     augment : {"auto", "none", "shift"}, default="auto"
         Image noise: ``"shift"`` moves images by up to two pixels; ``"auto"`` uses it for images.
-    max_epochs : int, default=5
+    max_epochs : int, default=4
         Epochs per network (raised for small sets so each network gets ``min_steps`` updates).
     min_steps : int, default=300
         Minimum number of mini-batch updates per network.
@@ -255,6 +261,7 @@ class SelfTrainer(LabelEstimatorBase):
         "teacher": "no_validation",
         "n_folds": [Interval(Integral, 2, None, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
+        "max_teacher_epochs": [Interval(Integral, 1, None, closed="left")],
         "input_noise": [Interval(Real, 0.0, None, closed="left")],
         "augment": [StrOptions({"auto", "none", "shift"})],
         "min_steps": [Interval(Integral, 0, None, closed="left")],
@@ -264,18 +271,19 @@ class SelfTrainer(LabelEstimatorBase):
         self,
         *,
         relabel: bool = False,
-        soft: bool = True,
+        soft: bool = False,
         threshold: float = 0.0,
-        balance: bool = False,
+        balance: bool = True,
         max_iter: int = 3,
         student_width: float = 1.0,
         estimator: Any = None,
         teacher: Any = None,
         n_folds: int = 2,
         patience: int = 3,
+        max_teacher_epochs: int = 20,
         input_noise: float = 0.1,
         augment: str = "auto",
-        max_epochs: int = 5,
+        max_epochs: int = 4,
         min_steps: int = 300,
         batch_size: int = 128,
         lr: float = 1e-3,
@@ -298,6 +306,7 @@ class SelfTrainer(LabelEstimatorBase):
         self.teacher = teacher
         self.n_folds = n_folds
         self.patience = patience
+        self.max_teacher_epochs = max_teacher_epochs
         self.input_noise = input_noise
         self.augment = augment
         self.max_epochs = max_epochs
@@ -327,6 +336,13 @@ class SelfTrainer(LabelEstimatorBase):
                 f"estimator={self.estimator!r} has no sample_weight in fit, which soft labels need; "
                 "pass soft=False to train it on hard pseudo-labels."
             )
+
+    def _check_label_types(self, y: Any) -> None:
+        """The base check, on the labeled rows only: the int marker ``-1`` may sit among string labels."""
+        values = None if y is None else np.asarray(y)
+        if values is not None and values.ndim == 1:
+            y = values[~unlabeled_mask(values)]
+        super()._check_label_types(y)
 
     def _split_labels(self, y: Any) -> tuple[np.ndarray, np.ndarray]:
         """Encode labels, ``-1`` → unlabeled; return ``(y_enc with -1 for unlabeled, labeled mask)``."""
@@ -367,6 +383,8 @@ class SelfTrainer(LabelEstimatorBase):
         net = self._new_net(len(self.classes_), width=width)
         optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
+        if holdout is not None:  # early stopping decides, within max_teacher_epochs
+            epochs = max(epochs, self.max_teacher_epochs)
         best, best_state, stale, noise = -1.0, None, 0, self._noise()
         for epoch in range(epochs):
             t0 = time.perf_counter()
