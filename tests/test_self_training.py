@@ -231,6 +231,15 @@ def test_fit_resample_returns_pseudo_labels(semi):
     assert -1 not in set(y_kept)
 
 
+def test_imblearn_pipeline_trains_the_next_step_on_pseudo_labeled_rows(semi):
+    imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
+    X, y, y_semi = semi
+    pipe = imblearn_pipeline.make_pipeline(SelfTrainer(max_iter=1, **FAST), LogisticRegression())
+    pipe.fit(X, y_semi)
+    assert list(pipe[-1].classes_) == [0, 1, 2]  # -1 never reaches the next step
+    assert pipe.score(X, y) > 0.85
+
+
 def test_pipeline(semi):
     X, y, y_semi = semi
     pipe = make_pipeline(StandardScaler(), SelfTrainer(max_iter=1, **FAST)).fit(X, y_semi)
