@@ -28,14 +28,28 @@ from ._train import (
 # ---------------------------------------------------------------------------
 
 
-def small_loss_index(losses: torch.Tensor, forget_rate: float) -> torch.Tensor:
-    """Indices of the ``ceil((1 - forget_rate) · n)`` smallest losses (at least one)."""
-    n_keep = max(1, math.ceil((1.0 - forget_rate) * losses.shape[0]))
-    return torch.argsort(losses.detach())[:n_keep]
+def small_loss_index(losses: torch.Tensor, forget_rate: float, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices of the ``ceil((1 - forget_rate) · n)`` smallest losses (at least one).
+
+    With ``labels``, the share is kept within each labelled class of the batch instead, so a
+    class the networks have not learnt yet (all of its losses high) is never dropped whole
+    — at heavy noise, batch-wide selection lets such classes starve.
+    """
+    order = torch.argsort(losses.detach())
+    if labels is None:
+        return order[: max(1, math.ceil((1.0 - forget_rate) * losses.shape[0]))]
+    lab = labels[order]
+    by_class = torch.argsort(lab, stable=True)  # grouped by class, ascending loss within each class
+    idx, lab = order[by_class], lab[by_class]
+    counts = torch.bincount(lab)
+    starts = torch.cumsum(counts, 0) - counts
+    position = torch.arange(lab.shape[0], device=lab.device) - starts[lab]
+    n_keep = torch.clamp(torch.ceil((1.0 - forget_rate) * counts.float()), min=1).long()
+    return idx[position < n_keep[lab]]
 
 
 def coteaching_loss(
-    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float
+    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float, per_class: bool = False
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Co-teaching (Han et al., NeurIPS 2018): each net picks its small-loss rows, its peer learns from them.
 
@@ -44,14 +58,15 @@ def coteaching_loss(
     """
     loss1 = F.cross_entropy(logits1, y, reduction="none")
     loss2 = F.cross_entropy(logits2, y, reduction="none")
-    keep1 = small_loss_index(loss1, forget_rate)
-    keep2 = small_loss_index(loss2, forget_rate)
+    labels = y if per_class else None
+    keep1 = small_loss_index(loss1, forget_rate, labels)
+    keep2 = small_loss_index(loss2, forget_rate, labels)
     loss = loss1[keep2].mean() + loss2[keep1].mean()
     return loss, {"kept": keep1.shape[0] / y.shape[0]}
 
 
 def coteaching_plus_loss(
-    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float
+    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float, per_class: bool = False
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Co-teaching+ (Yu et al., ICML 2019): small-loss exchange restricted to rows where the nets disagree.
 
@@ -59,16 +74,21 @@ def coteaching_plus_loss(
     """
     disagree = torch.nonzero(logits1.argmax(1) != logits2.argmax(1)).squeeze(1)
     if disagree.numel() < 2:
-        loss, _ = coteaching_loss(logits1, logits2, y, forget_rate)
+        loss, _ = coteaching_loss(logits1, logits2, y, forget_rate, per_class)
         return loss, {"kept": 1.0 - forget_rate, "disagree": disagree.numel() / y.shape[0]}
-    loss, stats = coteaching_loss(logits1[disagree], logits2[disagree], y[disagree], forget_rate)
+    loss, stats = coteaching_loss(logits1[disagree], logits2[disagree], y[disagree], forget_rate, per_class)
     # Scale by the disagreement share so the step size shrinks as the nets converge (as in the paper).
     share = disagree.numel() / y.shape[0]
     return loss * share, {"kept": stats["kept"] * share, "disagree": share}
 
 
 def jocor_loss(
-    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float, co_lambda: float
+    logits1: torch.Tensor,
+    logits2: torch.Tensor,
+    y: torch.Tensor,
+    forget_rate: float,
+    co_lambda: float,
+    per_class: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """JoCoR (Wei et al., CVPR 2020): joint loss with a symmetric-KL co-regularisation, small-loss selected.
 
@@ -79,7 +99,7 @@ def jocor_loss(
     ce = F.nll_loss(logp1, y, reduction="none") + F.nll_loss(logp2, y, reduction="none")
     kl = (logp1.exp() * (logp1 - logp2)).sum(1) + (logp2.exp() * (logp2 - logp1)).sum(1)
     joint = (1.0 - co_lambda) * ce + co_lambda * kl
-    keep = small_loss_index(joint, forget_rate)
+    keep = small_loss_index(joint, forget_rate, y if per_class else None)
     return joint[keep].mean(), {"kept": keep.shape[0] / y.shape[0]}
 
 
@@ -136,6 +156,9 @@ class CoTeachingFilter(LabelEstimatorBase):
         ``T_k``, epochs over which the forget rate grows linearly to ``τ``.
     co_lambda : float in [0, 1], default=0.1
         JoCoR's co-regularisation weight ``λ``.
+    per_class : bool, default=True
+        Keep the small-loss share within each labelled class of a batch rather than across
+        the batch, so that no class is starved while the networks have not learnt it yet.
     max_epochs : int, default=20
         Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
     refine_epochs : int, default=5
@@ -204,6 +227,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "co_lambda": [Interval(Real, 0.0, 1.0, closed="both")],
         "augment": [StrOptions({"auto", "none", "shift"})],
         "refine_epochs": [Interval(Integral, 0, None, closed="left")],
+        "per_class": ["boolean"],
     }
 
     def __init__(
@@ -213,6 +237,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         forget_rate: float | str = "auto",
         num_gradual: int = 5,
         co_lambda: float = 0.1,
+        per_class: bool = True,
         max_epochs: int = 20,
         refine_epochs: int = 5,
         batch_size: int = 128,
@@ -231,6 +256,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.forget_rate = forget_rate
         self.num_gradual = num_gradual
         self.co_lambda = co_lambda
+        self.per_class = per_class
         self.max_epochs = max_epochs
         self.refine_epochs = refine_epochs
         self.batch_size = batch_size
@@ -258,10 +284,10 @@ class CoTeachingFilter(LabelEstimatorBase):
     def _loss_fn(self, forget_rate: float, epoch: int):
         # Co-teaching+ starts with plain co-teaching while the forget rate ramps up (Yu et al., 2019).
         if self.method == "coteaching" or (self.method == "coteaching+" and epoch < self.num_gradual):
-            return lambda logits, y: coteaching_loss(logits[0], logits[1], y, forget_rate)
+            return lambda logits, y: coteaching_loss(logits[0], logits[1], y, forget_rate, self.per_class)
         if self.method == "coteaching+":
-            return lambda logits, y: coteaching_plus_loss(logits[0], logits[1], y, forget_rate)
-        return lambda logits, y: jocor_loss(logits[0], logits[1], y, forget_rate, self.co_lambda)
+            return lambda logits, y: coteaching_plus_loss(logits[0], logits[1], y, forget_rate, self.per_class)
+        return lambda logits, y: jocor_loss(logits[0], logits[1], y, forget_rate, self.co_lambda, self.per_class)
 
     def _estimate_noise(self, X, y, gen) -> float:
         """Warm-up with two throw-away networks, each trained on one half of the rows.
@@ -272,7 +298,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         n = X.shape[0]
         halves = torch.randperm(n, generator=gen).chunk(2)
         steps = max(1, math.ceil(len(halves[0]) / self.batch_size))
-        epochs = int(min(max(1, math.ceil(200 / steps)), 20))
+        epochs = int(min(max(1, math.ceil(100 / steps)), 10))
         nets = [self._new_net(len(self.classes_)) for _ in range(2)]
         optimizer = torch.optim.Adam([p for net in nets for p in net.parameters()], lr=self.lr)
         ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
@@ -312,7 +338,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         """Second stage: train on every row with consensus-corrected labels; return the new consensus."""
         targets, rate = refine_targets(proba, y_enc)
         tt = torch.from_numpy(targets)
-        loss_fn = lambda logits, yb: coteaching_loss(logits[0], logits[1], yb, rate)  # noqa: E731
+        loss_fn = lambda logits, yb: coteaching_loss(logits[0], logits[1], yb, rate, self.per_class)  # noqa: E731
         for epoch in range(self.refine_epochs):
             t0 = time.perf_counter()
             set_lr(optimizer, self.lr * (self.refine_epochs - epoch) / (self.refine_epochs + 1))

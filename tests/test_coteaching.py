@@ -205,7 +205,7 @@ def test_imblearn_pipeline_trains_next_step_on_clean_rows(blobs10):
     assert pipe.score(X_test, y_test) >= plain.score(X_test, y_test)
 
 
-SMALL = dict(max_epochs=2, refine_epochs=1, batch_size=32, random_state=0)
+SMALL = dict(max_epochs=2, refine_epochs=1, batch_size=32, forget_rate=0.2, random_state=0)
 # Every check passes; a future expected failure is listed here with its reason.
 EXPECTED_FAILURES: dict[str, str] = {}
 
