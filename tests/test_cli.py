@@ -137,6 +137,8 @@ def test_png_image_column_with_report(tmp_path):
         ("bad noise rate", 2, "Invalid value for '--noise-rate'"),
         ("bad param", 2, "has no parameter nope"),
         ("bad device", 2, "is not a torch device"),
+        ("report exists", 2, "r.html' already exists"),
+        ("output is input", 2, "is the input file"),
         ("one class", 1, "holds only one label value ('cat')"),
     ],
 )
@@ -172,6 +174,11 @@ def test_errors_one_line_exit_code_no_file(tmp_path, case, code, needle):
         args += ["--param", "nope=1"]
     elif case == "bad device":
         args += ["--device", "gpu0"]
+    elif case == "report exists":
+        (tmp_path / "r.html").write_text("old report")
+        args += ["--report", tmp_path / "r.html"]
+    elif case == "output is input":
+        args += ["-o", src, "--force"]
     before = sorted(os.listdir(tmp_path))
     result = invoke(*args)
     assert result.exit_code == code, result.output
