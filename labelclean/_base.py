@@ -21,7 +21,7 @@ from ._train import local_torch_seed, predict_proba_nets, resolve_device
 
 def _describe_non_numeric(X: Any) -> str:
     if hasattr(X, "dtypes") and hasattr(X, "columns"):
-        bad = [str(c) for c, dt in zip(X.columns, X.dtypes) if not (np.issubdtype(dt, np.number) or dt.kind == "b")]
+        bad = [str(c) for c, dt in zip(X.columns, X.dtypes) if getattr(dt, "kind", "O") not in "biuf"]
         if bad:
             return f"columns {bad[:5]} are not numeric"
     return "X holds non-numeric values"

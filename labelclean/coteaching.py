@@ -159,7 +159,7 @@ class CoTeachingFilter(LabelEstimatorBase):
     per_class : bool, default=True
         Keep the small-loss share within each labelled class of a batch rather than across
         the batch, so that no class is starved while the networks have not learnt it yet.
-    max_epochs : int, default=20
+    max_epochs : int, default=10
         Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
     refine_epochs : int, default=5
         Epochs of a second stage that also learns from the rows Co-teaching dropped: every
@@ -238,7 +238,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         num_gradual: int = 5,
         co_lambda: float = 0.1,
         per_class: bool = True,
-        max_epochs: int = 20,
+        max_epochs: int = 10,
         refine_epochs: int = 5,
         batch_size: int = 128,
         lr: float = 1e-3,
