@@ -1,8 +1,25 @@
-"""labelclean: find wrong labels, propose better ones, fill in missing ones."""
+"""labelclean: find wrong labels, propose better ones, fill in missing ones.
 
+Estimators (scikit-learn compatible, PyTorch inside): :class:`CoTeachingFilter`,
+:class:`SelfTrainer`, :class:`PUClassifier`. Data-ops API: :func:`filter_labels`,
+:func:`selftrain_labels`, :func:`pu_labels`. Command line: ``labelclean --help``.
+"""
+
+from .api import filter_labels, pu_labels, selftrain_labels
 from .coteaching import CoTeachingFilter
 from .metrics import detection_scores
 from .noise import make_noisy_labels
+from .pu import PUClassifier
+from .self_training import SelfTrainer
 
-__all__ = ["CoTeachingFilter", "detection_scores", "make_noisy_labels"]
+__all__ = [
+    "CoTeachingFilter",
+    "PUClassifier",
+    "SelfTrainer",
+    "detection_scores",
+    "filter_labels",
+    "make_noisy_labels",
+    "pu_labels",
+    "selftrain_labels",
+]
 __version__ = "0.1.0"
