@@ -26,7 +26,7 @@ SETTINGS = {"sym20": ("symmetric", 0.2), "sym50": ("symmetric", 0.5), "sym80": (
             "pair45": ("pair", 0.45)}
 RUNNERS = {
     "CoTeachingFilter (defaults)": {},
-    "plain training, same nets": {"forget_rate": 0.0, "refine_epochs": 0},
+    "plain training (same nets)": {"forget_rate": 0.0, "refine_epochs": 0},
 }
 
 
