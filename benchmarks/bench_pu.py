@@ -68,7 +68,11 @@ def run_method(name: str, validate: bool, n_train: int | None, params: dict) -> 
             model = ElkanotoPuClassifier(estimator=lr, hold_out_ratio=0.1, random_state=0).fit(Xf, s)
             prior = float(s.mean() / model.c)
         else:
-            model = BaggingPuClassifier(estimator=lr, n_estimators=10, n_jobs=2, random_state=0).fit(Xf, s)
+            # Mordelet & Vert: each bag is the labeled positives plus as many unlabeled rows (pulearn's
+            # default max_samples=1.0 would draw all 59,000 unlabeled rows per bag and predict all negative)
+            model = BaggingPuClassifier(
+                estimator=lr, n_estimators=10, max_samples=int(s.sum()), n_jobs=1, random_state=0
+            ).fit(Xf, s)
             prior = float("nan")  # BaggingPuClassifier does not estimate the prior
         acc = float(np.mean(model.predict(Xe).astype(int).clip(0, 1) == y_eval))
         extra = {}
