@@ -334,34 +334,44 @@ class CoTeachingFilter(LabelEstimatorBase):
             )
         return best
 
+    def _epoch(self, phase: str, epoch: int, nets, optimizer, X, targets, loss_fn, *, lr: float, gen, **info) -> None:
+        """Train one epoch at learning rate ``lr`` and record it in ``history_``."""
+        t0 = time.perf_counter()
+        set_lr(optimizer, lr)
+        stats = train_epoch(
+            nets,
+            optimizer,
+            X,
+            targets,
+            loss_fn,
+            batch_size=self.batch_size,
+            generator=gen,
+            device=self.device_,
+            augment=self._augment_fn,
+        )
+        self.history_.append({"phase": phase, "epoch": epoch, **info, **stats, "seconds": time.perf_counter() - t0})
+        if self.verbose:
+            print(f"[CoTeachingFilter] {phase} epoch {epoch + 1}: {self.history_[-1]}")
+
     def _refine(self, nets, optimizer, X, y_enc, proba, gen) -> np.ndarray:
         """Second stage: train on every row with consensus-corrected labels; return the new consensus."""
         targets, rate = refine_targets(proba, y_enc)
-        tt = torch.from_numpy(targets)
         loss_fn = lambda logits, yb: coteaching_loss(logits[0], logits[1], yb, rate, self.per_class)  # noqa: E731
+        relabeled = float(np.mean(targets != y_enc))
         for epoch in range(self.refine_epochs):
-            t0 = time.perf_counter()
-            set_lr(optimizer, self.lr * (self.refine_epochs - epoch) / (self.refine_epochs + 1))
-            stats = train_epoch(
+            lr = self.lr * (self.refine_epochs - epoch) / (self.refine_epochs + 1)
+            self._epoch(
+                "refine",
+                epoch,
                 nets,
                 optimizer,
                 X,
-                tt,
+                torch.from_numpy(targets),
                 loss_fn,
-                batch_size=self.batch_size,
-                generator=gen,
-                device=self.device_,
-                augment=self._augment_fn,
-            )
-            self.history_.append(
-                {
-                    "phase": "refine",
-                    "epoch": epoch,
-                    "forget_rate": rate,
-                    **stats,
-                    "relabeled": float(np.mean(targets != y_enc)),
-                    "seconds": time.perf_counter() - t0,
-                }
+                lr=lr,
+                gen=gen,
+                forget_rate=rate,
+                relabeled=relabeled,
             )
         return predict_proba_nets(nets, X, self.device_)
 
@@ -396,31 +406,19 @@ class CoTeachingFilter(LabelEstimatorBase):
             params = [p for net in nets for p in net.parameters()]
             optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
             for epoch in range(self.max_epochs):
-                t0 = time.perf_counter()
-                set_lr(optimizer, self.lr * lr_factor(epoch, self.max_epochs))
                 rate = forget_rate_schedule(epoch, tau, self.num_gradual)
-                stats = train_epoch(
+                self._epoch(
+                    "coteaching",
+                    epoch,
                     nets,
                     optimizer,
                     Xt,
                     yt,
                     self._loss_fn(rate, epoch),
-                    batch_size=self.batch_size,
-                    generator=gen,
-                    device=self.device_,
-                    augment=self._augment_fn,
+                    lr=self.lr * lr_factor(epoch, self.max_epochs),
+                    gen=gen,
+                    forget_rate=rate,
                 )
-                self.history_.append(
-                    {
-                        "phase": "coteaching",
-                        "epoch": epoch,
-                        "forget_rate": rate,
-                        **stats,
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-                if self.verbose:
-                    print(f"[CoTeachingFilter] epoch {epoch + 1}/{self.max_epochs} {self.history_[-1]}")
             proba = predict_proba_nets(nets, Xt, self.device_)
             if self.refine_epochs:
                 proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen)
