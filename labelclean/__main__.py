@@ -1,4 +1,4 @@
-"""``python -m labelclean`` is the ``labelclean`` command line."""
+"""``python -m labelclean``: the command line (same as ``labelclean`` and ``python -m labelclean.cli``)."""
 
 from .cli import main
 
