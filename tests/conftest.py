@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import make_blobs
 
 from labelclean.noise import make_noisy_labels
-
-# Small batches gain nothing from threads, and spinning OpenMP threads thrash when the two
-# cores are shared; one thread keeps the suite fast and steady.
-torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
