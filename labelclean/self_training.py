@@ -558,11 +558,6 @@ class SelfTrainer(LabelEstimatorBase):
             return align_columns(self.teacher_.predict_proba(X), np.asarray(self.teacher_.classes_), self.classes_)
         return self._proba(self.estimator_, Xr)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable class per row, in the user's label values."""
-        check_is_fitted(self, "networks_")
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Fit, then return the rows the final student trained on (``clean_mask_``) with their ``pseudo_labels_``.
 
