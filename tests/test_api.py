@@ -22,17 +22,6 @@ from labelclean.io import DataError, OptionError
 ADDED = ["is_clean", "pseudo_label", "label_quality"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks run fastest on one thread, above all on a shared, busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_encode_decode_round_trip_with_nulls_and_dictionaries():
     labels = pa.chunked_array([pa.array(["b", None, "a", "b"]).dictionary_encode()])
     codes, classes = encode_labels(labels)

@@ -21,17 +21,6 @@ from labelclean.cli import cli
 ADDED = ["is_clean", "pseudo_label", "label_quality"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks run fastest on one thread, above all on a shared, busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def invoke(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args])
 

@@ -27,15 +27,6 @@ FAST = {"max_epochs": 10, "batch_size": 128, "random_state": 0}
 TRUE_PRIOR = 0.4
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small networks gain nothing from a second thread, and two threads stall badly on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def pu_data():
     """Two separable classes, 40 % positives, half of the training positives labeled (SCAR)."""

@@ -15,17 +15,6 @@ from labelclean.api import run_labeling  # noqa: E402
 from labelclean.report import plot_history, report_html, thumbnail, write_report  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny networks run fastest on one thread, above all on a shared, busy CPU."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _pngs(html: str) -> list[bytes]:
     return [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', html)]
 

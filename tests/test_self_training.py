@@ -30,15 +30,6 @@ from labelclean.self_training import (
 FAST = dict(max_epochs=5, min_steps=150, hidden_dims=(32, 32), random_state=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny networks run fastest on one thread, and far faster when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def semi():
     """Three well-clustered classes, 10 labeled rows per class, the other 870 rows unlabeled."""
