@@ -22,8 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-SETTINGS = {"sym20": ("symmetric", 0.2), "sym50": ("symmetric", 0.5), "sym80": ("symmetric", 0.8),
-            "pair45": ("pair", 0.45)}
+SETTINGS = {
+    "sym20": ("symmetric", 0.2),
+    "sym50": ("symmetric", 0.5),
+    "sym80": ("symmetric", 0.8),
+    "pair45": ("pair", 0.45),
+}
 RUNNERS = {
     "CoTeachingFilter (defaults)": {},
     "plain training (same nets)": {"forget_rate": 0.0, "refine_epochs": 0},
@@ -47,19 +51,29 @@ def _fit(args: tuple[str, str, int, dict, dict]) -> dict:
     f = CoTeachingFilter(random_state=seed, **params, **overrides).fit(X, y_noisy)
     seconds = time.perf_counter() - t0
     det = detection_scores(f.clean_mask_, y_noisy, y)
-    return {"setting": setting, "runner": runner, "seed": seed, "accuracy": float(f.score(X_test, y_test)),
-            **det, "noise_rate_estimate": f.noise_rate_, "seconds": seconds,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "setting": setting,
+        "runner": runner,
+        "seed": seed,
+        "accuracy": float(f.score(X_test, y_test)),
+        **det,
+        "noise_rate_estimate": f.noise_rate_,
+        "seconds": seconds,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| setting | method | test accuracy % | precision | recall | F1 | τ used | seconds | peak MB |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| setting | method | test accuracy % | precision | recall | F1 | τ used | seconds | peak MB |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(
             f"| {r['setting']} | {r['runner']} | {100 * r['accuracy']:.2f} | {r['precision']:.3f} | "
             f"{r['recall']:.3f} | {r['f1']:.3f} | {r['noise_rate_estimate']:.3f} | {r['seconds']:.0f} | "
-            f"{r['peak_mb']:.0f} |")
+            f"{r['peak_mb']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -86,9 +100,11 @@ def main() -> None:
                 print(json.dumps(res), flush=True)
                 rows.append(res)
     table = _table(rows)
-    header = (f"Machine: {platform.processor() or platform.machine()}, {mp.cpu_count()} cores; "
-              f"numpy {np.__version__}; command: python -m benchmarks.bench_coteaching "
-              f"--settings {args.settings} --seeds {args.seeds} --rows {args.rows}")
+    header = (
+        f"Machine: {platform.processor() or platform.machine()}, {mp.cpu_count()} cores; "
+        f"numpy {np.__version__}; command: python -m benchmarks.bench_coteaching "
+        f"--settings {args.settings} --seeds {args.seeds} --rows {args.rows}"
+    )
     print(header + "\n\n" + table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
