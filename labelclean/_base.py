@@ -174,11 +174,6 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
         keep = np.flatnonzero(self.clean_mask_)
         return _safe_indexing(X, keep), _safe_indexing(y, keep)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        return tags
-
     @staticmethod
     def _warn(message: str) -> None:
         warnings.warn(message, UserWarning, stacklevel=3)

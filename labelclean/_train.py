@@ -74,9 +74,6 @@ def predict_proba_nets(
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
-LossFn = "Callable[[list[torch.Tensor], torch.Tensor], tuple[torch.Tensor, dict[str, float]]]"
-
-
 def train_epoch(
     nets: Sequence[nn.Module],
     optimizer: torch.optim.Optimizer,
@@ -100,6 +97,7 @@ def train_epoch(
         net.train()
     n = X.shape[0] if rows is None else rows.shape[0]
     totals: dict[str, float] = {}
+    loss_sum = torch.zeros((), device=device)
     seen = 0
     for idx in batches(n, batch_size, generator):
         if rows is not None:
@@ -114,9 +112,10 @@ def train_epoch(
         optimizer.step()
         b = len(idx)
         seen += b
-        for k, v in {"loss": float(loss.detach()), **stats}.items():
+        loss_sum += loss.detach() * b  # summed on the device: no host sync per batch
+        for k, v in stats.items():
             totals[k] = totals.get(k, 0.0) + v * b
-    return {k: v / max(seen, 1) for k, v in totals.items()}
+    return {"loss": float(loss_sum) / max(seen, 1), **{k: v / max(seen, 1) for k, v in totals.items()}}
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:

@@ -315,7 +315,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                     batch_size=self.batch_size,
                     generator=gen,
                     device=self.device_,
-                    augment=self._augment_fn,
+                    augment=self._augmenter(),
                     rows=rows,
                 )
             wrong = sum(
@@ -347,7 +347,7 @@ class CoTeachingFilter(LabelEstimatorBase):
             batch_size=self.batch_size,
             generator=gen,
             device=self.device_,
-            augment=self._augment_fn,
+            augment=self._augmenter(),
         )
         self.history_.append({"phase": phase, "epoch": epoch, **info, **stats, "seconds": time.perf_counter() - t0})
         if self.verbose:
@@ -395,7 +395,6 @@ class CoTeachingFilter(LabelEstimatorBase):
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
         yt = torch.from_numpy(y_enc)
         self.history_ = []
-        self._augment_fn = self._augmenter()
         gen = self._generator()
         with self._seeded():
             if self.forget_rate == "auto":
@@ -422,7 +421,6 @@ class CoTeachingFilter(LabelEstimatorBase):
             proba = predict_proba_nets(nets, Xt, self.device_)
             if self.refine_epochs:
                 proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen)
-        del self._augment_fn
         self.networks_ = nets
         self.noise_rate_ = float(tau)
         self._set_contract(y_raw, y_enc, proba, np.argmax(proba, axis=1) == y_enc)
