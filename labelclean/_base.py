@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from numbers import Integral, Real
 from typing import Any
@@ -16,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._compat import Interval, _safe_indexing, validate_data
 from ._data import input_stats, reshape_input
 from ._nets import build_network
-from ._train import local_torch_seed, predict_proba_nets, resolve_device
+from ._train import local_torch_seed, predict_proba_nets, resolve_device, torch_threads
 
 
 def _describe_non_numeric(X: Any) -> str:
@@ -53,6 +54,7 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
         "device": [str, torch.device],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
+        "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"), None],
     }
 
     # ------------------------------------------------------------------ inputs
@@ -114,8 +116,26 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return _as_tensor(Xr), yv
 
-    def _seeded(self):
-        return local_torch_seed(self._seed, self.device_)
+    def _seeded(self) -> contextlib.AbstractContextManager:
+        """The block in which ``fit`` trains.
+
+        Inside it torch's default generators are seeded from ``random_state`` and torch runs
+        on ``n_jobs`` threads; on exit both are restored and, when the estimator trained on
+        CUDA, the cached GPU memory that its temporaries held is handed back to the driver.
+        """
+        stack = contextlib.ExitStack()
+        stack.callback(self._release_device_memory)
+        stack.enter_context(self._threads())
+        stack.enter_context(local_torch_seed(self._seed, self.device_))
+        return stack
+
+    def _threads(self) -> contextlib.AbstractContextManager:
+        """Torch on ``n_jobs`` threads for the duration of a ``with`` block (None: torch's own setting)."""
+        return torch_threads(getattr(self, "n_jobs", None))
+
+    def _release_device_memory(self) -> None:
+        if self.device_.type == "cuda":
+            torch.cuda.empty_cache()
 
     def _generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self._seed + offset)
@@ -147,7 +167,8 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "networks_")
         Xr, _ = self._validate_X(X, reset=False)
-        return predict_proba_nets(self.networks_, _as_tensor(Xr), self.device_)
+        with self._threads():
+            return predict_proba_nets(self.networks_, _as_tensor(Xr), self.device_)
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class per row, in the user's label values."""

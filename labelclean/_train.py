@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -37,6 +38,36 @@ def local_torch_seed(seed: int, device: torch.device) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def resolve_n_jobs(n_jobs: int | None) -> int | None:
+    """Torch threads for ``n_jobs``: None → None (torch's setting), ``-1`` → all cores, ``-k`` → all but ``k - 1``."""
+    if n_jobs is None:
+        return None
+    if n_jobs == 0:
+        raise ValueError("n_jobs=0 is not a thread count; use a positive number, -1 for all cores, or None.")
+    if n_jobs > 0:
+        return int(n_jobs)
+    return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+
+
+@contextlib.contextmanager
+def torch_threads(n_jobs: int | None) -> Iterator[None]:
+    """Run a ``with`` block on ``n_jobs`` torch intra-op threads, then restore the previous count.
+
+    ``None`` leaves torch's own setting alone (which follows ``OMP_NUM_THREADS`` /
+    ``MKL_NUM_THREADS`` when they are set, else the number of cores).
+    """
+    threads = resolve_n_jobs(n_jobs)
+    if threads is None or threads == torch.get_num_threads():
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def forget_rate_schedule(epoch: int, forget_rate: float, num_gradual: int) -> float:

@@ -187,6 +187,9 @@ class CoTeachingFilter(LabelEstimatorBase):
         Seeds network initialisation, shuffling and dropout, without touching global generators.
     verbose : int, default=0
         Print one line per epoch when positive.
+    n_jobs : int or None, default=None
+        Torch threads during ``fit`` and ``predict`` (restored afterwards). ``None`` leaves
+        torch's setting (``OMP_NUM_THREADS`` when set, else all cores); ``-1`` uses all cores.
 
     Attributes
     ----------
@@ -251,6 +254,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.method = method
         self.forget_rate = forget_rate
@@ -270,6 +274,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     # -- pieces of fit ----------------------------------------------------
     def _augmenter(self):

@@ -265,6 +265,9 @@ class PUClassifier(LabelEstimatorBase):
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, splits and shuffling without touching global generators.
     verbose : int, default=0
+    n_jobs : int or None, default=None
+        Torch threads during ``fit`` and ``predict`` (restored afterwards). ``None`` leaves
+        torch's setting (``OMP_NUM_THREADS`` when set, else all cores); ``-1`` uses all cores.
 
     Attributes
     ----------
@@ -346,6 +349,7 @@ class PUClassifier(LabelEstimatorBase):
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.method = method
         self.prior = prior
@@ -372,6 +376,7 @@ class PUClassifier(LabelEstimatorBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     # -- training pieces ---------------------------------------------------
     def _augmenter(self):
@@ -600,7 +605,8 @@ class PUClassifier(LabelEstimatorBase):
             column = list(self.estimator_.classes_).index(1)
             p = self.estimator_.predict_proba(Xr.reshape(len(Xr), -1))[:, column].astype(np.float32)
         else:
-            p = self._net_proba(self.networks_[0], torch.from_numpy(Xr), self._logit_offset)
+            with self._threads():
+                p = self._net_proba(self.networks_[0], torch.from_numpy(Xr), self._logit_offset)
         p = self._calibrate(p)
         return np.stack([1.0 - p, p], axis=1).astype(np.float32)
 

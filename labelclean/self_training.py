@@ -206,6 +206,9 @@ class SelfTrainer(LabelEstimatorBase):
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, shuffling, noise and the held-back split, without touching global generators.
     verbose : int, default=0
+    n_jobs : int or None, default=None
+        Torch threads during ``fit`` and ``predict`` (restored afterwards). ``None`` leaves
+        torch's setting (``OMP_NUM_THREADS`` when set, else all cores); ``-1`` uses all cores.
 
     Attributes
     ----------
@@ -295,6 +298,7 @@ class SelfTrainer(LabelEstimatorBase):
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.relabel = relabel
         self.soft = soft
@@ -321,6 +325,7 @@ class SelfTrainer(LabelEstimatorBase):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.n_jobs = n_jobs
 
     # -- checks -------------------------------------------------------------
     def _check_models(self) -> None:

@@ -32,6 +32,12 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
     return value
 
 
+def _check_n_jobs(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value == 0:
+        raise click.BadParameter("0 is not a thread count; use a positive number or -1 for all cores")
+    return value
+
+
 def common_options(func: Callable) -> Callable:
     """The argument and options every subcommand takes."""
     options = [
@@ -57,6 +63,13 @@ def common_options(func: Callable) -> Callable:
             show_default=True,
             callback=_check_device,
             help="'auto', 'cpu', 'cuda' or 'cuda:N'.",
+        ),
+        click.option(
+            "--n-jobs",
+            type=int,
+            default=None,
+            callback=_check_n_jobs,
+            help="Torch threads (-1: all cores) [default: torch's setting, which follows OMP_NUM_THREADS].",
         ),
         click.option(
             "--param",
@@ -157,6 +170,7 @@ def run_task(
     epochs: int | None,
     seed: int | None,
     device: str,
+    n_jobs: int | None,
     extra_params: tuple[str, ...],
     quiet: bool,
     as_json: bool,
@@ -175,6 +189,8 @@ def run_task(
     if seed is not None:
         all_params["random_state"] = seed
     all_params["device"] = device
+    if n_jobs is not None:
+        all_params["n_jobs"] = n_jobs
     all_params.update(parse_params(extra_params))
     feature_list = None if features is None else [c.strip() for c in features.split(",") if c.strip()]
     show_progress = not quiet and sys.stderr.isatty()
