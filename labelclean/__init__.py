@@ -1,11 +1,13 @@
 """labelclean: find wrong labels, propose better ones, fill in missing ones.
 
 Estimators (scikit-learn compatible, PyTorch inside): :class:`CoTeachingFilter`,
-:class:`SelfTrainer`, :class:`PUClassifier`. Data-ops API: :func:`filter_labels`,
+:class:`SelfTrainer`, :class:`PUClassifier`; and :class:`ContrastiveEncoder`, a transformer
+that learns features without labels, to put in front of them. Data-ops API: :func:`filter_labels`,
 :func:`selftrain_labels`, :func:`pu_labels`. Command line: ``labelclean --help``.
 """
 
 from .api import filter_labels, pu_labels, selftrain_labels
+from .contrastive import ContrastiveEncoder
 from .coteaching import CoTeachingFilter
 from .metrics import detection_scores
 from .noise import make_noisy_labels
@@ -14,6 +16,7 @@ from .self_training import SelfTrainer
 
 __all__ = [
     "CoTeachingFilter",
+    "ContrastiveEncoder",
     "PUClassifier",
     "SelfTrainer",
     "detection_scores",

@@ -35,11 +35,12 @@ def _as_tensor(X: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(X)
 
 
-class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
-    """Base of the labelclean estimators: one place for inputs, labels, devices, seeds and the row contract.
+class TorchEstimatorMixin:
+    """Inputs, devices, seeds, threads and networks: what every labelclean estimator shares.
 
-    Subclasses implement ``fit``; they call :meth:`_prepare` first and :meth:`_set_contract`
-    last, and keep their trained networks in ``networks_``.
+    The label estimators get it through :class:`LabelEstimatorBase`; the
+    :class:`~labelclean.ContrastiveEncoder` (a transformer, not a classifier) mixes it in
+    directly. ``fit`` calls :meth:`_prepare` first and trains inside :meth:`_seeded`.
     """
 
     _parameter_constraints: dict = {
@@ -151,6 +152,14 @@ class LabelEstimatorBase(ClassifierMixin, BaseEstimator):
             dropout=self.dropout,
             width=width,
         ).to(self.device_)
+
+
+class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Base of the labelclean estimators: one place for inputs, labels, devices, seeds and the row contract.
+
+    Subclasses implement ``fit``; they call :meth:`_prepare` first and :meth:`_set_contract`
+    last, and keep their trained networks in ``networks_``.
+    """
 
     # -------------------------------------------------------------- prediction
     def predict_proba(self, X: Any) -> np.ndarray:
