@@ -48,6 +48,7 @@ class LabelingResult:
     labels: pa.ChunkedArray
     X: np.ndarray
     summary: dict[str, Any] = field(default_factory=dict)
+    encoder: Any = None
 
 
 # ---------------------------------------------------------------------------
@@ -124,8 +125,10 @@ def _default_negative(positive: pa.Scalar) -> Any:
 
 
 @contextlib.contextmanager
-def _watch_epochs(estimator: Any, progress: ProgressFn | None, total: int | None) -> Iterator[None]:
-    """Report ``len(estimator.history_)`` as the epochs done while ``fit`` runs (every 0.2 s)."""
+def _watch_epochs(
+    estimator: Any, progress: ProgressFn | None, total: int | None, stage: str = "training"
+) -> Iterator[None]:
+    """Report ``len(estimator.history_)`` as the epochs of ``stage`` done while ``fit`` runs (every 0.2 s)."""
     if progress is None:
         yield
         return
@@ -137,17 +140,17 @@ def _watch_epochs(estimator: Any, progress: ProgressFn | None, total: int | None
 
     def poll() -> None:
         while not stop.wait(0.2):
-            progress("training", epochs(), total)
+            progress(stage, epochs(), total)
 
     thread = threading.Thread(target=poll, name="labelclean-progress", daemon=True)
-    progress("training", 0, total)
+    progress(stage, 0, total)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join()
-    progress("training", epochs(), epochs())
+    progress(stage, epochs(), epochs())
 
 
 # ---------------------------------------------------------------------------
@@ -178,6 +181,59 @@ def _make_estimator(task: str, params: dict[str, Any]) -> Any:
             f"its parameters are: {', '.join(sorted(known))}."
         )
     return cls(**params)
+
+
+PRETRAIN = ("none", "contrastive")
+_PRETRAIN_PREFIX = "pretrain__"
+#: Parameters the encoder takes over from the estimator, so one seed or device rules the whole run.
+_SHARED_WITH_ENCODER = ("device", "random_state", "n_jobs", "input_shape", "verbose")
+
+
+def split_pretrain_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``pretrain__NAME`` entries (parameters of the encoder) from the estimator's parameters.
+
+    Examples
+    --------
+    >>> split_pretrain_params({"max_epochs": 5, "pretrain__max_epochs": 10})
+    ({'max_epochs': 5}, {'max_epochs': 10})
+    """
+    n = len(_PRETRAIN_PREFIX)
+    encoder = {k[n:]: v for k, v in params.items() if k.startswith(_PRETRAIN_PREFIX)}
+    return {k: v for k, v in params.items() if not k.startswith(_PRETRAIN_PREFIX)}, encoder
+
+
+def _make_encoder(pretrain: str | None, estimator: Any, params: dict[str, Any]) -> Any:
+    """The encoder of ``pretrain`` (None for none), with the estimator's seed, device and threads."""
+    if pretrain is None or pretrain == "none":
+        if params:
+            raise OptionError(
+                f"{', '.join(_PRETRAIN_PREFIX + k for k in params)} set, but no pretraining was asked for; "
+                "add --pretrain contrastive (pretrain='contrastive' in Python)."
+            )
+        return None
+    if pretrain != "contrastive":
+        raise OptionError(f"unknown pretraining {pretrain!r}; use one of {', '.join(PRETRAIN)}.")
+    from .contrastive import ContrastiveEncoder
+
+    known = set(ContrastiveEncoder().get_params())
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise OptionError(
+            f"ContrastiveEncoder has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"its parameters are: {', '.join(sorted(known))}."
+        )
+    shared = {k: v for k, v in estimator.get_params().items() if k in _SHARED_WITH_ENCODER}
+    return ContrastiveEncoder(**{**shared, **params})
+
+
+def _pretrain(encoder: Any, estimator: Any, X: np.ndarray, progress: ProgressFn | None) -> tuple[np.ndarray, float]:
+    """Fit ``encoder`` on every row (labels unused) and return the embeddings the estimator will see."""
+    t0 = time.perf_counter()
+    with _watch_epochs(encoder, progress, encoder.max_epochs, stage="pretraining"):
+        Z = encoder.fit_transform(X)
+    if getattr(estimator, "input_shape", None) is not None:
+        estimator.set_params(input_shape=None)  # it described the raw rows; embeddings are plain vectors
+    return Z, time.perf_counter() - t0
 
 
 def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, progress: ProgressFn | None) -> float:
@@ -267,6 +323,7 @@ def run_labeling(
     positive: Any = None,
     negative: Any = None,
     progress: ProgressFn | None = None,
+    pretrain: str | None = None,
 ) -> LabelingResult:
     """Read ``data``, fit the task's estimator and build the added columns.
 
@@ -279,18 +336,25 @@ def run_labeling(
     features : sequence of str or None
         Feature columns; None detects them (see :func:`labelclean.io.plan_features`).
     params : dict
-        Parameters of the estimator (``CoTeachingFilter``, ``SelfTrainer`` or ``PUClassifier``).
+        Parameters of the estimator (``CoTeachingFilter``, ``SelfTrainer`` or ``PUClassifier``);
+        ``pretrain__NAME`` entries are parameters of the encoder instead.
     positive, negative
         ``pu`` only: the label value of the labeled positives, and the value written as
         ``pseudo_label`` for rows found negative (default ``0``, ``False`` or ``"negative"``).
     progress : callable or None
-        ``progress(stage, done, total)`` for reading and training.
+        ``progress(stage, done, total)`` for reading, pretraining and training.
+    pretrain : {None, "none", "contrastive"}
+        ``"contrastive"``: first learn features from all rows without their labels with a
+        :class:`~labelclean.ContrastiveEncoder` (same seed, device and threads as the
+        estimator), then fit the estimator on those embeddings.
 
     Returns
     -------
     LabelingResult
     """
-    estimator = _make_estimator(task, dict(params or {}))
+    params, encoder_params = split_pretrain_params(dict(params or {}))
+    estimator = _make_estimator(task, params)
+    encoder = _make_encoder(pretrain, estimator, encoder_params)
     source = as_source(data)
     schema = source_schema(source)
     n = source_rows(source)
@@ -307,11 +371,12 @@ def run_labeling(
     t0 = time.perf_counter()
     X = read_features(source, plan, progress=progress)
     read_seconds = time.perf_counter() - t0
+    X_fit, pretrain_seconds = (X, 0.0) if encoder is None else _pretrain(encoder, estimator, X, progress)
     if task == "pu":
-        out = _run_pu(estimator, X, labels, label, progress, positive, negative)
+        out = _run_pu(estimator, X_fit, labels, label, progress, positive, negative)
     else:
         run = _run_filter if task == "filter" else _run_selftrain
-        out = run(estimator, X, labels, label, progress)
+        out = run(estimator, X_fit, labels, label, progress)
     clean, pseudo, quality, classes, fit_seconds, extra = out
     added = pa.table(
         {
@@ -336,7 +401,9 @@ def run_labeling(
     }
     if task == "filter":
         summary["noise_rate"] = float(getattr(estimator, "noise_rate_", np.nan))
-    return LabelingResult(task, added, estimator, plan, labels, X, summary)
+    if encoder is not None:
+        summary.update(pretrain="contrastive", pretrain_seconds=pretrain_seconds, embedding_width=X_fit.shape[1])
+    return LabelingResult(task, added, estimator, plan, labels, X, summary, encoder)
 
 
 # ---------------------------------------------------------------------------
@@ -362,7 +429,14 @@ def _to_frame(data: Any, added: pa.Table, label: str):
     return table.to_pandas()
 
 
-def filter_labels(data: Any, label: str = "label", features: Sequence[str] | None = None, **params: Any):
+def filter_labels(
+    data: Any,
+    label: str = "label",
+    features: Sequence[str] | None = None,
+    *,
+    pretrain: str | None = None,
+    **params: Any,
+):
     """Find wrong labels with :class:`~labelclean.CoTeachingFilter` and return the table with three columns added.
 
     Parameters
@@ -374,6 +448,10 @@ def filter_labels(data: Any, label: str = "label", features: Sequence[str] | Non
     features : sequence of str or None
         Feature columns; by default every other usable column (numbers, lists of numbers,
         PNG/JPEG bytes, low-cardinality text).
+    pretrain : {None, "contrastive"}, default=None
+        ``"contrastive"`` fits a :class:`~labelclean.ContrastiveEncoder` on the features of
+        all rows (labels unused) and cleans the labels on its embeddings; its parameters go
+        in as ``pretrain__NAME=value`` (e.g. ``pretrain__max_epochs=10``).
     **params
         Parameters of :class:`~labelclean.CoTeachingFilter` (``forget_rate``,
         ``max_epochs``, ``method``, ``device``, ``random_state``, ...).
@@ -397,17 +475,24 @@ def filter_labels(data: Any, label: str = "label", features: Sequence[str] | Non
     >>> int((~out.is_clean[:10]).sum()) >= 8
     True
     """
-    result = run_labeling("filter", data, label=label, features=features, params=params)
+    result = run_labeling("filter", data, label=label, features=features, params=params, pretrain=pretrain)
     return _to_frame(data, result.added, label)
 
 
-def selftrain_labels(data: Any, label: str = "label", features: Sequence[str] | None = None, **params: Any):
+def selftrain_labels(
+    data: Any,
+    label: str = "label",
+    features: Sequence[str] | None = None,
+    *,
+    pretrain: str | None = None,
+    **params: Any,
+):
     """Fill missing labels (null or ``-1``) with :class:`~labelclean.SelfTrainer`; see :func:`filter_labels`.
 
-    ``**params`` are parameters of ``SelfTrainer``. Returns a DataFrame with
+    ``**params`` are parameters of ``SelfTrainer`` (``pretrain`` as in :func:`filter_labels`). Returns a DataFrame with
     ``is_clean``, ``pseudo_label`` and ``label_quality`` added.
     """
-    result = run_labeling("selftrain", data, label=label, features=features, params=params)
+    result = run_labeling("selftrain", data, label=label, features=features, params=params, pretrain=pretrain)
     return _to_frame(data, result.added, label)
 
 
@@ -417,16 +502,26 @@ def pu_labels(
     label: str = "label",
     features: Sequence[str] | None = None,
     negative: Any = None,
+    *,
+    pretrain: str | None = None,
     **params: Any,
 ):
     """Positive–unlabeled learning with :class:`~labelclean.PUClassifier`; see :func:`filter_labels`.
 
     Rows whose label equals ``positive`` are the labeled positives; every other row
     (including nulls) is unlabeled. ``pseudo_label`` is ``positive`` or ``negative``
-    (default ``0`` for numbers, ``False`` for booleans, ``"negative"`` for text).
+    (default ``0`` for numbers, ``False`` for booleans, ``"negative"`` for text). ``pretrain``
+    as in :func:`filter_labels`.
     """
     result = run_labeling(
-        "pu", data, label=label, features=features, params=params, positive=positive, negative=negative
+        "pu",
+        data,
+        label=label,
+        features=features,
+        params=params,
+        positive=positive,
+        negative=negative,
+        pretrain=pretrain,
     )
     return _to_frame(data, result.added, label)
 
@@ -468,6 +563,7 @@ def clean_file(
     positive: Any = None,
     negative: Any = None,
     progress: ProgressFn | None = None,
+    pretrain: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Parquet in, parquet out: the whole ``labelclean filter|selftrain|pu`` run; returns the summary.
@@ -494,6 +590,7 @@ def clean_file(
         positive=positive,
         negative=negative,
         progress=progress,
+        pretrain=pretrain,
     )
     keep = result.added.column("is_clean").to_numpy(zero_copy_only=False) if drop else None
     written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)

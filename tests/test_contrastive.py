@@ -1,7 +1,11 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _lc_data import FAST, FAST_PARAMS, image_table, tabular_table, write
+from click.testing import CliRunner
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -9,6 +13,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
+from labelclean.api import filter_labels, pu_labels, run_labeling, selftrain_labels
+from labelclean.cli import cli
 from labelclean.contrastive import (
     ContrastiveEncoder,
     alignment_loss,
@@ -19,6 +25,7 @@ from labelclean.contrastive import (
     nt_xent_loss,
     phase_of,
 )
+from labelclean.io import OptionError
 
 # ----------------------------------------------------------------- pure functions
 
@@ -302,3 +309,49 @@ def test_transform_errors(circle, fitted):
         ContrastiveEncoder().transform(X)
     with pytest.raises(ValueError, match="features"):
         fitted.transform(X[:, :5])
+
+
+# ----------------------------------------------------------------- data-ops API and command line
+
+PRE = {"pretrain__max_epochs": 2, "pretrain__n_components": 8, "pretrain__hidden_dims": (32,)}
+
+
+def test_api_pretrain_fits_each_estimator_on_embeddings():
+    df = tabular_table(150).to_pandas()
+    result = run_labeling("filter", df, params={**FAST_PARAMS, **PRE}, pretrain="contrastive")
+    assert result.summary["pretrain"] == "contrastive" and result.summary["embedding_width"] == 8
+    assert result.estimator.n_features_in_ == 8 and result.encoder.random_state == FAST_PARAMS["random_state"]
+    assert result.X.shape == (150, *result.plan.row_shape), "the raw features stay in the result (for the report)"
+    out = filter_labels(df, pretrain="contrastive", **FAST_PARAMS, **PRE)
+    assert list(out.columns) == list(df.columns) + ["is_clean", "pseudo_label", "label_quality"]
+    semi = df.assign(label=df.label.where(np.arange(150) < 75))
+    out = selftrain_labels(semi, pretrain="contrastive", max_iter=1, max_epochs=2, min_steps=5, **PRE)
+    assert out.pseudo_label.notna().all()
+    out = pu_labels(df, positive="cat", pretrain="contrastive", max_epochs=2, random_state=0, **PRE)
+    assert set(out.pseudo_label) <= {"cat", "negative"}
+
+
+def test_api_pretrain_errors_name_the_fix():
+    df = pd.DataFrame({"a": np.arange(20.0), "label": [0, 1] * 10})
+    with pytest.raises(OptionError, match="unknown pretraining 'byol'"):
+        filter_labels(df, pretrain="byol")
+    with pytest.raises(OptionError, match="add --pretrain contrastive"):
+        filter_labels(df, pretrain__max_epochs=3)
+    with pytest.raises(OptionError, match="ContrastiveEncoder has no parameter tempo"):
+        filter_labels(df, pretrain="contrastive", pretrain__tempo=3)
+
+
+def test_cli_pretrain_on_png_images(tmp_path):
+    pytest.importorskip("PIL")
+    src = write(image_table(), tmp_path / "img.parquet")
+    args = ["filter", str(src), *FAST, "--json", "--pretrain", "contrastive"]
+    args += ["--param", "pretrain__max_epochs=2", "--param", "pretrain__n_components=8"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["pretrain"] == "contrastive" and summary["embedding_width"] == 8
+    assert summary["feature_shape"] == [1, 8, 8] and summary["rows_written"] == 120
+    bad = CliRunner().invoke(cli, ["pu", str(src), "--positive", "1", "--pretrain", "simclr"])
+    assert bad.exit_code == 2 and "simclr" in bad.output
+    for command in ("filter", "selftrain", "pu"):
+        assert "--pretrain [none|contrastive]" in CliRunner().invoke(cli, [command, "--help"]).output

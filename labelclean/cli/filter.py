@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import common_options, run_task
+from ._pretrain import pretrain_option
 
 
 def _noise_rate(value: str | None) -> float | str | None:
@@ -26,6 +27,7 @@ Examples:
   labelclean filter data.parquet
   labelclean filter data.parquet --noise-rate 0.2 --epochs 10 --report report.html
   labelclean filter data.parquet --features emb --label-column y --drop -o kept.parquet
+  labelclean filter data.parquet --pretrain contrastive   # clean on label-free features
 """,
 )
 @click.option(
@@ -42,11 +44,12 @@ Examples:
     callback=lambda ctx, param, value: _noise_rate(value),
     help="Share of wrong labels expected (the forget rate), or 'auto' to estimate it.",
 )
+@pretrain_option
 @common_options
-def command(method: str, noise_rate: float | str, **options) -> None:
+def command(method: str, noise_rate: float | str, pretrain: str, **options) -> None:
     """Find wrong labels (CoTeachingFilter) and write DATA.clean.parquet.
 
     Every input column is kept unchanged; is_clean, pseudo_label (a corrected label where
     the given one looks wrong) and label_quality (0-1, higher = more trustworthy) are added.
     """
-    run_task("filter", params={"method": method, "forget_rate": noise_rate}, **options)
+    run_task("filter", params={"method": method, "forget_rate": noise_rate}, pretrain=pretrain, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import common_options, run_task
+from ._pretrain import pretrain_option
 
 
 def _prior(value: str) -> float | str:
@@ -25,6 +26,7 @@ def _prior(value: str) -> float | str:
 Examples:
   labelclean pu data.parquet --positive spam
   labelclean pu data.parquet --positive 1 --negative 0 --method elkan_noto --report report.html
+  labelclean pu data.parquet --positive spam --pretrain contrastive
 """,
 )
 @click.option("--positive", required=True, metavar="VALUE", help="Label value of the labeled positive rows.")
@@ -48,11 +50,19 @@ Examples:
     callback=lambda ctx, param, value: _prior(value),
     help="Share of positives among all rows, or 'auto' to estimate it.",
 )
+@pretrain_option
 @common_options
-def command(positive: str, negative: str | None, method: str, prior: float | str, **options) -> None:
+def command(positive: str, negative: str | None, method: str, prior: float | str, pretrain: str, **options) -> None:
     """Positive-unlabeled learning (PUClassifier): rows labeled VALUE are positives, all others unlabeled.
 
     pseudo_label is the positive value or the negative one for every row; the summary
     shows the estimated class prior.
     """
-    run_task("pu", params={"method": method, "prior": prior}, positive=positive, negative=negative, **options)
+    run_task(
+        "pu",
+        params={"method": method, "prior": prior},
+        positive=positive,
+        negative=negative,
+        pretrain=pretrain,
+        **options,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import common_options, run_task
+from ._pretrain import pretrain_option
 
 
 @click.command(
@@ -14,6 +15,7 @@ Examples:
   labelclean selftrain data.parquet
   labelclean selftrain data.parquet --epochs 10 --threshold 0.8 --report report.html
   labelclean selftrain data.parquet --relabel        # every label may be wrong
+  labelclean selftrain data.parquet --pretrain contrastive
 """,
 )
 @click.option("--relabel", is_flag=True, help="Treat every given label as possibly wrong (teacher-student relabeling).")
@@ -24,12 +26,13 @@ Examples:
     help="Minimum teacher confidence for a row to get a pseudo-label [default: 0].",
 )
 @click.option("--max-iter", type=click.IntRange(min=0), default=None, help="Teacher-student rounds [default: 4].")
+@pretrain_option
 @common_options
-def command(relabel: bool, threshold: float | None, max_iter: int | None, **options) -> None:
+def command(relabel: bool, threshold: float | None, max_iter: int | None, pretrain: str, **options) -> None:
     """Fill missing labels (null or -1) by self-training (SelfTrainer); write DATA.clean.parquet.
 
     pseudo_label holds the given label where there is one and the inferred one elsewhere;
     is_clean and label_quality say how far each row's label can be trusted.
     """
     params = {"relabel": relabel or None, "threshold": threshold, "max_iter": max_iter}
-    run_task("selftrain", params=params, **options)
+    run_task("selftrain", params=params, pretrain=pretrain, **options)
