@@ -1,0 +1,11 @@
+"""A first cleaning: flip 20 % of the digits labels on purpose, then let CoTeachingFilter find them."""
+
+from sklearn.datasets import load_digits
+
+from labelclean import CoTeachingFilter, make_noisy_labels
+
+X, y = load_digits(return_X_y=True)
+y_noisy = make_noisy_labels(y, 0.2, random_state=0)  # 20 % of the labels made wrong
+f = CoTeachingFilter(random_state=0).fit(X, y_noisy)
+print(f"{(~f.clean_mask_).sum()} of {len(y)} rows flagged, estimated noise rate {f.noise_rate_:.3f}")
+print(f"labels right: {(y_noisy == y).mean():.3f} given, {(f.pseudo_labels_ == y).mean():.3f} after cleaning")
