@@ -41,6 +41,8 @@ CT_CONFIGS: dict[str, dict] = {
     "jocor": {"method": "jocor"},
     "bs256_pw1": {"batch_size": 256, "lr": 2e-3, "pseudo_weight": 1.0},
     "plain": {"forget_rate": 0.0, "refine_epochs": 0},
+    "aff": {"augment": "affine"},
+    "aff_ct15": {"augment": "affine", "max_epochs": 15},
 }
 ST_CONFIGS: dict[str, dict] = {
     "base": {},
@@ -48,6 +50,9 @@ ST_CONFIGS: dict[str, dict] = {
     "ep8": {"max_epochs": 8},
     "width2": {"student_width": 2.0},
     "thr9": {"threshold": 0.9},
+    "aff": {"augment": "affine"},
+    "aff_ep8": {"augment": "affine", "max_epochs": 8},
+    "aff_thr9": {"augment": "affine", "threshold": 0.9},
 }
 
 
@@ -129,7 +134,7 @@ def cuda_check() -> dict:
     import torch
     from sklearn.datasets import make_classification
 
-    from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
+    from labelclean import ContrastiveEncoder, CoTeachingFilter, PUClassifier, SelfTrainer
 
     X, y = make_classification(2000, n_features=20, n_informative=10, n_classes=3, random_state=0)
     X = X.astype(np.float32)
@@ -152,6 +157,14 @@ def cuda_check() -> dict:
             "peak_mib": torch.cuda.max_memory_allocated() / 2**20,
             "allocated_after_fit_mib": torch.cuda.memory_allocated() / 2**20,
         }
+    enc = [ContrastiveEncoder(max_epochs=3, random_state=0).fit(X) for _ in range(2)]
+    za, zb = enc[0].transform(X), enc[1].transform(X)
+    out["ContrastiveEncoder"] = {
+        "device": str(enc[0].device_),
+        "shape": list(za.shape),
+        "finite": bool(np.isfinite(za).all()),
+        "max_abs_diff_same_seed": float(np.abs(za - zb).max()),
+    }
     return out
 
 

@@ -146,7 +146,19 @@ def train_epoch(
         loss_sum += loss.detach() * b  # summed on the device: no host sync per batch
         for k, v in stats.items():
             totals[k] = totals.get(k, 0.0) + v * b
-    return {"loss": float(loss_sum) / max(seen, 1), **{k: v / max(seen, 1) for k, v in totals.items()}}
+    loss = float(loss_sum) / max(seen, 1)
+    check_finite_loss(loss, optimizer)
+    return {"loss": loss, **{k: v / max(seen, 1) for k, v in totals.items()}}
+
+
+def check_finite_loss(loss: float, optimizer: torch.optim.Optimizer) -> None:
+    """Stop with a clear error once training has diverged (the loss is NaN or infinite)."""
+    if not math.isfinite(loss):
+        lr = optimizer.param_groups[0]["lr"]
+        raise ValueError(
+            f"training diverged: the loss became {loss} (learning rate {lr:g}); lower lr, "
+            "or rescale features with very large values."
+        )
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
@@ -164,3 +176,30 @@ def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2
     batch = torch.arange(n, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]  # (n, h, w, C)
     return out.permute(0, 3, 1, 2).contiguous()
+
+
+def affine_warp(
+    x: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    max_shift: float = 1 / 14,
+    max_rotation: float = 10.0,
+    max_scale: float = 0.1,
+) -> torch.Tensor:
+    """Training noise for images: each image of a ``(n, C, H, W)`` batch rotated, zoomed and shifted at random.
+
+    Up to ``max_rotation`` degrees, a zoom in ``[1 - max_scale, 1 + max_scale]`` and a shift
+    of up to ``max_shift`` of the side (2 px on 28×28), in one batched warp
+    (:func:`labelclean.contrastive.augment_images`, without its pixel noise).
+    """
+    from .contrastive import augment_images  # noqa: PLC0415 (contrastive imports this module)
+
+    return augment_images(
+        x,
+        generator,
+        max_shift=max_shift,
+        max_rotation=max_rotation,
+        max_scale=max_scale,
+        noise=0.0,
+        scale=torch.ones(()),
+    )

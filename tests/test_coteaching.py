@@ -9,7 +9,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from labelclean import CoTeachingFilter, detection_scores
-from labelclean._train import forget_rate_schedule, lr_factor
+from labelclean._train import affine_warp, forget_rate_schedule, lr_factor
 from labelclean.coteaching import (
     coteaching_loss,
     estimate_noise_rate,
@@ -86,6 +86,16 @@ def test_coteaching_loss_with_pseudo_weight_adds_the_dropped_rows():
     assert loss.item() > plain.item()
     # net 1 now also learns rows 0, 1 (dropped by net 2), towards net 2's confident class 1
     assert torch.all(l1.grad[:2, 1] < 0)
+
+
+def test_affine_warp_is_seeded_batched_and_identity_at_zero():
+    x = torch.rand(6, 1, 14, 14)
+    a = affine_warp(x, torch.Generator().manual_seed(0))
+    b = affine_warp(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and a.dtype == torch.float32 and torch.equal(a, b)
+    assert not torch.allclose(a, x)  # each image moved
+    still = affine_warp(x, torch.Generator().manual_seed(0), max_shift=0.0, max_rotation=0.0, max_scale=0.0)
+    assert torch.allclose(still, x, atol=1e-5)
 
 
 def test_jocor_loss_without_coregularisation_is_cross_entropy():
