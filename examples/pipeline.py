@@ -2,13 +2,14 @@
 
 CoTeachingFilter has fit_resample, so inside an imbalanced-learn Pipeline it removes the rows
 whose labels it does not trust before the next step is trained (at fit time only; predict
-goes straight to the downstream model). A grid search then tunes the filter's forget rate.
+goes straight to the downstream model). Here the downstream model is gradient boosting, on
+generated rows with 30 % wrong labels.
 """
 
 from imblearn.pipeline import make_pipeline
 from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.model_selection import train_test_split
 
 from labelclean import CoTeachingFilter, make_noisy_labels
 
@@ -16,21 +17,14 @@ X, y = make_classification(n_samples=3000, n_features=20, n_informative=10, n_cl
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
 y_noisy = make_noisy_labels(y_train, 0.3, random_state=0)
 
-
-def boosting():
-    return HistGradientBoostingClassifier(max_iter=50, random_state=0)
-
-
-plain = boosting().fit(X_train, y_noisy)
+plain = HistGradientBoostingClassifier(max_iter=50, random_state=0).fit(X_train, y_noisy)
 print(f"{'boosting alone, all noisy labels:':42} test accuracy {plain.score(X_test, y_test):.3f}")
 
-pipe = make_pipeline(CoTeachingFilter(max_epochs=6, refine_epochs=2, random_state=0), boosting())
-pipe.fit(X_train, y_noisy)
-kept = int(pipe.named_steps["coteachingfilter"].clean_mask_.sum())
-print(f"{f'filter, then boosting on {kept} kept rows:':42} test accuracy {pipe.score(X_test, y_test):.3f}")
-
-# Validation folds hold noisy labels too; with symmetric noise the ranking of settings is kept.
-search = GridSearchCV(pipe, {"coteachingfilter__forget_rate": [0.2, 0.4]}, cv=2)
-search.fit(X_train, y_noisy)
-best = search.best_params_["coteachingfilter__forget_rate"]
-print(f"{f'grid search, best forget_rate {best}:':42} test accuracy {search.score(X_test, y_test):.3f}")
+pipe = make_pipeline(
+    CoTeachingFilter(max_epochs=6, refine_epochs=2, random_state=0),
+    HistGradientBoostingClassifier(max_iter=50, random_state=0),
+)
+pipe.fit(X_train, y_noisy)  # the filter drops rows, the boosting trains on the rest
+kept = pipe.named_steps["coteachingfilter"].clean_mask_
+print(f"{f'filter, then boosting on {kept.sum()} kept rows:':42} test accuracy {pipe.score(X_test, y_test):.3f}")
+print(f"{'wrong labels among the kept rows:':42} {(y_noisy[kept] != y_train[kept]).mean():.3f} (30 % before)")
