@@ -17,7 +17,7 @@ X_train, X_test, y_train, y_test = train_test_split(
 )
 y_noisy = make_noisy_labels(y_train, 0.25, random_state=0)
 
-f = CoTeachingFilter(max_epochs=20, random_state=0).fit(X_train, y_noisy)
+f = CoTeachingFilter(random_state=0).fit(X_train, y_noisy)
 
 found = detection_scores(f.clean_mask_, y_noisy, y_train)
 print(f"training images           {len(y_train)} of shape {X_train.shape[1:]}, {found['n_noisy']} labels flipped")
