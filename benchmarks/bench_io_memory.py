@@ -1,8 +1,9 @@
 """Peak memory of reading a large parquet file (and optionally of a whole ``labelclean filter`` run).
 
-Writes a parquet file of N rows (default 1,000,000) with a 128-wide float32 embedding
-column (``list<float>``), an int64 ``id`` and an int64 ``label`` (10 classes); then, each
-in a fresh subprocess, measures the peak resident memory (``ru_maxrss``) of
+Writes a parquet file of N rows (default 1,000,000) with a W-wide (default 128) float32
+embedding column (``list<float>``, or ``fixed_size_list<float, W>`` with ``--fixed-size``),
+an int64 ``id`` and an int64 ``label`` (10 classes); then, each in a fresh subprocess,
+measures the peak resident memory (``ru_maxrss``) of
 
 * ``baseline`` — importing labelclean (Python, NumPy, pyarrow, torch) and nothing else;
 * ``read``     — opening the file, detecting the columns and streaming the features into
@@ -14,6 +15,12 @@ and compares each with the size of the float32 feature matrix (N × 128 × 4 byt
 Run (the CPU is shared, so take the lock):
 
     flock /tmp/labelclean-bench.lock python benchmarks/bench_io_memory.py --filter
+
+The 2,000,000 × 64 run of ``docs/benchmarks.md`` (fixed-size-list column, default options of
+``labelclean filter`` apart from one epoch per stage):
+
+    flock /tmp/labelclean-bench.lock python benchmarks/bench_io_memory.py --rows 2000000 --width 64 \
+        --fixed-size --filter --filter-args="--epochs 1 --param refine_epochs=1"
 """
 
 from __future__ import annotations
@@ -33,22 +40,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 WIDTH = 128
+#: Options of the measured ``labelclean filter`` run (``--filter-args`` replaces them).
+FILTER_ARGS = "--epochs 1 --noise-rate 0.2 --seed 0 --param batch_size=2048"
 
 
-def write_file(path: Path, n_rows: int, chunk: int = 100_000, row_group: int = 131_072) -> None:
+def write_file(
+    path: Path, n_rows: int, chunk: int = 100_000, row_group: int = 131_072, width: int = WIDTH, fixed: bool = False
+) -> None:
     """Write the test file chunk by chunk (generation itself stays small in memory)."""
     rng = np.random.default_rng(0)
-    schema = pa.schema([("id", pa.int64()), ("emb", pa.list_(pa.float32())), ("label", pa.int64())])
+    emb_type = pa.list_(pa.float32(), width) if fixed else pa.list_(pa.float32())
+    schema = pa.schema([("id", pa.int64()), ("emb", emb_type), ("label", pa.int64())])
     with pq.ParquetWriter(path, schema) as writer:
         buffered: list[pa.Table] = []
         rows = 0
         for start in range(0, n_rows, chunk):
             m = min(chunk, n_rows - start)
             y = rng.integers(0, 10, m)
-            emb = rng.standard_normal((m, WIDTH), dtype=np.float32)
-            emb[np.arange(m), y] += 3.0
-            offsets = pa.array(np.arange(0, (m + 1) * WIDTH, WIDTH, dtype=np.int32))
-            lists = pa.ListArray.from_arrays(offsets, pa.array(emb.ravel()))
+            emb = rng.standard_normal((m, width), dtype=np.float32)
+            emb[np.arange(m), y % width] += 3.0
+            if fixed:
+                lists = pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), width)
+            else:
+                offsets = pa.array(np.arange(0, (m + 1) * width, width, dtype=np.int32))
+                lists = pa.ListArray.from_arrays(offsets, pa.array(emb.ravel()))
             buffered.append(pa.table([pa.array(np.arange(start, start + m)), lists, pa.array(y)], schema=schema))
             rows += m
             if rows >= row_group or start + m >= n_rows:
@@ -56,7 +71,7 @@ def write_file(path: Path, n_rows: int, chunk: int = 100_000, row_group: int = 1
                 buffered, rows = [], 0
 
 
-def child(mode: str, path: str, out: str) -> None:
+def child(mode: str, path: str, out: str, filter_args: str = FILTER_ARGS) -> None:
     """Runs in the measured subprocess; prints one JSON line."""
     import torch
 
@@ -73,8 +88,7 @@ def child(mode: str, path: str, out: str) -> None:
     elif mode == "filter":
         from labelclean.cli import cli
 
-        args = ["filter", path, "-o", out, "--force", "--quiet", "--epochs", "1", "--noise-rate", "0.2",
-                "--seed", "0", "--param", "batch_size=2048"]  # fmt: skip
+        args = ["filter", path, "-o", out, "--force", "--quiet", *filter_args.split()]
         code = cli.main(args, standalone_mode=False)
         info = {"exit_code": code, "rows_written": pq.ParquetFile(out).metadata.num_rows}
     else:
@@ -85,9 +99,12 @@ def child(mode: str, path: str, out: str) -> None:
     print(json.dumps({"mode": mode, "peak_bytes": peak, "seconds": seconds, **info}))
 
 
-def measure(mode: str, path: Path, out: Path) -> dict:
+def measure(mode: str, path: Path, out: Path, filter_args: str = FILTER_ARGS) -> dict:
     res = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(path), str(out)], capture_output=True, text=True, check=False
+        [sys.executable, __file__, "--child", mode, str(path), str(out), filter_args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if res.returncode != 0:
         raise RuntimeError(f"{mode} failed:\n{res.stderr}")
@@ -97,25 +114,31 @@ def measure(mode: str, path: Path, out: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--width", type=int, default=WIDTH, help="embedding width")
+    parser.add_argument("--fixed-size", action="store_true", help="fixed_size_list<float, W> instead of list<float>")
+    parser.add_argument("--filter-args", default=FILTER_ARGS, help="options of the measured filter run")
     parser.add_argument("--filter", action="store_true", help="also measure a full `labelclean filter --epochs 1`")
     parser.add_argument("--keep", default=None, help="folder for the test file (default: a temporary one)")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
     folder = Path(args.keep or tempfile.mkdtemp(prefix="labelclean-bench-"))
-    path, out = folder / f"emb_{args.rows}.parquet", folder / "out.parquet"
+    kind = "fixed" if args.fixed_size else "list"
+    path, out = folder / f"emb_{args.rows}x{args.width}_{kind}.parquet", folder / "out.parquet"
     if not path.exists():
         t0 = time.perf_counter()
-        write_file(path, args.rows)
+        write_file(path, args.rows, width=args.width, fixed=args.fixed_size)
         print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f} s")
-    matrix = args.rows * WIDTH * 4
-    print(f"float32 feature matrix: {args.rows:,} x {WIDTH} = {matrix / 2**20:.0f} MiB")
+    matrix = args.rows * args.width * 4
+    print(f"float32 feature matrix: {args.rows:,} x {args.width} = {matrix / 2**20:.0f} MiB")
+    if args.filter:
+        print(f"filter run: labelclean filter {path.name} -o out.parquet --force --quiet {args.filter_args}")
     modes = ["baseline", "read"] + (["filter"] if args.filter else [])
     results = {}
     for mode in modes:
-        r = measure(mode, path, out)
+        r = measure(mode, path, out, args.filter_args)
         results[mode] = r
         base = results["baseline"]["peak_bytes"]
         extra = "" if mode == "baseline" else f", above baseline {(r['peak_bytes'] - base) / matrix:.2f}x"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,50 @@ def _describe_non_numeric(X: Any) -> str:
         if bad:
             return f"columns {bad[:5]} are not numeric"
     return "X holds non-numeric values"
+
+
+def _where_not_finite(X: Any) -> str:
+    """``" (first at row i, column j)"`` for the first NaN or infinite value of ``X``, or ``""``."""
+    try:
+        values = np.asarray(X, dtype=np.float64)
+        bad = np.argwhere(~np.isfinite(values))
+    except (TypeError, ValueError):
+        return ""
+    if not len(bad):
+        return ""
+    row, *rest = (int(i) for i in bad[0])
+    return f" (first at row {row}" + (f", column {rest[0]})" if rest else ")")
+
+
+def _friendly_validation_error(exc: ValueError, X: Any, y: Any) -> ValueError | None:
+    """A shorter error naming the problem and the fix for scikit-learn's common input errors, or None."""
+    msg = str(exc)
+    if "could not convert string to float" in msg or "dtype='numeric' is not compatible" in msg:
+        return ValueError(
+            f"{_describe_non_numeric(X)}; labelclean needs numeric features. Encode text or "
+            "categorical columns first, e.g. with sklearn.preprocessing.OneHotEncoder."
+        )
+    if msg.startswith("Input X contains NaN"):
+        return ValueError(
+            f"X contains NaN (missing values){_where_not_finite(X)}; impute them first (e.g. "
+            "sklearn.impute.SimpleImputer in a Pipeline) or drop those rows."
+        )
+    if msg.startswith("Input X contains infinity"):
+        return ValueError(
+            f"X contains infinity or a value too large for float32{_where_not_finite(X)}; clip or rescale "
+            "those features, or drop those rows."
+        )
+    if msg.startswith("Input y contains NaN"):
+        return ValueError(
+            f"y contains NaN labels{_where_not_finite(y)}; drop those rows, or mark unlabeled rows with -1 "
+            "(SelfTrainer) or 0 (PUClassifier)."
+        )
+    if "inhomogeneous shape" in msg or "setting an array element with a sequence" in msg:
+        return ValueError(
+            "X has rows of different lengths (or nested sequences); every row needs the same number of numeric "
+            "features: pad or truncate them to one length first."
+        )
+    return None
 
 
 def _as_tensor(X: np.ndarray) -> torch.Tensor:
@@ -50,7 +96,7 @@ class TorchEstimatorMixin:
         "input_shape": ["array-like", None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
-        "lr": [Interval(Real, 0.0, None, closed="neither")],
+        "lr": [Interval(Real, 0.0, 1e6, closed="right")],
         "weight_decay": [Interval(Real, 0.0, None, closed="left")],
         "device": [str, torch.device],
         "random_state": ["random_state"],
@@ -66,6 +112,11 @@ class TorchEstimatorMixin:
                 f"X holds strings (dtype {X.dtype}); labelclean needs numeric features. "
                 "Encode text or categorical columns first, e.g. with sklearn.preprocessing.OneHotEncoder."
             )
+        if hasattr(X, "dtype") and getattr(X.dtype, "kind", "") == "c":
+            raise ValueError(
+                f"Complex data not supported: X holds complex numbers (dtype {X.dtype}); labelclean needs real "
+                "features. Pass np.abs(X), or the real and imaginary parts as separate columns."
+            )
         kwargs = dict(allow_nd=True, dtype=np.float32, ensure_min_samples=1)
         try:
             if y is None:
@@ -74,12 +125,14 @@ class TorchEstimatorMixin:
             else:
                 Xv, yv = validate_data(self, X, y, reset=reset, y_numeric=False, **kwargs)
         except ValueError as exc:
-            msg = str(exc)
-            if "could not convert string to float" in msg or "dtype='numeric' is not compatible" in msg:
-                raise ValueError(
-                    f"{_describe_non_numeric(X)}; labelclean needs numeric features. Encode text or "
-                    "categorical columns first, e.g. with sklearn.preprocessing.OneHotEncoder."
-                ) from exc
+            friendly = _friendly_validation_error(exc, X, y)
+            if friendly is None and not reset and "is expecting" in str(exc):
+                friendly = ValueError(
+                    f"{exc} (X has shape {getattr(X, 'shape', '?')}; the estimator was fitted on rows shaped "
+                    f"{self.input_shape_}). Pass data shaped like the training data."
+                )
+            if friendly is not None:
+                raise friendly from exc
             raise
         shape_param = None if self.input_shape is None else tuple(int(s) for s in self.input_shape)
         Xr = reshape_input(Xv, shape_param)
@@ -96,6 +149,12 @@ class TorchEstimatorMixin:
         if y is None or (hasattr(y, "dtype") and getattr(y.dtype, "kind", "O") != "O"):
             return
         values = np.asarray(y, dtype=object).ravel()
+        missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        if missing.any():
+            raise ValueError(
+                f"y holds missing labels (None) at {int(missing.sum())} rows, first at row {int(np.argmax(missing))}; "
+                "drop those rows, or mark unlabeled rows with -1 (SelfTrainer) or 0 (PUClassifier)."
+            )
         is_str = np.fromiter((isinstance(v, (str, bytes)) for v in values), dtype=bool, count=len(values))
         if is_str.any() and not is_str.all():
             kinds = sorted({type(v).__name__ for v in values})
@@ -110,12 +169,21 @@ class TorchEstimatorMixin:
     def _prepare(self, X: Any, y: Any) -> tuple[torch.Tensor, np.ndarray]:
         """Validate ``X, y``, set ``input_shape_``, ``classes_``, device and seed; return tensors."""
         self._check_label_types(y)
+        self._check_hidden_dims()
         Xr, yv = self._validate_X(X, y, reset=True)
         self.input_shape_ = tuple(int(s) for s in Xr.shape[1:])
         self._x_mean, self._x_scale = input_stats(Xr)
         self.device_ = resolve_device(self.device)
         self._seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         return _as_tensor(Xr), yv
+
+    def _check_hidden_dims(self) -> None:
+        dims = list(self.hidden_dims)
+        if not all(isinstance(h, Integral) and not isinstance(h, bool) and h >= 1 for h in dims):
+            raise ValueError(
+                f"hidden_dims={self.hidden_dims!r} must hold positive integers (layer widths), e.g. (256, 256); "
+                "pass () for a linear model."
+            )
 
     def _seeded(self) -> contextlib.AbstractContextManager:
         """The block in which ``fit`` trains.
@@ -142,7 +210,7 @@ class TorchEstimatorMixin:
         return torch.Generator().manual_seed(self._seed + offset)
 
     def _new_net(self, n_outputs: int, width: float = 1.0) -> torch.nn.Module:
-        return build_network(
+        net = build_network(
             self.input_shape_,
             n_outputs,
             mean=self._x_mean,
@@ -152,6 +220,8 @@ class TorchEstimatorMixin:
             dropout=self.dropout,
             width=width,
         ).to(self.device_)
+        net._labelclean_spec = {"n_outputs": int(n_outputs), "width": float(width)}  # how save/load rebuild it
+        return net
 
 
 class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
@@ -160,6 +230,82 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
     Subclasses implement ``fit``; they call :meth:`_prepare` first and :meth:`_set_contract`
     last, and keep their trained networks in ``networks_``.
     """
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save the fitted estimator to one file, without pickle.
+
+        The parameters and fitted attributes are stored as JSON, the network weights and
+        numeric arrays as tensors, in a file written by :func:`torch.save` that
+        :meth:`load` reads with ``torch.load(weights_only=True)`` (no code is ever run from
+        it) and checks against a SHA-256 digest. The file is written to a temporary name
+        and renamed into place.
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write (conventionally ``*.pt``); an existing file is replaced.
+
+        Returns
+        -------
+        pathlib.Path
+
+        Raises
+        ------
+        ValueError
+            The estimator holds a fitted scikit-learn model (``estimator=``, ``teacher=``),
+            which cannot be stored without pickle.
+
+        Notes
+        -----
+        A custom ``module=`` factory is code and is not stored: pass it again to
+        :meth:`load`. ``predict`` after ``load`` equals ``predict`` before ``save`` bit for
+        bit on the same device.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from sklearn.datasets import make_classification
+        >>> from labelclean import CoTeachingFilter
+        >>> X, y = make_classification(100, n_features=5, random_state=0)
+        >>> f = CoTeachingFilter(max_epochs=1, refine_epochs=0, forget_rate=0.1, random_state=0).fit(X, y)
+        >>> path = f.save(os.path.join(tempfile.mkdtemp(), "filter.pt"))
+        >>> g = CoTeachingFilter.load(path)
+        >>> bool((g.predict_proba(X) == f.predict_proba(X)).all())
+        True
+        """
+        from ._persist import save_estimator
+
+        return save_estimator(self, path)
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, *, module: Any = None, device: str | torch.device | None = None
+    ) -> LabelEstimatorBase:
+        """Load an estimator written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        module : callable or None
+            The ``module=`` factory the estimator was fitted with, if any (required then).
+        device : str or None
+            Where to put the networks (default: the saved ``device`` parameter, resolved
+            again on this machine, e.g. ``"auto"``).
+
+        Returns
+        -------
+        The fitted estimator, of the saved class (``cls`` or a subclass of it).
+
+        Raises
+        ------
+        ValueError
+            The file is not a labelclean model, is damaged or was modified, holds another
+            class, or needs ``module=``.
+        """
+        from ._persist import load_estimator
+
+        return load_estimator(cls, path, module=module, device=device)
 
     # -------------------------------------------------------------- prediction
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -183,6 +329,24 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
         """Most probable class per row, in the user's label values."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of :meth:`predict` on ``X`` against the true labels ``y``.
+
+        Raises a ``ValueError`` when ``y`` holds labels the estimator never saw in ``fit``
+        (they could never be predicted, and usually mean mismatched label encodings).
+        """
+        check_is_fitted(self, "classes_")
+        y_arr = np.asarray(y)
+        if y_arr.ndim == 1 and len(y_arr):
+            with contextlib.suppress(TypeError):  # mixed types: accuracy_score names them
+                unseen = np.setdiff1d(np.unique(y_arr), self.classes_)
+                if len(unseen):
+                    raise ValueError(
+                        f"y holds labels never seen in fit: {unseen[:5].tolist()}; this estimator predicts only "
+                        f"{self.classes_[:10].tolist()}. Check that y uses the same label values as in fit."
+                    )
+        return super().score(X, y, sample_weight=sample_weight)
 
     # ------------------------------------------------------------ row contract
     def _set_contract(self, y: np.ndarray, y_enc: np.ndarray, proba: np.ndarray, clean: np.ndarray) -> None:

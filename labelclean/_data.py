@@ -15,6 +15,8 @@ def reshape_input(X: np.ndarray, input_shape: tuple[int, ...] | None) -> np.ndar
     ``N×C×H×W`` / ``N×H×W×C`` image arrays. Channels-last arrays are detected by a last
     axis of size 1–4 and a second axis that is not.
     """
+    if X.ndim > 2 and 0 in X.shape[1:]:
+        raise ValueError(f"X has shape {X.shape}: an image axis of length 0 holds no features; check how X was built.")
     if X.ndim == 2:
         if input_shape is None:
             return X

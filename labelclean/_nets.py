@@ -110,7 +110,41 @@ def build_network(
         body = MLP(input_shape[0], n_classes, dims, dropout)
     else:
         c, h, w = input_shape
+        if h < 2 or w < 2:
+            raise ValueError(
+                f"images of {h}×{w} pixels are too small for the default CNN (at least 2×2); "
+                "flatten them to 2-D rows with X.reshape(len(X), -1), or pass module= with your own network."
+            )
         body = SmallCNN(
             c, h, w, n_classes, channels=max(1, round(32 * width)), hidden=max(1, round(128 * width)), dropout=dropout
         )
-    return nn.Sequential(Standardize(mean, scale), body)
+    net = nn.Sequential(Standardize(mean, scale), body)
+    if module is not None:
+        check_output_shape(net, input_shape, n_classes)
+    return net
+
+
+def check_output_shape(net: nn.Module, input_shape: tuple[int, ...], n_outputs: int) -> None:
+    """Run ``net`` once on two rows of zeros (eval mode, no gradients) and check it returns ``(2, n_outputs)``.
+
+    Catches a ``module=`` factory that builds the wrong network before training starts,
+    with an error in the user's terms instead of a shape error deep inside a loss.
+    """
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros((2, *input_shape), dtype=torch.float32, device=net[0].mean.device))
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's network is reported the same way
+        raise ValueError(
+            f"the network built by module= fails on a batch shaped (batch, *{tuple(input_shape)}): "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    finally:
+        net.train(was_training)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_outputs):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(
+            f"the network built by module= returns {got} for a batch of 2 rows; it must return logits of "
+            f"shape (batch, {n_outputs}): module(input_shape, n_outputs) receives n_outputs={n_outputs}."
+        )

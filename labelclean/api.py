@@ -302,6 +302,8 @@ def _run_pu(
     y = pc.fill_null(pc.equal(values, pos), False).to_numpy(zero_copy_only=False).astype(np.int64)
     n_pos = int(y.sum())
     if n_pos == 0:
+        if values.null_count == len(values):
+            raise DataError(f"all labels in column '{name}' are null; 'pu' needs rows labeled {positive!r}.")
         seen = pc.drop_null(pc.unique(values)).to_pylist()[:10]
         raise DataError(f"no row of column '{name}' has the positive label {positive!r}; labels seen: {seen}.")
     if n_pos == len(y):

@@ -388,9 +388,26 @@ def plan_features(
 # ---------------------------------------------------------------------------
 
 
-def _fill_numeric(out: np.ndarray, col: pa.Array) -> bool:
+def _check_finite(values: pa.Array, name: str, row_of: Callable[[int], int]) -> None:
+    """Raise :class:`DataError` naming the column and row of the first NaN or infinite number (nulls are fine).
+
+    ``row_of`` maps the position of a value in ``values`` to its row in the table.
+    """
+    if not pa.types.is_floating(values.type):
+        return
+    finite = pc.is_finite(values)
+    if pc.all(finite).as_py() is False:
+        first = int(np.argmin(finite.fill_null(True).to_numpy(zero_copy_only=False)))
+        raise DataError(
+            f"column '{name}' holds {values[first].as_py()} at row {row_of(first)}; labelclean needs finite "
+            "numbers. Replace NaN and infinity with null (missing numbers are then filled in) or drop those rows."
+        )
+
+
+def _fill_numeric(out: np.ndarray, col: pa.Array, name: str = "", start: int = 0) -> bool:
     """Write a numeric column into ``out`` (1-D view); return whether it had nulls (left as NaN)."""
     t = col.type
+    _check_finite(col, name, lambda i: start + i)
     if pa.types.is_decimal(t):
         col = col.cast(pa.float64())
     elif pa.types.is_boolean(t):
@@ -423,6 +440,7 @@ def _fill_embedding(out: np.ndarray, col: pa.Array, name: str, start: int) -> No
                 "embeddings must all have the same length."
             )
     values = col.flatten()
+    _check_finite(values, name, lambda i: start + int(i // width if rows is None else rows[i // width]))
     if values.null_count:
         values = values.fill_null(0)
     values = values.to_numpy(zero_copy_only=False).reshape(-1, width)
@@ -508,7 +526,7 @@ def read_features(
                 continue
             block = X[start:stop, offsets[j] : offsets[j + 1]]
             if fc.kind == "numeric":
-                if _fill_numeric(block[:, 0], col) and j not in with_nulls:
+                if _fill_numeric(block[:, 0], col, fc.name, start) and j not in with_nulls:
                     with_nulls.append(j)
             elif fc.kind == "embedding":
                 _fill_embedding(block, col, fc.name, start)
@@ -538,7 +556,11 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``target`` on success.
 
     On any failure (an exception, ``KeyboardInterrupt``) the temporary file is removed and
-    ``target`` — or an earlier file of that name — is left as it was.
+    ``target`` — or an earlier file of that name — is left as it was. The finished file is
+    flushed to disk (``fsync``) before the rename, and the folder after it, so a crash or a
+    power cut leaves the old file or the whole new one. A process killed outright
+    (``SIGKILL``) cannot clean up: its temporary file (``.NAME.PID.*.tmp``, hidden) is removed
+    by the next ``atomic_path`` on the same target once that process is gone.
 
     Examples
     --------
@@ -551,17 +573,54 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     ('done', ['out.txt'])
     """
     target = Path(target)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale_temps(target)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         os.chmod(tmp, _target_mode(target))  # mkstemp makes 0600 files; give the usual permissions
+        _fsync(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+    with contextlib.suppress(OSError):  # not every platform can open a folder
+        _fsync(target.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(target: Path) -> None:
+    """Remove temporary files of ``target`` left by processes that no longer run (killed by ``SIGKILL``)."""
+    prefix = f".{target.name}."
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(target.parent):
+            if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+                continue
+            pid = entry.name[len(prefix) :].split(".", 1)[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process: alive
+        return True
+    return True
 
 
 def _target_mode(target: Path) -> int:

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
-from ._train import lr_factor, random_shift, set_lr
+from ._train import check_finite_loss, lr_factor, random_shift, set_lr
 
 # ---------------------------------------------------------------------------
 # Pure functions: labels, losses, batches, prior estimation.
@@ -403,6 +403,7 @@ class PUClassifier(LabelEstimatorBase):
                 seen += len(idx)
                 for k, v in {"loss": float(loss.detach()), **stats}.items():
                     totals[k] = totals.get(k, 0.0) + v * len(idx)
+            check_finite_loss(totals["loss"], optimizer)
             entry = {"phase": phase, "epoch": epoch, **{k: v / seen for k, v in totals.items()}}
             self.history_.append({**entry, "seconds": time.perf_counter() - t0})
             if self.verbose:

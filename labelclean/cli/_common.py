@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -56,7 +57,9 @@ def common_options(func: Callable) -> Callable:
         click.option("--drop", is_flag=True, help="Write only the rows kept (is_clean), not every row."),
         click.option("--report", default=None, metavar="FILE.html", help="Also write a self-contained HTML report."),
         click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (max_epochs)."),
-        click.option("--seed", type=int, default=None, help="Random seed, for a reproducible run."),
+        click.option(
+            "--seed", type=click.IntRange(0, 2**32 - 1), default=None, help="Random seed, for a reproducible run."
+        ),
         click.option(
             "--device",
             default="auto",
@@ -153,6 +156,12 @@ def _classify(exc: BaseException) -> tuple[int, str]:
         return EXIT_DATA, text
     if isinstance(exc, MemoryError):
         return EXIT_DATA, "out of memory; use fewer rows or feature columns, or a machine with more memory."
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        where = f" while writing '{exc.filename}'" if exc.filename else ""
+        return EXIT_DATA, f"no space left on the device{where}; free some space or write elsewhere with -o."
+    if isinstance(exc, PermissionError):
+        where = f" on '{exc.filename}'" if exc.filename else ""
+        return EXIT_DATA, f"permission denied{where}; check the file's and its folder's permissions, or use -o."
     if isinstance(exc, OSError):
         return EXIT_DATA, f"{text}; check the paths and permissions."
     return EXIT_DATA, f"unexpected {type(exc).__name__}: {text}; rerun with --debug for the traceback."
