@@ -25,7 +25,7 @@ Examples:
     default=None,
     help="Minimum teacher confidence for a row to get a pseudo-label [default: 0].",
 )
-@click.option("--max-iter", type=click.IntRange(min=0), default=None, help="Teacher-student rounds [default: 4].")
+@click.option("--max-iter", type=click.IntRange(min=0), default=None, help="Teacher-student rounds [default: 5].")
 @pretrain_option
 @common_options
 def command(relabel: bool, threshold: float | None, max_iter: int | None, pretrain: str, **options) -> None:
