@@ -74,6 +74,15 @@ def _friendly_validation_error(exc: ValueError, X: Any, y: Any) -> ValueError | 
     return None
 
 
+def _pick(proba: np.ndarray, columns: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """``proba[i, columns[i]]`` clipped to [0, 1] as float32, gathered in chunks (no row-sized index arrays)."""
+    out = np.empty(len(columns), dtype=np.float32)
+    for start in range(0, len(columns), chunk):
+        stop = min(start + chunk, len(columns))
+        out[start:stop] = proba[np.arange(start, stop), columns[start:stop]]
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
 def _as_tensor(X: np.ndarray) -> torch.Tensor:
     """Share memory with ``X`` (never written to), also when NumPy marks it read-only."""
     with warnings.catch_warnings():
@@ -229,6 +238,29 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     Subclasses implement ``fit``; they call :meth:`_prepare` first and :meth:`_set_contract`
     last, and keep their trained networks in ``networks_``.
+
+    Notes
+    -----
+    **Reproducibility.** ``random_state`` seeds a private :class:`torch.Generator` (shuffling,
+    noise) and, inside ``fit`` only, torch's default generators (initialisation, dropout),
+    which are restored afterwards; nothing global is reseeded. On CPU, the same
+    ``random_state``, data, parameters, thread count (``n_jobs``), torch build and machine
+    give bit-identical results across runs and processes (tested). Different thread counts
+    may change the last bits of floating-point sums. On CUDA the initialisation and the
+    shuffling are the same, but cuDNN and cuBLAS pick kernels whose floating-point sums
+    are not ordered, so results agree only approximately from run to run, and never bit
+    for bit with the CPU. For bit-identical GPU runs set
+    ``torch.use_deterministic_algorithms(True)``, ``torch.backends.cudnn.benchmark = False``
+    and the environment variable ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before fitting
+    (slower; labelclean does not change these process-wide settings for you).
+
+    **Resources.** ``n_jobs`` sets torch's thread count for the duration of ``fit`` and
+    ``predict`` and restores it afterwards; ``None`` leaves torch's setting, which follows
+    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``. No thread or process outlives a call. On CUDA,
+    when training ends the blocks torch's caching allocator kept for the training
+    temporaries are handed back to the driver (``torch.cuda.empty_cache``), so other
+    processes can use them; the trained networks stay on the device until the estimator
+    is deleted (``save`` it and ``load(path, device="cpu")`` to move it off the GPU).
     """
 
     # ------------------------------------------------------------- persistence
@@ -352,10 +384,10 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
     def _set_contract(self, y: np.ndarray, y_enc: np.ndarray, proba: np.ndarray, clean: np.ndarray) -> None:
         """Fill ``clean_mask_``, ``pseudo_labels_`` and ``label_quality_`` from the final probabilities."""
         self.clean_mask_ = np.asarray(clean, dtype=bool)
-        predicted = np.argmax(proba, axis=1)
-        best = np.where(self.clean_mask_, y_enc, predicted)
+        self.label_quality_ = _pick(proba, y_enc)
+        best = np.argmax(proba, axis=1)
+        np.copyto(best, y_enc, where=self.clean_mask_)  # in place: large data sets hold few row-sized arrays
         self.pseudo_labels_ = self.classes_[best]
-        self.label_quality_ = np.clip(proba[np.arange(len(y_enc)), y_enc], 0.0, 1.0).astype(np.float32)
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Fit, then return the rows whose labels are trusted (``clean_mask_``) with their given labels.

@@ -92,17 +92,30 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 @torch.inference_mode()
 def predict_proba_nets(
-    nets: Sequence[nn.Module], X: torch.Tensor, device: torch.device, batch_size: int = 1024
+    nets: Sequence[nn.Module],
+    X: torch.Tensor,
+    device: torch.device,
+    batch_size: int = 1024,
+    rows: torch.Tensor | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Average softmax of ``nets`` over ``X`` (evaluated batch by batch, in eval mode), as float32 numpy."""
+    """Average softmax of ``nets`` over ``X`` (or its ``rows``), batch by batch in eval mode, as float32 numpy.
+
+    The result is written into one preallocated array (``out`` when given, e.g. earlier
+    probabilities that are no longer needed), and ``rows`` are gathered a batch at a time,
+    so no copy of ``X`` is made and no second probability matrix is built.
+    """
     for net in nets:
         net.eval()
-    out = []
-    for start in range(0, X.shape[0], batch_size):
-        xb = X[start : start + batch_size].to(device, non_blocking=True)
+    n = X.shape[0] if rows is None else rows.shape[0]
+    for start in range(0, n, batch_size):
+        xb = X[start : start + batch_size] if rows is None else X[rows[start : start + batch_size]]
+        xb = xb.to(device, non_blocking=True)
         p = sum(torch.softmax(net(xb).float(), dim=1) for net in nets) / len(nets)
-        out.append(p.cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+        if out is None or out.shape != (n, p.shape[1]) or out.dtype != np.float32:
+            out = np.empty((n, p.shape[1]), dtype=np.float32)
+        out[start : start + len(p)] = p.cpu().numpy()
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
 def train_epoch(

@@ -594,6 +594,8 @@ def clean_file(
         progress=progress,
         pretrain=pretrain,
     )
+    if report_path is None:
+        result.X = None  # only the report needs the features again: free them before writing
     keep = result.added.column("is_clean").to_numpy(zero_copy_only=False) if drop else None
     written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)
     if report_path is not None:

@@ -383,7 +383,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                     rows=rows,
                 )
             wrong = sum(
-                int(np.sum(np.argmax(predict_proba_nets([net], X[rows], self.device_), 1) != y[rows].numpy()))
+                int(np.sum(np.argmax(predict_proba_nets([net], X, self.device_, rows=rows), 1) != y[rows].numpy()))
                 for net, rows in zip(nets, halves[::-1])
             )
             best = min(best, wrong / n)
@@ -439,7 +439,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                 forget_rate=rate,
                 relabeled=relabeled,
             )
-        return predict_proba_nets(nets, X, self.device_)
+        return predict_proba_nets(nets, X, self.device_, out=proba)  # overwrites proba: no second matrix
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> CoTeachingFilter:
