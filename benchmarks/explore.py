@@ -43,6 +43,7 @@ CT_CONFIGS: dict[str, dict] = {
     "plain": {"forget_rate": 0.0, "refine_epochs": 0},
     "aff": {"augment": "affine"},
     "aff_ct15": {"augment": "affine", "max_epochs": 15},
+    "tk10": {"num_gradual": 10},
 }
 ST_CONFIGS: dict[str, dict] = {
     "base": {},
