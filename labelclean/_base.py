@@ -74,6 +74,15 @@ def _friendly_validation_error(exc: ValueError, X: Any, y: Any) -> ValueError | 
     return None
 
 
+def _scalar_kind(value: Any) -> str:
+    """``"b"``, ``"i"`` or ``"f"`` for Python or NumPy bools, integers and floats; ``"O"`` for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        return "b"
+    if isinstance(value, (int, np.integer)):
+        return "i"
+    return "f" if isinstance(value, (float, np.floating)) else "O"
+
+
 def _pick(proba: np.ndarray, columns: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
     """``proba[i, columns[i]]`` clipped to [0, 1] as float32, gathered in chunks (no row-sized index arrays)."""
     out = np.empty(len(columns), dtype=np.float32)
@@ -169,7 +178,20 @@ class TorchEstimatorMixin:
             kinds = sorted({type(v).__name__ for v in values})
             raise TypeError(f"y mixes label types {kinds}; use one type for all labels (e.g. all str or all int).")
 
+    @staticmethod
+    def _tidy_labels(y: Any) -> Any:
+        """An object array of plain bools, ints or floats as an array of that type (else ``y`` unchanged).
+
+        scikit-learn cannot classify object arrays of numbers (pandas makes them, e.g. after
+        ``dropna`` on a column that held ``None``); their values are kept, only the dtype changes.
+        """
+        if not isinstance(y, np.ndarray) or y.dtype != object or y.size == 0:
+            return y
+        kinds = {_scalar_kind(v) for v in y.ravel().tolist()}
+        return np.array(y.tolist()) if len(kinds) == 1 and kinds <= set("bif") else y
+
     def _encode_labels(self, y: np.ndarray) -> np.ndarray:
+        y = self._tidy_labels(y)
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
         self.classes_ = classes
@@ -180,6 +202,7 @@ class TorchEstimatorMixin:
         self._check_label_types(y)
         self._check_hidden_dims()
         Xr, yv = self._validate_X(X, y, reset=True)
+        yv = self._tidy_labels(yv)
         self.input_shape_ = tuple(int(s) for s in Xr.shape[1:])
         self._x_mean, self._x_scale = input_stats(Xr)
         self.device_ = resolve_device(self.device)

@@ -358,7 +358,7 @@ class SelfTrainer(LabelEstimatorBase):
         if y is None:
             check_classification_targets(y)  # raises scikit-learn's "y is None" error
         labeled = ~unlabeled_mask(y)
-        check_classification_targets(y[labeled])
+        check_classification_targets(self._tidy_labels(y[labeled]))
         if not labeled.any():
             raise ValueError(
                 "every row of y is unlabeled (-1); label at least one row per class, or pass relabel=True "

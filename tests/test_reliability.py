@@ -198,6 +198,21 @@ def test_unusual_numeric_dtypes_are_accepted_as_float32(cls, dtype):
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("container", ["object ints", "object bools", "pandas object Series"])
+def test_labels_in_object_containers_keep_their_values(cls, container):
+    y = labels_for(cls, _Y)
+    if container == "object bools" and cls is not SelfTrainer:
+        y = (y == 1).astype(object)
+    elif container == "pandas object Series":
+        y = pd.Series(list(y), dtype=object)
+    else:
+        y = np.asarray(y).astype(object)
+    est = tiny(cls, random_state=0).fit(_X, y)
+    expected = {False, True} if container == "object bools" and cls is not SelfTrainer else {0, 1}
+    assert set(est.classes_.tolist()) == expected and set(est.pseudo_labels_.tolist()) <= expected
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
 def test_a_class_with_a_single_row_and_two_rows_in_all_are_fine(cls):
     y = labels_for(cls, np.r_[np.ones(39, int), 0]) if cls is not PUClassifier else np.r_[np.ones(20, int), [0] * 20]
     assert len(tiny(cls).fit(_X, y).pseudo_labels_) == 40
@@ -455,11 +470,15 @@ PROPERTY = settings(
 
 
 @PROPERTY
-@given(data=datasets())
-def test_property_coteaching_contract_or_clear_error(data):
+@given(
+    data=datasets(),
+    forget_rate=st.sampled_from(["auto", 0.0, 0.5]),
+    method=st.sampled_from(["coteaching", "coteaching+", "jocor"]),
+)
+def test_property_coteaching_contract_or_clear_error(data, forget_rate, method):
     X, codes, kind = data
     y = LABEL_KINDS[kind](codes)
-    est = tiny(CoTeachingFilter, random_state=0)
+    est = tiny(CoTeachingFilter, random_state=0, forget_rate=forget_rate, method=method)
     try:
         est.fit(X, y)
     except ValueError as exc:
@@ -474,18 +493,19 @@ def test_property_coteaching_contract_or_clear_error(data):
 @given(data=datasets(), unlabeled=st.floats(0.0, 0.9))
 def test_property_selftrainer_contract_or_clear_error(data, unlabeled):
     X, codes, kind = data
-    y = LABEL_KINDS["int"](codes)
-    y[np.random.default_rng(len(y)).random(len(y)) < unlabeled] = -1
+    given = LABEL_KINDS[kind](codes)
+    missing = np.random.default_rng(len(codes)).random(len(codes)) < unlabeled
+    y = given.astype(object) if kind in ("str", "object", "bool") else given.copy()
+    y[missing] = -1  # the unlabeled marker, also among text or boolean labels
     est = tiny(SelfTrainer, random_state=0)
     try:
         est.fit(X, y)
     except ValueError as exc:
-        labeled = np.unique(y[y != -1])
-        assert len(labeled) < 2 and re.search("unlabeled|only one class", str(exc))
+        assert len(np.unique(given[~missing])) < 2 and re.search("unlabeled|only one class", str(exc)), exc
         return
     est._last_X = X
-    _check_contract(est, len(y), np.unique(y[y != -1]).tolist())
-    assert np.array_equal(est.pseudo_labels_[y != -1], y[y != -1])  # given labels are kept
+    _check_contract(est, len(y), np.unique(given[~missing]).tolist())
+    assert list(est.pseudo_labels_[~missing]) == list(given[~missing])  # given labels are kept
 
 
 @PROPERTY
