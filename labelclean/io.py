@@ -616,8 +616,8 @@ def _remove_stale_temps(target: Path) -> None:
         for entry in os.scandir(target.parent):
             if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
                 continue
-            pid = entry.name[len(prefix) :].split(".", 1)[0]
-            if pid.isdigit() and not _process_alive(int(pid)):
+            parts = entry.name[len(prefix) : -len(".tmp")].split(".")  # PID and mkstemp's random name
+            if len(parts) == 2 and parts[0].isdigit() and not _process_alive(int(parts[0])):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 

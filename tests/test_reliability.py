@@ -626,11 +626,12 @@ def test_atomic_path_keeps_temporary_files_of_running_processes(tmp_path):
     live = tmp_path / f".out.parquet.{os.getppid()}.abc.tmp"  # the parent process is alive
     dead = tmp_path / ".out.parquet.999999999.abc.tmp"  # no such process
     other = tmp_path / ".other.parquet.999999999.abc.tmp"  # another target
-    for p in (live, dead, other):
+    longer = tmp_path / ".out.parquet.5.999999999.abc.tmp"  # the target out.parquet.5
+    for p in (live, dead, other, longer):
         p.write_bytes(b"x")
     with lio.atomic_path(target) as tmp:
         tmp.write_bytes(b"new")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "out.parquet"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, longer.name, "out.parquet"])
 
 
 # ---------------------------------------------------------------------------
