@@ -48,7 +48,14 @@ def resolve_n_jobs(n_jobs: int | None) -> int | None:
         raise ValueError("n_jobs=0 is not a thread count; use a positive number, -1 for all cores, or None.")
     if n_jobs > 0:
         return int(n_jobs)
-    return max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
+    return max(1, usable_cores() + 1 + int(n_jobs))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the platform tells, else all cores)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
