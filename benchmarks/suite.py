@@ -4,7 +4,8 @@
 
     python -m benchmarks                      # full mode: 60,000 rows, seed 0, all sections → docs/benchmarks.md
     python -m benchmarks --seeds 0,1,2        # each figure the median over three seeds, (min–max) beside it
-    python -m benchmarks --quick              # smoke run: 6,000 rows, one seed → benchmarks/results/quick.md
+    python -m benchmarks --quick              # smoke run: 6,000 rows, one seed, one setting of each kind
+                                              #   → benchmarks/results/quick.md
     python -m benchmarks --only speed,pu      # some sections; the doc is rebuilt with the others' stored results
     python -m benchmarks --merge              # no fits: rebuild the doc from the stored JSON results
 
@@ -57,6 +58,9 @@ QUICK_ROWS = 6_000
 QUICK_PEER_EPOCHS = 5  # --quick: at most this many epochs per peer model (smoke run only)
 NOISE_SETTINGS = ("sym20", "sym50", "sym80", "pair45")
 SEMI_SETTINGS = ("labels1000", "labels100", "relabel80")
+# --quick: one setting of each kind, so that every code path runs in a few minutes
+QUICK_NOISE_SETTINGS = ("sym50", "pair45")
+QUICK_SEMI_SETTINGS = ("labels100", "relabel80")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -181,7 +185,7 @@ def run_semi(run: Runner, args: argparse.Namespace) -> dict:
     budget = {"peer_epochs": int(p["max_epochs"]), "min_steps": int(p["min_steps"])}
     if args.quick:
         budget["peer_epochs"] = min(budget["peer_epochs"], QUICK_PEER_EPOCHS)
-    for setting in SEMI_SETTINGS:
+    for setting in args.semi_settings:
         for seed in args.seeds:
             for method in (ST, ST_LOGREG, ST_MLP):
                 run.fit(setting, method, seed, **budget)
@@ -331,7 +335,13 @@ def run_section(name: str, args: argparse.Namespace, command: str) -> None:
         "minutes": (time.time() - started) / 60,
         "loadavg": [load_before, os.getloadavg()[0]],
         "machine": describe(args.threads, REPO),
-        "args": {"seeds": args.seeds, "rows": args.rows, "threads": args.threads, "quick": args.quick},
+        "args": {
+            "seeds": args.seeds,
+            "rows": args.rows,
+            "threads": args.threads,
+            "quick": args.quick,
+            "settings": args.settings if name == "noisy" else args.semi_settings if name == "semi" else None,
+        },
         "command": command,
         "matmul": extra.pop("matmul", None),
         "extra": extra,
@@ -354,7 +364,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--seeds", default="0", help="comma-separated seeds; figures are medians with (min–max)")
     ap.add_argument("--threads", type=int, default=2, help="torch (and BLAS) threads of every fit (default 2)")
     ap.add_argument("--rows", type=int, default=None, help="training rows (default 60,000; 6,000 with --quick)")
-    ap.add_argument("--settings", default=",".join(NOISE_SETTINGS), help="noise settings of section 1")
+    ap.add_argument(
+        "--settings",
+        default=None,
+        help=f"noise settings of section 1 (default: all; with --quick {','.join(QUICK_NOISE_SETTINGS)})",
+    )
+    ap.add_argument(
+        "--semi-settings",
+        default=None,
+        help=f"settings of section 3 (default: all; with --quick {','.join(QUICK_SEMI_SETTINGS)})",
+    )
     ap.add_argument(
         "--cleanlab-settings", default="sym50", help="section 1 settings with a cleanlab run, or 'all' (default sym50)"
     )
@@ -370,10 +389,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.only) - set(SECTIONS))
     if unknown:
         ap.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}.")
-    args.settings = [s.strip() for s in args.settings.split(",")]
-    bad = sorted(set(args.settings) - set(NOISE_SETTINGS))
-    if bad:
-        ap.error(f"unknown noise setting(s) {bad}; choose from {', '.join(NOISE_SETTINGS)}.")
+    for name, every, quick in (
+        ("settings", NOISE_SETTINGS, QUICK_NOISE_SETTINGS),
+        ("semi_settings", SEMI_SETTINGS, QUICK_SEMI_SETTINGS),
+    ):
+        given = getattr(args, name)
+        chosen = [s.strip() for s in given.split(",")] if given else list(quick if args.quick else every)
+        bad = sorted(set(chosen) - set(every))
+        if bad:
+            ap.error(f"unknown setting(s) {bad} for --{name.replace('_', '-')}; choose from {', '.join(every)}.")
+        setattr(args, name, chosen)
     return args
 
 

@@ -574,9 +574,9 @@ def render_suite(sections: Mapping[str, Mapping], notes: Mapping[str, str] | Non
         rows = sorted({d.get("args", {}).get("rows", 0) for d in ordered.values()})
         parts.append(
             "> **QUICK SMOKE RUN — not the published figures.** "
-            f"Subsampled to {', '.join(f'{r:,}' for r in rows)} training rows, one seed, peers with fewer epochs "
-            "(`python -m benchmarks --quick`). The ✓ / ✗ marks compare these smoke figures with targets set for "
-            "the full data and mean nothing here."
+            f"Subsampled to {', '.join(f'{r:,}' for r in rows)} training rows, one seed, some settings only, the "
+            "peers' MLPs capped at a few epochs (`python -m benchmarks --quick`). The ✓ / ✗ marks compare these "
+            "smoke figures with targets set for the full data and mean nothing here."
         )
     parts.append("### Runs\n\n" + runs_table(ordered) + "\n\n" + machine_lines(ordered))
     parts.append("### Targets of issue 6\n\n" + summary_table(ordered))
