@@ -16,11 +16,12 @@ Run (the CPU is shared, so take the lock):
 
     flock /tmp/labelclean-bench.lock python benchmarks/bench_io_memory.py --filter
 
-The 2,000,000 × 64 run of ``docs/benchmarks.md`` (fixed-size-list column, default options of
-``labelclean filter`` apart from one epoch per stage):
+The 2,000,000 × 64 run of ``docs/benchmarks.md`` (fixed-size-list column; ``labelclean filter``
+with its defaults, noise-rate estimation included, apart from one epoch per stage and
+batches of 2,048 rows, as in the 1,000,000-row run):
 
     flock /tmp/labelclean-bench.lock python benchmarks/bench_io_memory.py --rows 2000000 --width 64 \
-        --fixed-size --filter --filter-args="--epochs 1 --param refine_epochs=1"
+        --fixed-size --filter --filter-args="--epochs 1 --seed 0 --param refine_epochs=1 --param batch_size=2048"
 """
 
 from __future__ import annotations

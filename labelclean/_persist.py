@@ -14,7 +14,8 @@ containers: loading never runs code from the file. Inside:
 Networks are rebuilt from the parameters (the default MLP or CNN) and the weights loaded
 into them. A ``module=`` factory is code, so it is not stored: pass the same factory to
 ``load``. Fitted scikit-learn models (``estimator=``, ``teacher=``) cannot be stored
-without pickle; ``save`` refuses them with an error that says so.
+without pickle; ``save`` refuses them with an error that says so. A ``random_state`` given
+as a ``RandomState`` instance is stored as ``None`` (it only matters to ``fit``).
 """
 
 from __future__ import annotations
