@@ -412,6 +412,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.data import load_mnist
 
         load_mnist()  # fetch / unpack once, before the children read the cache
+        load = os.getloadavg()[0]
+        if load > 1.0:
+            log(
+                f"WARNING: the 1-minute load average is {load:.2f} before any fit: other work is using the cores, "
+                "so the seconds will be inflated (fits on a busy machine are marked † in the tables)."
+            )
         t0 = time.time()
         for name in args.only:
             run_section(name.strip(), args, command.strip())

@@ -20,6 +20,9 @@ BEGIN = "<!-- suite:begin -->"
 END = "<!-- suite:end -->"
 BUDGET_SECONDS = 300.0  # issue 6: each fit of a labelclean estimator within 5 minutes on 2 CPU cores
 LINEAR_EXPONENT = 1.1  # scaling counts as linear when seconds ∝ rows^k with k at most this
+# A fit ran on a busy machine when the 1-minute load average, at its start or end, exceeded its own
+# thread count by more than this: other work shared the cores and its seconds are inflated.
+BUSY_MARGIN = 1.0
 
 CT = "CoTeachingFilter"
 PLAIN = "plain training (same nets)"
@@ -303,20 +306,35 @@ def _num(recs: Sequence[Mapping], key: str, digits: int = 3) -> str:
     return fmt(column(recs, key), digits=digits)
 
 
+def busy(record: Mapping) -> bool:
+    """Whether other work shared the cores during this fit (load average above its threads + ``BUSY_MARGIN``)."""
+    load = finite(record.get("loadavg_before_after") or [])
+    return bool(load) and max(load) > float(record.get("threads") or 1) + BUSY_MARGIN
+
+
 def _secs(recs: Sequence[Mapping]) -> str:
-    return fmt(column(recs, "seconds"), digits=0, thousands=True)
+    text = fmt(column(recs, "seconds"), digits=0, thousands=True)
+    return text + " †" if any(busy(r) for r in recs if not r.get("error")) else text
 
 
 def _mb(recs: Sequence[Mapping]) -> str:
     return fmt(column(recs, "peak_mb"), digits=0, thousands=True)
 
 
-def _errors(records: Iterable[Mapping]) -> str:
+def _footnotes(records: Sequence[Mapping]) -> str:
+    """The busy-machine footnote (when a fit ran on shared cores) and the list of failed fits."""
+    out = ""
+    if any(busy(r) for r in records if not r.get("error")):
+        out += (
+            "\n\n† Other work shared the cores during at least one of these fits (1-minute load average above the "
+            f"fit's own threads + {BUSY_MARGIN:g}; per fit in the JSON as `loadavg_before_after`): those seconds "
+            "are inflated, on two cores up to tens of times, and are not the machine's speed."
+        )
     errs = [r for r in records if r.get("error")]
-    if not errs:
-        return ""
-    lines = [f"- {r['setting']} / {r['method']} / seed {r['seed']}: failed — `{r['error']}`" for r in errs]
-    return "\n\nFits that failed (shown as — above):\n\n" + "\n".join(lines)
+    if errs:
+        lines = [f"- {r['setting']} / {r['method']} / seed {r['seed']}: failed — `{r['error']}`" for r in errs]
+        out += "\n\nFits that failed (shown as — above):\n\n" + "\n".join(lines)
+    return out
 
 
 def _method_cell(recs: Sequence[Mapping]) -> str:
@@ -347,7 +365,7 @@ def noisy_table(data: Mapping) -> str:
         )
     headers = ["noise", "method", "network", "test accuracy %", "target", "precision", "recall", "F1"]
     headers += ["τ used", "seconds", "≤ 5 min", "peak MB"]
-    return render_table(headers, rows, "lllrlrrrrrlr") + _errors(data["records"])
+    return render_table(headers, rows, "lllrlrrrrrlr") + _footnotes(data["records"])
 
 
 def speed_tables(data: Mapping) -> str:
@@ -440,7 +458,7 @@ def speed_tables(data: Mapping) -> str:
             f"**{fmt(exp)}** {target_cell('speed', 'scaling', CT_MLP, 'exponent', exp)} (1 = linear; the check is "
             f"k ≤ {LINEAR_EXPONENT})."
         )
-    return "\n\n".join(parts) + _errors(data["records"])
+    return "\n\n".join(parts) + _footnotes(data["records"])
 
 
 def semi_table(data: Mapping) -> str:
@@ -465,7 +483,7 @@ def semi_table(data: Mapping) -> str:
         )
     headers = ["setting", "method", "network", "test accuracy %", "target", "training-row label accuracy %"]
     headers += ["precision", "recall", "F1", "seconds", "≤ 5 min", "peak MB"]
-    return render_table(headers, rows, "lllrlrrrrrlr") + _errors(data["records"])
+    return render_table(headers, rows, "lllrlrrrrrlr") + _footnotes(data["records"])
 
 
 def pu_table(data: Mapping) -> str:
@@ -489,7 +507,7 @@ def pu_table(data: Mapping) -> str:
         )
     headers = ["method", "model", "test accuracy %", "target", "prior estimate", "true prior", "|error|", "target"]
     headers += ["seconds", "≤ 5 min", "peak MB"]
-    return render_table(headers, rows, "llrlrrrlrlr") + _errors(data["records"])
+    return render_table(headers, rows, "llrlrrrlrlr") + _footnotes(data["records"])
 
 
 RENDERERS = {"noisy": noisy_table, "speed": speed_tables, "semi": semi_table, "pu": pu_table}

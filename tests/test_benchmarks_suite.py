@@ -46,6 +46,22 @@ def test_budget_mark_uses_the_slowest_seed_of_our_estimators():
     assert tables.budget_cell([{"ours": False, "seconds": 1000.0}]) == "—"
 
 
+def test_busy_fits_are_marked_and_explained():
+    quiet = {
+        "setting": "s",
+        "method": "m",
+        "seed": 0,
+        "threads": 2,
+        "seconds": 10.0,
+        "loadavg_before_after": [1.9, 2.4],
+    }
+    loaded = {**quiet, "loadavg_before_after": [2.1, 4.2]}
+    assert not tables.busy(quiet) and tables.busy(loaded)
+    assert tables._secs([quiet]) == "10" and tables._secs([loaded]) == "10 †"
+    assert "† Other work shared the cores" in tables._footnotes([loaded])
+    assert tables._footnotes([quiet]) == ""
+
+
 def _rec(setting, method, seed=0, **kw):
     return {"section": "x", "setting": setting, "method": method, "seed": seed, "ours": method in (CT, CT_MLP), **kw}
 
