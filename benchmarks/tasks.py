@@ -121,6 +121,8 @@ def _timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 
 def fit_noisy(spec: dict) -> dict:
     """CoTeachingFilter (images or flattened), plain training, or cleanlab + skorch MLP on one noise setting."""
+    from torch import nn
+
     from benchmarks import peers, throughput
     from labelclean import CoTeachingFilter, detection_scores, make_noisy_labels
     from labelclean._nets import MLP
@@ -153,7 +155,7 @@ def fit_noisy(spec: dict) -> dict:
         )
         if not images:
             net = model.networks_[0]
-            linears = [m for m in net.modules() if isinstance(m, torch_linear())]
+            linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
             layers = [(m.in_features, m.out_features) for m in linears]
             counted = throughput.rows_from_history(hist, len(y_noisy), n_nets=len(model.networks_))
             out.update(
@@ -164,13 +166,6 @@ def fit_noisy(spec: dict) -> dict:
             )
     det = detection_scores(clean, y_noisy, y)
     return {"accuracy": accuracy, **det, "seconds": seconds, **out}
-
-
-def torch_linear() -> type:
-    """``torch.nn.Linear`` (imported late: the parent process never needs torch for this)."""
-    from torch import nn
-
-    return nn.Linear
 
 
 # ---------------------------------------------------------------------------
