@@ -409,7 +409,7 @@ def speed_tables(data: Mapping) -> str:
     ct = [r for r in recs_all if r["method"] == CT_MLP and not r.get("error")]
     util_rows = [
         [
-            f"{matmul.get('gflops', math.nan):.1f} ({matmul.get('threads', '?')} threads)" if matmul else "—",
+            f"{matmul.get('gflops', math.nan):.1f} (threads: {matmul.get('threads', '?')})" if matmul else "—",
             fmt([r.get("train_flops", math.nan) / 1e12 for r in ct], digits=2),
             fmt(column(ct, "train_seconds"), digits=1),
             fmt(column(ct, "seconds"), digits=1),
