@@ -514,12 +514,17 @@ RENDERERS = {"noisy": noisy_table, "speed": speed_tables, "semi": semi_table, "p
 
 
 def summary_table(sections: Mapping[str, Mapping]) -> str:
-    """Issue 6's targets next to the measured medians, ✓ / ✗ (``not run`` where the section is missing)."""
+    """Issue 6's targets next to the measured medians, ✓ / ✗.
+
+    ``not run`` (no mark) where the section or the setting was not run; ``no result`` (✗) where
+    it ran but gave no figure (a failed fit).
+    """
     m = measurements(sections)
     rows = []
     for t in TARGETS:
         vals = m.get((t.section, t.setting, t.method, t.metric), [])
-        if t.section not in sections:
+        ran = any(r.get("setting") == t.setting for r in sections.get(t.section, {}).get("records", []))
+        if not ran:
             measured, ok = "not run", ""
         elif not vals:
             measured, ok = "no result", "✗"

@@ -158,5 +158,8 @@ def test_render_suite_labels_quick_runs_and_marks_targets():
     text = tables.render_suite({"pu": section})
     assert "QUICK SMOKE RUN" in text and "6,000 training rows" in text
     assert "| 98.00 | ≥ 97.5 % ✓ |" in text
-    assert "not run" in text  # the other sections' targets
+    assert "| PU even/odd: \\|prior estimate − true prior\\| | PUClassifier | — | ≤ 0.02 | 0.010 | ✓ |" in text
+    assert "| 100 labels | SelfTrainer | 81.5 (same) | ≥ 95.0 % | not run |  |" in text  # other sections: no mark
+    section["records"][0] = {**_rec("even_odd", PU), "error": "boom"}
+    assert "| ≥ 97.5 % | no result | ✗ |" in tables.render_suite({"pu": section})  # ran and failed: ✗
     assert "Test CPU, 2 cores" in text
