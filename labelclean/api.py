@@ -29,6 +29,7 @@ from .io import (
     plan_features,
     read_column,
     read_features,
+    release_free_memory,
     source_rows,
     source_schema,
     write_with_columns,
@@ -237,6 +238,7 @@ def _pretrain(encoder: Any, estimator: Any, X: np.ndarray, progress: ProgressFn 
 
 
 def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, progress: ProgressFn | None) -> float:
+    release_free_memory()  # what reading and label encoding freed: kept off the peak of training
     t0 = time.perf_counter()
     with _watch_epochs(estimator, progress, None):  # warm-up epochs make the total unknown in advance
         estimator.fit(X, y)
