@@ -208,18 +208,18 @@ def affine_warp(
 ) -> torch.Tensor:
     """Training noise for images: each image of a ``(n, C, H, W)`` batch rotated, zoomed and shifted at random.
 
-    Up to ``max_rotation`` degrees, a zoom in ``[1 - max_scale, 1 + max_scale]`` and a shift
-    of up to ``max_shift`` of the side (2 px on 28×28), in one batched warp
-    (:func:`labelclean.contrastive.augment_images`, without its pixel noise).
+    Up to ``max_rotation`` degrees, a zoom in ``[1 - max_scale, 1 + max_scale]`` (a random
+    crop when zooming in) and a shift of up to ``max_shift`` of the side (2 px on 28×28), all
+    in one ``affine_grid`` / ``grid_sample`` pass (bilinear, border pixels repeated). Random
+    numbers come from ``generator`` (on the CPU), so results do not depend on the device.
     """
-    from .contrastive import augment_images  # noqa: PLC0415 (contrastive imports this module)
-
-    return augment_images(
-        x,
-        generator,
-        max_shift=max_shift,
-        max_rotation=max_rotation,
-        max_scale=max_scale,
-        noise=0.0,
-        scale=torch.ones(()),
-    )
+    n = x.shape[0]
+    u = (torch.rand((n, 4), generator=generator) * 2.0 - 1.0).to(x.device)
+    angle = u[:, 0] * math.radians(max_rotation)
+    zoom = 1.0 + u[:, 1] * max_scale
+    # affine_grid maps output to input coordinates in [-1, 1]: a shift of f of the side is 2f there.
+    shift = u[:, 2:] * (2.0 * max_shift)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

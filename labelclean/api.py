@@ -174,6 +174,12 @@ def _make_estimator(task: str, params: dict[str, Any]) -> Any:
             raise OptionError("'pu' needs labelclean.pu.PUClassifier, which is not installed.") from exc
     else:
         raise OptionError(f"unknown task {task!r}; use one of {', '.join(TASKS)}.")
+    _check_param_names(cls, params)
+    return cls(**params)
+
+
+def _check_param_names(cls: type, params: dict[str, Any]) -> None:
+    """Raise :class:`OptionError` naming every key of ``params`` that ``cls`` has no parameter for."""
     known = set(cls().get_params())
     unknown = sorted(set(params) - known)
     if unknown:
@@ -181,7 +187,6 @@ def _make_estimator(task: str, params: dict[str, Any]) -> Any:
             f"{cls.__name__} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
             f"its parameters are: {', '.join(sorted(known))}."
         )
-    return cls(**params)
 
 
 PRETRAIN = ("none", "contrastive")
@@ -216,13 +221,7 @@ def _make_encoder(pretrain: str | None, estimator: Any, params: dict[str, Any]) 
         raise OptionError(f"unknown pretraining {pretrain!r}; use one of {', '.join(PRETRAIN)}.")
     from .contrastive import ContrastiveEncoder
 
-    known = set(ContrastiveEncoder().get_params())
-    unknown = sorted(set(params) - known)
-    if unknown:
-        raise OptionError(
-            f"ContrastiveEncoder has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-            f"its parameters are: {', '.join(sorted(known))}."
-        )
+    _check_param_names(ContrastiveEncoder, params)
     shared = {k: v for k, v in estimator.get_params().items() if k in _SHARED_WITH_ENCODER}
     return ContrastiveEncoder(**{**shared, **params})
 

@@ -26,7 +26,7 @@ from torch import nn
 from ._base import TorchEstimatorMixin, _as_tensor
 from ._compat import Interval, StrOptions, _fit_context
 from ._data import batches
-from ._train import lr_factor, set_lr
+from ._train import affine_warp, lr_factor, set_lr
 
 # ---------------------------------------------------------------------------
 # Pure functions: augmentations and losses, on tensors.
@@ -45,22 +45,11 @@ def augment_images(
 ) -> torch.Tensor:
     """One random view of each image of a ``(n, C, H, W)`` batch: a random affine warp plus Gaussian noise.
 
-    Each image is rotated by up to ``max_rotation`` degrees, zoomed by a factor in
-    ``[1 - max_scale, 1 + max_scale]`` (a random crop when zooming in) and shifted by up to
-    ``max_shift`` of its side, all in one ``affine_grid`` / ``grid_sample`` pass (bilinear,
-    border pixels repeated). Then noise of ``noise`` times the per-channel ``scale`` is added.
-    Random numbers come from ``generator`` (on the CPU), so results do not depend on the device.
+    The warp is :func:`~labelclean._train.affine_warp`; then noise of ``noise`` times the
+    per-channel ``scale`` is added. Random numbers come from ``generator`` (on the CPU), so
+    results do not depend on the device.
     """
-    n = x.shape[0]
-    u = (torch.rand((n, 4), generator=generator) * 2.0 - 1.0).to(x.device)
-    angle = u[:, 0] * math.radians(max_rotation)
-    zoom = 1.0 + u[:, 1] * max_scale
-    # affine_grid maps output to input coordinates in [-1, 1]: a shift of f of the side is 2f there.
-    shift = u[:, 2:] * (2.0 * max_shift)
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = affine_warp(x, generator, max_shift=max_shift, max_rotation=max_rotation, max_scale=max_scale)
     if noise > 0:
         out = out + noise * scale.to(x.device) * torch.randn(x.shape, generator=generator).to(x.device)
     return out
