@@ -44,6 +44,9 @@ CT_CONFIGS: dict[str, dict] = {
     "aff": {"augment": "affine"},
     "aff_ct15": {"augment": "affine", "max_epochs": 15},
     "tk10": {"num_gradual": 10},
+    "cap50": {"forget_rate": 0.5},
+    "cap65": {"forget_rate": 0.65},
+    "plainref": {"forget_rate": 0.0},
 }
 ST_CONFIGS: dict[str, dict] = {
     "base": {},
@@ -54,6 +57,7 @@ ST_CONFIGS: dict[str, dict] = {
     "aff": {"augment": "affine"},
     "aff_ep8": {"augment": "affine", "max_epochs": 8},
     "aff_thr9": {"augment": "affine", "threshold": 0.9},
+    "steps1500": {"min_steps": 1500},
 }
 
 
@@ -106,7 +110,11 @@ def _st_job(setting: str, config: str, device: str) -> dict:
     X_fit, y_fit, X_val, y_val = X[:N_FIT], y[:N_FIT], X[50_000:], y[50_000:]
     y_train = make_targets(setting, y_fit, 0)
     t0 = time.perf_counter()
-    st = SelfTrainer(relabel=setting == "relabel80", random_state=0, device=device, **ST_CONFIGS[config])
+    params = dict(ST_CONFIGS[config])
+    private = {k: params.pop(k) for k in list(params) if k.startswith("_")}
+    st = SelfTrainer(relabel=setting == "relabel80", random_state=0, device=device, **params)
+    for k, v in private.items():
+        setattr(st, k, v)
     st.fit(X_fit, y_train)
     return {
         "job": f"st:{setting}:{config}",
