@@ -78,10 +78,16 @@ def skorch_mlp(
     from skorch import NeuralNetClassifier
 
     class SeededNet(NeuralNetClassifier):
-        """``NeuralNetClassifier`` whose ``fit`` seeds torch, casts labels to int64 and applies ``min_steps``."""
+        """``NeuralNetClassifier`` whose ``fit`` seeds torch, casts labels to int64, applies ``min_steps``.
+
+        It also drops a last mini-batch of a single row, which batch norm cannot train on.
+        """
 
         def fit(self, X: Any, y: Any = None, **fit_params: Any) -> Any:
             torch.manual_seed(seed)
+            # A last mini-batch of one row cannot train batch norm; skip it (a random row each
+            # epoch, the rows being shuffled), as labelclean merges it into the previous batch.
+            self.iterator_train__drop_last = len(X) > BATCH_SIZE and len(X) % BATCH_SIZE == 1
             steps_per_epoch = max(1, math.ceil(len(X) / BATCH_SIZE))
             fit_params.setdefault("epochs", max(epochs, math.ceil(min_steps / steps_per_epoch)))
             return super().fit(X, None if y is None else np.asarray(y).astype("int64"), **fit_params)
