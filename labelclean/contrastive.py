@@ -26,7 +26,7 @@ from torch import nn
 from ._base import TorchEstimatorMixin, _as_tensor
 from ._compat import Interval, StrOptions, _fit_context
 from ._data import batches
-from ._train import affine_warp, lr_factor, set_lr
+from ._train import adam, affine_warp, lr_factor, set_lr
 
 # ---------------------------------------------------------------------------
 # Pure functions: augmentations and losses, on tensors.
@@ -412,7 +412,7 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
             encoder = self._new_net(self.n_components)
             head = projection_head(self.n_components, self.projection_dim).to(self.device_)
             params = [*encoder.parameters(), *head.parameters()]
-            optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            optimizer = adam(params, self.lr, self.weight_decay)
             for epoch in range(self.max_epochs):
                 t0 = time.perf_counter()
                 phase = phase_of(epoch, self.phases)

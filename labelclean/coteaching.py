@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context
 from ._train import (
+    adam,
     affine_warp,
     forget_rate_schedule,
     lr_factor,
@@ -384,7 +385,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         steps = max(1, math.ceil(len(halves[0]) / self.batch_size))
         epochs = int(min(max(1, math.ceil(self._warmup_steps / steps)), 10))
         nets = [self._new_net(len(self.classes_)) for _ in range(2)]
-        optimizer = torch.optim.Adam([p for net in nets for p in net.parameters()], lr=self.lr)
+        optimizer = adam([p for net in nets for p in net.parameters()], self.lr)
         ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
         best = 1.0
         for epoch in range(epochs):
@@ -489,7 +490,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                 tau = float(self.forget_rate)
             nets = [self._new_net(len(self.classes_)) for _ in range(2)]
             params = [p for net in nets for p in net.parameters()]
-            optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+            optimizer = adam(params, self.lr, self.weight_decay)
             for epoch in range(self.max_epochs):
                 rate = forget_rate_schedule(epoch, tau, self.num_gradual)
                 self._epoch(

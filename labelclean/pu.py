@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
-from ._train import check_finite_loss, lr_factor, random_shift, set_lr
+from ._train import adam, check_finite_loss, lr_factor, random_shift, set_lr
 
 # ---------------------------------------------------------------------------
 # Pure functions: labels, losses, batches, prior estimation.
@@ -385,7 +385,7 @@ class PUClassifier(LabelEstimatorBase):
 
     def _run_epochs(self, net, X, pos, unl, loss_fn, epochs: int, gen: torch.Generator, phase: str) -> None:
         """Train ``net`` for ``epochs`` on batches of positives ``pos`` and other rows ``unl``."""
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = adam(net.parameters(), self.lr, self.weight_decay)
         augment = self._augmenter()
         for epoch in range(epochs):
             t0, totals, seen = time.perf_counter(), {}, 0

@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
-from ._train import affine_warp, lr_factor, predict_proba_nets, random_shift, set_lr, train_epoch
+from ._train import adam, affine_warp, lr_factor, predict_proba_nets, random_shift, set_lr, train_epoch
 
 # ---------------------------------------------------------------------------
 # Pure functions: the algorithm, on arrays and tensors.
@@ -391,7 +391,7 @@ class SelfTrainer(LabelEstimatorBase):
     def _train_net(self, Xt, targets, rows, *, width, gen, tag, holdout=None) -> torch.nn.Module:
         """Train one network on ``rows`` against soft ``targets``; early-stopped on ``holdout`` when given."""
         net = self._new_net(len(self.classes_), width=width)
-        optimizer = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = adam(net.parameters(), self.lr, self.weight_decay)
         epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
         if holdout is not None:  # early stopping decides, within max_teacher_epochs
             epochs = max(epochs, self.max_teacher_epochs)
