@@ -62,6 +62,7 @@ REVIEWED_CT_PARAMS = frozenset(
         "verbose",
         "n_jobs",
         "pseudo_threshold",  # only acts through pseudo_weight, which plain training sets to 0
+        "refine_labels",  # only acts through refine_epochs, which plain training sets to 0
         *PLAIN_PARAMS_IF_PRESENT,
     }
 )

@@ -141,7 +141,19 @@ def jocor_loss(
 _BLOCK_ROWS = 65_536
 
 
-def refine_targets(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+def consensus_targets(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Targets and forget rate of the refinement stage: the networks' consensus label for every row.
+
+    (Where the consensus agrees with the given label, that is the given label.) The forget
+    rate is the expected share of wrong targets under the consensus' own probabilities,
+    ``1 − mean(proba[i, target_i])``, at most 0.5.
+    """
+    targets = np.argmax(proba, axis=1)
+    doubt = 1.0 - float(np.mean(proba[np.arange(len(y)), targets]))
+    return targets, float(np.clip(doubt, 0.0, 0.5))
+
+
+def posterior_targets(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     """Targets and forget rate of the refinement stage: the label posterior ``p(k | x, ỹ)``.
 
     Combines the networks' consensus ``proba`` with the given label ``ỹ`` through a noise
@@ -224,12 +236,19 @@ class CoTeachingFilter(LabelEstimatorBase):
         Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
     refine_epochs : int, default=5
         Epochs of a second stage that also learns from the rows Co-teaching dropped: every
-        row gets its most likely true label given both the networks' consensus and the
-        given label, through a noise transition matrix estimated from the same rows, and
-        both networks keep training on all rows with a small forget rate, the share of those
-        labels the posterior itself doubts (see :func:`refine_targets`). ``0`` turns it off
-        (plain Co-teaching). On MNIST validation rows the posterior measured 98.20 % vs
-        97.69 % for the consensus argmax at 45 % pair noise, 99.11 % vs 99.02 % at 20 %.
+        row gets a corrected label (see ``refine_labels``) and both networks keep training on
+        all rows with a small forget rate, the share of those labels expected to be wrong.
+        ``0`` turns it off (plain Co-teaching).
+    refine_labels : {"consensus", "posterior"}, default="consensus"
+        The refinement stage's labels. ``"consensus"``: the networks' consensus label
+        (:func:`consensus_targets`). ``"posterior"``: the most likely true label given both
+        the consensus and the given label, through a noise transition matrix counted from
+        the rows (:func:`posterior_targets`). On MNIST validation rows (50,000 training
+        images) the posterior measured 98.20 % vs 97.69 % at 45 % pair noise and 99.11 % vs
+        99.02 % at 20 % symmetric noise, but on small sets (1,347 scikit-learn digits, 30 %
+        noise, 4 seeds × 2 noise kinds) it was 0.9 points worse on average (95.61 % vs
+        96.53 %): the networks' probabilities on rows they trained on are overconfident
+        there, so it is not the default.
     batch_size : int, default=128
     lr : float, default=1e-3
         Adam's learning rate; decays linearly to zero over the second half of the epochs.
@@ -297,6 +316,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "co_lambda": [Interval(Real, 0.0, 1.0, closed="both")],
         "augment": [StrOptions({"auto", "none", "shift", "affine"})],
         "refine_epochs": [Interval(Integral, 0, None, closed="left")],
+        "refine_labels": [StrOptions({"consensus", "posterior"})],
         "per_class": ["boolean"],
         "pseudo_weight": [Interval(Real, 0.0, None, closed="left")],
         "pseudo_threshold": [Interval(Real, 0.0, 1.0, closed="left")],
@@ -314,6 +334,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         pseudo_threshold: float = 0.95,
         max_epochs: int = 10,
         refine_epochs: int = 5,
+        refine_labels: str = "consensus",
         batch_size: int = 128,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -336,6 +357,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.pseudo_threshold = pseudo_threshold
         self.max_epochs = max_epochs
         self.refine_epochs = refine_epochs
+        self.refine_labels = refine_labels
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -440,7 +462,7 @@ class CoTeachingFilter(LabelEstimatorBase):
 
     def _refine(self, nets, optimizer, X, y_enc, proba, gen) -> np.ndarray:
         """Second stage: train on every row with consensus-corrected labels; return the new consensus."""
-        targets, rate = refine_targets(proba, y_enc)
+        targets, rate = (posterior_targets if self.refine_labels == "posterior" else consensus_targets)(proba, y_enc)
         loss_fn = lambda logits, yb: coteaching_loss(  # noqa: E731
             logits[0], logits[1], yb, rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
         )

@@ -11,11 +11,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from labelclean import CoTeachingFilter, detection_scores
 from labelclean._train import affine_warp, forget_rate_schedule, lr_factor
 from labelclean.coteaching import (
+    consensus_targets,
     coteaching_loss,
     estimate_noise_rate,
     jocor_loss,
     peer_pseudo_loss,
-    refine_targets,
+    posterior_targets,
     small_loss_index,
 )
 
@@ -113,7 +114,9 @@ def test_noise_estimate_and_refine_targets():
     y = np.array([0, 1, 2, 0])
     proba = np.eye(3, dtype=np.float32)[[0, 1, 1, 2]] * 0.9 + 0.1 / 3
     assert estimate_noise_rate(proba, y) == 0.5
-    targets, rate = refine_targets(proba, y)
+    targets, rate = consensus_targets(proba, y)
+    assert targets.tolist() == [0, 1, 1, 2] and rate == pytest.approx(1 - (0.9 + 0.1 / 3), abs=1e-6)
+    targets, rate = posterior_targets(proba, y)
     assert targets.tolist() == [0, 1, 1, 2] and 0.0 < rate < 0.5
 
 
@@ -128,23 +131,36 @@ def _calibrated_noisy(kind: str, rate: float, n: int = 20_000, k: int = 10):
 
 
 @pytest.mark.parametrize("kind, rate", [("symmetric", 0.2), ("pair", 0.45)])
-def test_refine_targets_use_the_given_label(kind, rate):
+def test_posterior_targets_use_the_given_label(kind, rate):
     # With calibrated probabilities the posterior beats the argmax wherever the given label carries
     # information; under pair noise the choice narrows to the given class and its predecessor.
     proba, true, y = _calibrated_noisy(kind, rate)
     argmax_acc = np.mean(proba.argmax(1) == true)
-    targets, doubt = refine_targets(proba, y)
+    targets, doubt = posterior_targets(proba, y)
     assert np.mean(targets == true) > argmax_acc + 0.1
     assert 0.0 <= doubt <= 0.5
     if kind == "pair":
         assert np.mean((targets == y) | (targets == (y - 1) % 10)) > 0.95
 
 
-def test_refine_targets_follow_a_sure_consensus():
+def test_refine_labels_posterior_runs_through_fit(blobs10):
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    a = CoTeachingFilter(max_epochs=3, refine_epochs=2, random_state=0).fit(X, y_noisy)
+    b = CoTeachingFilter(max_epochs=3, refine_epochs=2, refine_labels="posterior", random_state=0).fit(X, y_noisy)
+    assert b.history_[-1]["phase"] == "refine" and b.score(X_test, y_test) > 0.5
+    # The co-teaching stage is the same; only the refinement's labels differ.
+    assert [h["loss"] for h in a.history_ if h["phase"] != "refine"] == [
+        h["loss"] for h in b.history_ if h["phase"] != "refine"
+    ]
+    with pytest.raises(ValueError, match="refine_labels"):
+        CoTeachingFilter(refine_labels="bayes").fit(X, y_noisy)
+
+
+def test_posterior_targets_follow_a_sure_consensus():
     y = np.array([0, 1, 2, 0, 1, 2])
     proba = np.full((6, 3), 0.0005, dtype=np.float32)
     proba[np.arange(6), [0, 1, 2, 0, 1, 0]] = 0.999  # the last row: given 2, consensus sure of 0
-    targets, _ = refine_targets(proba, y)
+    targets, _ = posterior_targets(proba, y)
     assert targets.tolist() == [0, 1, 2, 0, 1, 0]
 
 
