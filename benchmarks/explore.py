@@ -47,6 +47,7 @@ CT_CONFIGS: dict[str, dict] = {
     "cap50": {"forget_rate": 0.5},
     "cap65": {"forget_rate": 0.65},
     "plainref": {"forget_rate": 0.0},
+    "post": {"refine_labels": "posterior"},
 }
 ST_CONFIGS: dict[str, dict] = {
     "base": {},
