@@ -111,11 +111,7 @@ def _st_job(setting: str, config: str, device: str) -> dict:
     X_fit, y_fit, X_val, y_val = X[:N_FIT], y[:N_FIT], X[50_000:], y[50_000:]
     y_train = make_targets(setting, y_fit, 0)
     t0 = time.perf_counter()
-    params = dict(ST_CONFIGS[config])
-    private = {k: params.pop(k) for k in list(params) if k.startswith("_")}
-    st = SelfTrainer(relabel=setting == "relabel80", random_state=0, device=device, **params)
-    for k, v in private.items():
-        setattr(st, k, v)
+    st = SelfTrainer(relabel=setting == "relabel80", random_state=0, device=device, **ST_CONFIGS[config])
     st.fit(X_fit, y_train)
     return {
         "job": f"st:{setting}:{config}",

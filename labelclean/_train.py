@@ -93,7 +93,7 @@ def lr_factor(epoch: int, max_epochs: int, decay_start: float = 0.5) -> float:
 
 
 def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam with the multi-tensor (``foreach``) update: one kernel per step for all parameters.
+    """Adam with the multi-tensor (``foreach``) update: each step's arithmetic grouped over all parameters.
 
     Same arithmetic as the per-parameter loop torch uses by default on the CPU, so results are
     bit-identical, with far fewer small operations per step (an MLP fit of CoTeachingFilter on

@@ -181,6 +181,10 @@ def posterior_targets(proba: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, flo
     return targets, float(np.clip(doubt, 0.0, 0.5))
 
 
+#: The refinement stage's labelling rules, by ``refine_labels`` value.
+REFINE_LABELS = {"consensus": consensus_targets, "posterior": posterior_targets}
+
+
 def estimate_noise_rate(proba_out_of_fold: np.ndarray, y: np.ndarray) -> float:
     """Noise rate estimate: the share of rows whose out-of-fold prediction differs from the given label.
 
@@ -316,7 +320,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "co_lambda": [Interval(Real, 0.0, 1.0, closed="both")],
         "augment": [StrOptions({"auto", "none", "shift", "affine"})],
         "refine_epochs": [Interval(Integral, 0, None, closed="left")],
-        "refine_labels": [StrOptions({"consensus", "posterior"})],
+        "refine_labels": [StrOptions(set(REFINE_LABELS))],
         "per_class": ["boolean"],
         "pseudo_weight": [Interval(Real, 0.0, None, closed="left")],
         "pseudo_threshold": [Interval(Real, 0.0, 1.0, closed="left")],
@@ -462,7 +466,7 @@ class CoTeachingFilter(LabelEstimatorBase):
 
     def _refine(self, nets, optimizer, X, y_enc, proba, gen) -> np.ndarray:
         """Second stage: train on every row with consensus-corrected labels; return the new consensus."""
-        targets, rate = (posterior_targets if self.refine_labels == "posterior" else consensus_targets)(proba, y_enc)
+        targets, rate = REFINE_LABELS[self.refine_labels](proba, y_enc)
         loss_fn = lambda logits, yb: coteaching_loss(  # noqa: E731
             logits[0], logits[1], yb, rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
         )
