@@ -93,13 +93,19 @@ def lr_factor(epoch: int, max_epochs: int, decay_start: float = 0.5) -> float:
 
 
 def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
-    """Adam with the multi-tensor (``foreach``) update: each step's arithmetic grouped over all parameters.
+    """Adam with its fused update (one kernel per step for all parameters) where torch has one.
 
-    Same arithmetic as the per-parameter loop torch uses by default on the CPU, so results are
-    bit-identical, with far fewer small operations per step (an MLP fit of CoTeachingFilter on
-    60,000 MNIST rows: 55.7 s instead of 62.3 s on 2 cores).
+    The fused CPU kernel exists from torch 2.4; elsewhere (older torch, other devices without
+    it) this falls back to the multi-tensor (``foreach``) update. Both compute Adam's update;
+    they differ from each other and from the per-parameter loop only in rounding. On 2 cores
+    the fused update made a Co-teaching step of two MLPs on 128 rows about 10 % faster than
+    the multi-tensor one, which was itself 11 % faster than the loop.
     """
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, ValueError, TypeError):  # no fused kernel for this torch or device
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
