@@ -1,11 +1,13 @@
 """Pure arithmetic of the speed section: training FLOPs of an MLP, epochs read from ``history_``, scaling fits.
 
 FLOPs are counted analytically. A dense layer of ``i`` inputs and ``o`` outputs costs
-``2·i·o`` floating-point operations per row forward (one multiply and one add per weight);
-the backward pass costs about twice the forward one (gradients with respect to the inputs
-and to the weights), so one training step costs ``3 × forward`` per row. Batch norm, ReLU,
-the loss and the optimizer step are element-wise and left out, so the count slightly
-understates the work done.
+``2·i·o`` floating-point operations per row forward (one multiply and one add per weight).
+Backward, every layer computes the gradient of its weights (another ``2·i·o``) and every
+layer but the first the gradient of its inputs (``2·i·o`` again): the first layer's input is
+the data, which needs no gradient, and autograd skips that product (a profile of one
+training step shows three weight-gradient and two input-gradient matrix products per
+3-layer network). Batch norm, ReLU, the loss and the optimizer step are element-wise and
+left out, so the count slightly understates the work done.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import numpy as np
 PHASE_ROW_SHARE: dict[str, float] = {"warmup": 0.5}
 # Phases that train networks that are thrown away: not part of the final networks' epochs.
 THROWAWAY_PHASES = frozenset({"warmup"})
-BACKWARD_FACTOR = 2.0
 
 
 def mlp_layers(n_features: int, hidden_dims: Sequence[int], n_classes: int) -> list[tuple[int, int]]:
@@ -35,8 +36,10 @@ def forward_flops_per_row(layers: Iterable[tuple[int, int]]) -> float:
 
 
 def train_flops_per_row(layers: Iterable[tuple[int, int]]) -> float:
-    """FLOPs of one training step per row: forward plus a backward of ``BACKWARD_FACTOR ×`` forward."""
-    return (1.0 + BACKWARD_FACTOR) * forward_flops_per_row(layers)
+    """FLOPs of one training step per row: forward, weight gradients, and input gradients past the first layer."""
+    layers = list(layers)
+    forward = forward_flops_per_row(layers)
+    return 2.0 * forward + forward_flops_per_row(layers[1:])
 
 
 def rows_from_history(history: Sequence[Mapping], n_rows: int, n_nets: int = 2) -> dict[str, float]:

@@ -86,7 +86,9 @@ def test_flop_count_of_the_default_mlp():
     assert layers == [(784, 256), (256, 256), (256, 10)]
     forward = 2 * (784 * 256 + 256 * 256 + 256 * 10)
     assert throughput.forward_flops_per_row(layers) == forward
-    assert throughput.train_flops_per_row(layers) == 3 * forward
+    # forward + weight gradients of all layers + input gradients of all layers but the first
+    train = 2 * forward + 2 * (256 * 256 + 256 * 10)
+    assert throughput.train_flops_per_row(layers) == train
     history = [
         {"phase": "warmup", "epoch": 0, "oof_disagreement": 0.5, "seconds": 1.0},
         {"phase": "coteaching", "epoch": 0, "seconds": 2.0},
@@ -95,7 +97,7 @@ def test_flop_count_of_the_default_mlp():
     counted = throughput.rows_from_history(history, n_rows=1000, n_nets=2)
     # warm-up: each of 2 nets trains on 500 rows and predicts the other 500; then 2 nets × 1000 rows twice
     assert counted == {"trained": 5000.0, "predicted": 1000.0, "seconds": 5.0, "epochs": 3.0}
-    assert throughput.training_flops(layers, 5000, 1000) == 5000 * 3 * forward + 1000 * forward
+    assert throughput.training_flops(layers, 5000, 1000) == 5000 * train + 1000 * forward
     assert throughput.final_network_epochs(history) == 2
 
 
