@@ -85,6 +85,24 @@ def select_pseudo_rows(
     return selected, rows
 
 
+def labeled_repeats(n_labeled: int, n_pseudo: int, share: float) -> int:
+    """Copies of each labeled row in a student's training rows, so that they make up about ``share`` of them.
+
+    Solves ``r·L / (r·L + P) = share`` for ``r`` (``L`` labeled rows, ``P`` pseudo-labeled
+    ones) and rounds, with at least one copy.
+
+    Examples
+    --------
+    >>> labeled_repeats(1000, 49000, 0.17)
+    10
+    >>> labeled_repeats(1000, 2000, 0.17), labeled_repeats(0, 2000, 0.17)
+    (1, 1)
+    """
+    if n_labeled <= 0 or share <= 0:
+        return 1
+    return max(1, round(share * n_pseudo / ((1.0 - share) * n_labeled)))
+
+
 def student_targets(proba: np.ndarray, y_enc: np.ndarray, labeled: np.ndarray, *, soft: bool) -> np.ndarray:
     """Training targets ``(n, K)``: one-hot given labels where labeled, the teacher's soft or hard labels elsewhere."""
     n_classes = proba.shape[1]
@@ -161,6 +179,14 @@ class SelfTrainer(LabelEstimatorBase):
     balance : bool, default=True
         Give every class the same number of pseudo-labeled rows (most confident first,
         rare classes repeated), as Noisy Student does (100 MNIST labels: 92.0 % vs 90.1 % without).
+    labeled_share : float in [0, 1), default=0.17
+        Share of each student's training rows that carry a given label: the labeled rows are
+        repeated (each copy with fresh training noise) until they make up about this share
+        (:func:`labeled_repeats`); ``0`` adds each once. The teacher's pseudo-labels are wrong
+        in systematic places, and a student copies such errors unless the true labels weigh
+        enough. On MNIST validation rows (fit on 50,000 training images, scored on the other
+        10,000) with 1,000 labels, 0.17 (ten copies) measured 98.39 % vs 97.98 % for one copy
+        and 98.27 % for 0.34 (25 copies), which also trains on half as many rows again.
     max_iter : int, default=5
         Teacher → student rounds. Five rounds measured better than three on MNIST validation
         rows (100 labels: 95.8 % vs 94.0 %; 1,000 labels: 97.7 % vs 97.6 %).
@@ -262,6 +288,7 @@ class SelfTrainer(LabelEstimatorBase):
         "soft": ["boolean"],
         "threshold": [Interval(Real, 0.0, 1.0, closed="left")],
         "balance": ["boolean"],
+        "labeled_share": [Interval(Real, 0.0, 1.0, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "student_width": [Interval(Real, 1.0, None, closed="left")],
         "estimator": "no_validation",
@@ -281,6 +308,7 @@ class SelfTrainer(LabelEstimatorBase):
         soft: bool = False,
         threshold: float = 0.0,
         balance: bool = True,
+        labeled_share: float = 0.17,
         max_iter: int = 5,
         student_width: float = 1.0,
         estimator: Any = None,
@@ -308,6 +336,7 @@ class SelfTrainer(LabelEstimatorBase):
         self.soft = soft
         self.threshold = threshold
         self.balance = balance
+        self.labeled_share = labeled_share
         self.max_iter = max_iter
         self.student_width = student_width
         self.estimator = estimator
@@ -517,19 +546,26 @@ class SelfTrainer(LabelEstimatorBase):
 
     def _self_train(self, Xt, y_enc, given, proba, model, trained, gen):
         """Teacher → student rounds; returns the last model, its probabilities and the rows it trained on."""
-        previous = None
+        previous, given_rows = None, np.flatnonzero(given)
         for rnd in range(1, self.max_iter + 1):
             selected, rows = select_pseudo_rows(proba, ~given, threshold=self.threshold, balance=self.balance)
             labels = np.where(selected, proba.argmax(1), -1)
             changed = None if previous is None else int(np.sum(labels != previous))
+            copies = labeled_repeats(len(given_rows), len(rows), self.labeled_share)
             self.history_.append(
-                {"phase": "pseudo_label", "round": rnd, "n_selected": int(selected.sum()), "changed": changed}
+                {
+                    "phase": "pseudo_label",
+                    "round": rnd,
+                    "n_selected": int(selected.sum()),
+                    "changed": changed,
+                    "labeled_copies": copies,
+                }
             )
             if not selected.any() or changed == 0:
                 self.termination_condition_ = "no_change"
                 break
             targets = torch.from_numpy(student_targets(proba, y_enc, given, soft=self.soft))
-            train_rows = np.concatenate([np.flatnonzero(given), rows])
+            train_rows = np.concatenate([np.tile(given_rows, copies), rows])
             tag = {"phase": "student", "round": rnd}
             model = self._train_model(Xt, targets, train_rows, width=self.student_width, gen=gen, tag=tag)
             proba, previous, trained = self._proba(model, Xt), labels, selected | given

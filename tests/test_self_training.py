@@ -20,6 +20,7 @@ from labelclean.self_training import (
     SelfTrainer,
     balance_rows,
     fold_ids,
+    labeled_repeats,
     select_pseudo_rows,
     soft_cross_entropy,
     student_targets,
@@ -110,6 +111,24 @@ def test_weighted_rows_duplicates_rows_per_class():
     np.testing.assert_allclose(weights, [0.75, 0.25, 1.0])
 
 
+@pytest.mark.parametrize("n_labeled", [10, 100, 1000])
+@pytest.mark.parametrize("share", [0.1, 0.17, 0.5])
+def test_labeled_repeats_reaches_the_requested_share(n_labeled, share):
+    n_pseudo = 49_000
+    copies = labeled_repeats(n_labeled, n_pseudo, share)
+    exact = share * n_pseudo / ((1 - share) * n_labeled)  # copies giving exactly `share`
+    assert copies >= 1 and abs(copies - exact) <= 0.5
+    # one copy fewer or more would land farther from the requested share
+    achieved = [c * n_labeled / (c * n_labeled + n_pseudo) for c in (copies - 1, copies, copies + 1)]
+    assert abs(achieved[1] - share) <= min(abs(achieved[0] - share), abs(achieved[2] - share))
+
+
+def test_labeled_repeats_never_drops_or_multiplies_without_cause():
+    assert labeled_repeats(1000, 49_000, 0.0) == 1  # share 0: each labeled row once
+    assert labeled_repeats(1000, 100, 0.17) == 1  # already more than the share: still once
+    assert labeled_repeats(0, 49_000, 0.17) == 1  # nothing labeled (relabel mode)
+
+
 def test_fold_ids_are_balanced():
     folds = fold_ids(11, 2, torch.Generator().manual_seed(0))
     assert sorted(torch.bincount(folds).tolist()) == [5, 6]
@@ -142,6 +161,40 @@ def test_threshold_keeps_confident_rows_only(semi):
     assert 0 < st.clean_mask_[unl].sum() < unl.sum()
     selected = [h["n_selected"] for h in st.history_ if h["phase"] == "pseudo_label"]
     assert selected[0] == st.clean_mask_[unl].sum()
+
+
+class _RowCountingLogReg(LogisticRegression):
+    """Records how many rows each fit received."""
+
+    fitted_rows: list[int] = []
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).fitted_rows.append(len(X))
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5])
+def test_students_train_on_labeled_share_copies_of_the_labeled_rows(semi, share):
+    X, _, y_semi = semi
+    _RowCountingLogReg.fitted_rows = []
+    st = SelfTrainer(max_iter=2, labeled_share=share, estimator=_RowCountingLogReg(), **FAST).fit(X, y_semi)
+    n_labeled = int(np.sum(y_semi != -1))
+    rounds = [h for h in st.history_ if h["phase"] == "pseudo_label"]
+    assert len(rounds) == st.n_iter_ == 2
+    # the first fit is the teacher (labeled rows only); then one fit per student
+    assert _RowCountingLogReg.fitted_rows[0] == n_labeled
+    for entry, fitted in zip(rounds, _RowCountingLogReg.fitted_rows[1:]):
+        n_pseudo = fitted - entry["labeled_copies"] * n_labeled
+        assert entry["labeled_copies"] == labeled_repeats(n_labeled, n_pseudo, share)
+        assert n_pseudo >= entry["n_selected"]  # balancing gives each class ceil(mean class size) rows
+    expected = 1 if share == 0 else 29  # 0.5 · ~870 pseudo rows / (0.5 · 30 labeled)
+    assert abs(rounds[0]["labeled_copies"] - expected) <= 1
+
+
+def test_labeled_share_of_one_is_an_error(semi):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match="labeled_share"):
+        SelfTrainer(labeled_share=1.0, **FAST).fit(X, y_semi)
 
 
 def test_balance_runs_and_trains_on_every_class(semi):
