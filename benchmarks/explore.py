@@ -59,6 +59,8 @@ ST_CONFIGS: dict[str, dict] = {
     "aff_ep8": {"augment": "affine", "max_epochs": 8},
     "aff_thr9": {"augment": "affine", "threshold": 0.9},
     "steps1500": {"min_steps": 1500},
+    "share0": {"labeled_share": 0.0},
+    "share34": {"labeled_share": 0.34},
 }
 
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import tables, throughput
 from benchmarks.tables import BEGIN, CLEANLAB, CT, CT_MLP, END, PLAIN, PU
@@ -180,3 +181,12 @@ def test_skorch_peer_trains_when_the_last_batch_would_hold_one_row():
     model = skorch_mlp(6, 2, epochs=2, seed=0).fit(X, y)
     assert model[-1].iterator_train__drop_last
     assert model.predict_proba(X).shape == (BATCH_SIZE + 1, 2)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("fused", [False, True])
+def test_step_speed_times_every_variant(channels_last, fused):
+    from benchmarks.step_speed import step_seconds
+
+    seconds = step_seconds(channels_last, fused, 2, torch.Generator().manual_seed(0))
+    assert 0 < seconds < 60

@@ -9,7 +9,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from labelclean import CoTeachingFilter, detection_scores
-from labelclean._train import affine_warp, forget_rate_schedule, lr_factor
+from labelclean._nets import SmallCNN
+from labelclean._train import adam, affine_warp, forget_rate_schedule, lr_factor
 from labelclean.coteaching import (
     consensus_targets,
     coteaching_loss,
@@ -27,6 +28,33 @@ def test_forget_rate_schedule_ramps_then_holds():
     rates = [forget_rate_schedule(t, 0.4, 10) for t in range(15)]
     assert rates[0] == 0.0 and rates[5] == pytest.approx(0.2) and rates[10:] == [0.4] * 5
     assert forget_rate_schedule(0, 0.3, 0) == 0.3
+
+
+def test_small_cnn_is_channels_last_and_computes_what_the_nchw_network_does():
+    torch.manual_seed(0)
+    net = SmallCNN(1, 28, 28, 10).eval()
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = torch.nn.Sequential(*[m for m in net]).to(memory_format=torch.contiguous_format).eval()
+    assert plain[0].weight.is_contiguous()
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), plain(x), rtol=1e-4, atol=1e-5)
+    # the state dict is the same as a plain Sequential's: saved models load either way
+    assert list(net.state_dict()) == list(plain.state_dict())
+
+
+def test_adam_steps_like_the_reference_update():
+    torch.manual_seed(0)
+    w = torch.randn(5, 3)
+    a, b = torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
+    fast, reference = adam([a], 1e-2), torch.optim.Adam([b], lr=1e-2, foreach=False)
+    for _ in range(3):
+        for p, opt in ((a, fast), (b, reference)):
+            opt.zero_grad()
+            (p**2).sum().backward()
+            opt.step()
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, w)
 
 
 def test_lr_factor_is_constant_then_decays_linearly():
