@@ -190,3 +190,11 @@ def test_step_speed_times_every_variant(channels_last, fused):
 
     seconds = step_seconds(channels_last, fused, 2, torch.Generator().manual_seed(0))
     assert 0 < seconds < 60
+
+
+def test_more_seeds_rejects_an_unknown_section_before_any_fit(tmp_path):
+    from benchmarks import more_seeds
+
+    with pytest.raises(SystemExit, match="unknown jobs.*speed:sym50"):
+        more_seeds.main(["--jobs", "noisy:sym50,speed:sym50", "--out", str(tmp_path / "x.jsonl")])
+    assert not (tmp_path / "x.jsonl").exists()
