@@ -232,8 +232,10 @@ def section_note(name: str, data: dict) -> str:
             "defaults (two networks), and cleanlab's `CleanLearning(cv_n_folds=5)` whose 5 fold models and final "
             "model each train for as many epochs as each final CoTeachingFilter network (its `history_` entries "
             "outside the warm-up, which trains throw-away networks on halves). Utilisation: training FLOPs counted "
-            "analytically (forward 2·Σ in·out per row and layer, backward 2× forward, two networks, the rows each "
-            "`history_` epoch trained on, plus the warm-up's out-of-fold predictions) over the summed seconds of "
+            "analytically (forward 2·Σ in·out per row and layer; backward the same again for the weight "
+            "gradients, plus the input gradients of every layer but the first, whose input is the data and gets "
+            "none; two networks, the rows each `history_` epoch trained on, plus the warm-up's out-of-fold "
+            "predictions; `benchmarks/throughput.py`) over the summed seconds of "
             "those epochs, against the best `torch.mm` throughput on large float32 square matrices with the same "
             "thread count; batch norm, activations and optimizer steps are not counted."
         )
