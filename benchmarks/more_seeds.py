@@ -4,7 +4,7 @@
 
 A single-seed suite run leaves open how much a figure moves with the seed (the noise drawn, the
 labeled rows chosen, the networks' initialisation and shuffling all follow it). This runs the
-same fits as the suite (``benchmarks.tasks.run_fit``: CoTeachingFilter on the noisy settings,
+same fits as the suite, through its ``Runner`` (CoTeachingFilter on the noisy settings,
 SelfTrainer on the semi-supervised ones, PUClassifier on ``pu:even_odd``), one after another,
 each in a fresh child process, and appends one JSON line per fit to
 ``benchmarks/results/more_seeds.jsonl``; the peers are not rerun. Then it prints, per setting,
@@ -14,11 +14,10 @@ the accuracies by seed with their median and range.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
-from benchmarks.suite import FULL_ROWS, in_child, log
+from benchmarks.suite import FULL_ROWS, Runner
 from benchmarks.tables import CT, PU, ST
 
 OURS = {"noisy": CT, "semi": ST, "pu": PU}
@@ -26,8 +25,6 @@ OUT = Path(__file__).resolve().parent / "results" / "more_seeds.jsonl"
 
 
 def main(argv: list[str] | None = None) -> None:
-    from benchmarks.tasks import run_fit
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", required=True, help="comma-separated section:setting, e.g. noisy:sym50,semi:labels1000")
     ap.add_argument("--seeds", default="1,2", help="comma-separated seeds (default 1,2; seed 0 is the suite's)")
@@ -40,26 +37,14 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"unknown jobs {unknown}; use section:setting with section one of {sorted(OURS)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    fits = argparse.Namespace(rows=FULL_ROWS, threads=args.threads)
     results: dict[str, list[tuple[int, float]]] = {}
     for section, setting in jobs:
+        runner = Runner(section, fits, args.out)  # logs each fit and appends its record to args.out
         for seed in seeds:
-            spec = {
-                "section": section,
-                "setting": setting,
-                "method": OURS[section],
-                "seed": seed,
-                "rows": FULL_ROWS,
-                "threads": args.threads,
-            }
-            record = in_child(run_fit, spec)
-            with args.out.open("a") as fh:
-                fh.write(json.dumps(record, default=str) + "\n")
-            if record.get("error"):
-                log(f"{section} {setting} seed {seed}: FAILED {record['error']}")
-                continue
-            accuracy, seconds = 100 * record["accuracy"], record["seconds"]
-            log(f"{section} {setting} {OURS[section]} seed {seed}: {accuracy:.2f} %, {seconds:.0f} s")
-            results.setdefault(f"{section}:{setting}", []).append((seed, accuracy))
+            record = runner.fit(setting, OURS[section], seed)
+            if not record.get("error"):
+                results.setdefault(f"{section}:{setting}", []).append((seed, 100 * record["accuracy"]))
     for key, values in results.items():
         acc = [a for _, a in values]
         by_seed = ", ".join(f"seed {s}: {a:.2f}" for s, a in values)

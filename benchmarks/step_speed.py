@@ -18,19 +18,22 @@ import time
 import torch
 
 
-def step_seconds(channels_last: bool, fused: bool, steps: int, generator: torch.Generator) -> float:
-    """Seconds for ``steps`` Co-teaching steps of two fresh default CNNs on random MNIST-sized batches."""
+def build_variant(channels_last: bool, fused: bool) -> tuple[list[torch.nn.Module], torch.optim.Adam]:
+    """Two fresh default CNNs in the given layout and an Adam with the given update over both."""
     from labelclean._nets import SmallCNN
-    from labelclean.coteaching import coteaching_loss
 
     nets = [SmallCNN(1, 28, 28, 10) for _ in range(2)]
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    nets = [net.to(memory_format=layout) for net in nets]
-    if not channels_last:  # SmallCNN converts its input to channels-last; undo that for the NCHW variant
-        for net in nets:
-            net.forward = torch.nn.Sequential.forward.__get__(net)
+    if not channels_last:  # the same layers as a plain Sequential: NCHW weights, inputs left as they come
+        nets = [torch.nn.Sequential(*net).to(memory_format=torch.contiguous_format) for net in nets]
     params = [p for net in nets for p in net.parameters()]
-    optimizer = torch.optim.Adam(params, lr=1e-3, fused=fused, foreach=None if fused else True)
+    return nets, torch.optim.Adam(params, lr=1e-3, fused=fused, foreach=None if fused else True)
+
+
+def step_seconds(channels_last: bool, fused: bool, steps: int, generator: torch.Generator) -> float:
+    """Seconds for ``steps`` Co-teaching steps of two fresh default CNNs on random MNIST-sized batches."""
+    from labelclean.coteaching import coteaching_loss
+
+    nets, optimizer = build_variant(channels_last, fused)
     x = torch.randn((steps, 128, 1, 28, 28), generator=generator)
     y = torch.randint(0, 10, (steps, 128), generator=generator)
     t0 = time.perf_counter()

@@ -99,7 +99,8 @@ def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     it) this falls back to the multi-tensor (``foreach``) update. Both compute Adam's update;
     they differ from each other and from the per-parameter loop only in rounding. On 2 cores
     the fused update made a Co-teaching step of two MLPs on 128 rows about 10 % faster than
-    the multi-tensor one, which was itself 11 % faster than the loop.
+    the multi-tensor one, and the multi-tensor update made a whole CoTeachingFilter MLP fit
+    (60,000 rows) 11 % faster than the loop.
     """
     params = list(params)
     try:

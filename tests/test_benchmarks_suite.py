@@ -185,11 +185,19 @@ def test_skorch_peer_trains_when_the_last_batch_would_hold_one_row():
 
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("fused", [False, True])
-def test_step_speed_times_every_variant(channels_last, fused):
-    from benchmarks.step_speed import step_seconds
+def test_step_speed_variants_have_the_layout_and_update_they_name(channels_last, fused):
+    from benchmarks.step_speed import build_variant, step_seconds
 
-    seconds = step_seconds(channels_last, fused, 2, torch.Generator().manual_seed(0))
-    assert 0 < seconds < 60
+    nets, optimizer = build_variant(channels_last, fused)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    assert all(net[0].weight.is_contiguous(memory_format=layout) for net in nets)
+    assert optimizer.defaults["fused"] is fused and (optimizer.defaults["foreach"] is True) is not fused
+    seen = []  # the activations follow the layout too: capture the first block's output in a full forward
+    nets[0][2].register_forward_hook(lambda module, args, out: seen.append(out))
+    with torch.no_grad():
+        nets[0](torch.randn(4, 1, 28, 28))
+    assert seen[0].is_contiguous(memory_format=layout) and (channels_last or seen[0].is_contiguous())
+    assert step_seconds(channels_last, fused, 2, torch.Generator().manual_seed(0)) > 0
 
 
 def test_more_seeds_rejects_an_unknown_section_before_any_fit(tmp_path):
