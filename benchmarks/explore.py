@@ -31,6 +31,7 @@ NOISE = {
 }
 
 N_FIT = int(os.environ.get("EXPLORE_N_FIT", "50000"))  # fewer rows for a smoke run
+SEED = int(os.environ.get("EXPLORE_SEED", "0"))  # noise, label split and estimator seed
 CT_CONFIGS: dict[str, dict] = {
     "base": {},
     "pw1": {"pseudo_weight": 1.0},
@@ -40,6 +41,8 @@ CT_CONFIGS: dict[str, dict] = {
     "ct15_pw1": {"max_epochs": 15, "pseudo_weight": 1.0},
     "jocor": {"method": "jocor"},
     "bs256_pw1": {"batch_size": 256, "lr": 2e-3, "pseudo_weight": 1.0},
+    "bs256": {"batch_size": 256},
+    "bs512": {"batch_size": 512},
     "plain": {"forget_rate": 0.0, "refine_epochs": 0},
     "aff": {"augment": "affine"},
     "aff_ct15": {"augment": "affine", "max_epochs": 15},
@@ -74,7 +77,7 @@ def _ct_job(setting: str, config: str, device: str, trace: bool) -> dict:
     X, y, _, _ = load_mnist()
     X_fit, y_fit, X_val, y_val = X[:N_FIT], y[:N_FIT], X[50_000:], y[50_000:]
     kind, rate = NOISE[setting]
-    y_noisy = make_noisy_labels(y_fit, rate, kind, random_state=0)
+    y_noisy = make_noisy_labels(y_fit, rate, kind, random_state=SEED)
     params = dict(CT_CONFIGS[config])
     private = {k: params.pop(k) for k in list(params) if k.startswith("_")}
     X_val_t = torch.from_numpy(X_val[:, None])
@@ -86,7 +89,7 @@ def _ct_job(setting: str, config: str, device: str, trace: bool) -> dict:
                 proba = predict_proba_nets(nets, X_val_t, self.device_)
                 self.history_[-1]["val"] = round(float(np.mean(np.argmax(proba, 1) == y_val)), 4)
 
-    f = Traced(random_state=0, device=device, **params)
+    f = Traced(random_state=SEED, device=device, **params)
     for k, v in private.items():
         setattr(f, k, v)
     t0 = time.perf_counter()
@@ -95,6 +98,7 @@ def _ct_job(setting: str, config: str, device: str, trace: bool) -> dict:
     det = detection_scores(f.clean_mask_, y_noisy, y_fit)
     return {
         "job": f"ct:{setting}:{config}",
+        "seed": SEED,
         "val_acc": round(float(f.score(X_val, y_val)), 4),
         "f1": round(det["f1"], 4),
         "noise_rate": round(f.noise_rate_, 4),
@@ -111,12 +115,13 @@ def _st_job(setting: str, config: str, device: str) -> dict:
 
     X, y, _, _ = load_mnist()
     X_fit, y_fit, X_val, y_val = X[:N_FIT], y[:N_FIT], X[50_000:], y[50_000:]
-    y_train = make_targets(setting, y_fit, 0)
+    y_train = make_targets(setting, y_fit, SEED)
     t0 = time.perf_counter()
-    st = SelfTrainer(relabel=setting == "relabel80", random_state=0, device=device, **ST_CONFIGS[config])
+    st = SelfTrainer(relabel=setting == "relabel80", random_state=SEED, device=device, **ST_CONFIGS[config])
     st.fit(X_fit, y_train)
     return {
         "job": f"st:{setting}:{config}",
+        "seed": SEED,
         "val_acc": round(float(st.score(X_val, y_val)), 4),
         "pseudo_acc": round(float(np.mean(st.pseudo_labels_ == y_fit)), 4),
         "seconds": round(time.perf_counter() - t0, 1),

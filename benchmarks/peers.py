@@ -3,8 +3,10 @@
 The MLP every peer wraps is labelclean's default vector backbone rebuilt in skorch: per-feature
 standardization (scikit-learn's ``StandardScaler``, the same statistics labelclean's
 ``Standardize`` layer uses), then ``[Linear → BatchNorm1d → ReLU] × 2`` with 256 units and a
-linear head, trained with Adam (lr 1e-3), batches of 128 rows and cross-entropy — the
-architecture and optimiser of :class:`labelclean._nets.MLP` inside ``CoTeachingFilter``. skorch's
+linear head, trained with Adam and cross-entropy — the architecture and optimiser of
+:class:`labelclean._nets.MLP`. The batch size and learning rate default to 128 rows and 1e-3
+(``SelfTrainer``'s); the cleanlab peer is given those ``CoTeachingFilter``'s ``batch_size="auto"``
+picks for its MLP on the same rows. skorch's
 silent 20 % validation split is switched off (``train_split=None``) so that the peer trains on
 every row it is given, as labelclean does.
 
@@ -57,6 +59,8 @@ def skorch_mlp(
     seed: int,
     min_steps: int = 0,
     hidden_dims: Sequence[int] = HIDDEN_DIMS,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LR,
 ) -> Any:
     """A scikit-learn pipeline: ``StandardScaler`` (float32 kept) → skorch ``NeuralNetClassifier(SkorchMLP)``.
 
@@ -69,6 +73,8 @@ def skorch_mlp(
     min_steps : int, default=0
         Raise the passes so that every ``fit`` makes at least this many mini-batch updates
         (``SelfTrainer``'s own rule for small labeled sets).
+    batch_size, lr : int, float
+        Rows per mini-batch and Adam's learning rate.
     seed : int
         Seeds torch's generators at the start of every ``fit`` (skorch has no seed of its own),
         so each cross-validation fold starts from a reproducible initialisation.
@@ -87,8 +93,8 @@ def skorch_mlp(
             torch.manual_seed(seed)
             # A last mini-batch of one row cannot train batch norm; skip it (a random row each
             # epoch, the rows being shuffled), as labelclean merges it into the previous batch.
-            self.iterator_train__drop_last = len(X) > BATCH_SIZE and len(X) % BATCH_SIZE == 1
-            steps_per_epoch = max(1, math.ceil(len(X) / BATCH_SIZE))
+            self.iterator_train__drop_last = len(X) > batch_size and len(X) % batch_size == 1
+            steps_per_epoch = max(1, math.ceil(len(X) / batch_size))
             fit_params.setdefault("epochs", max(epochs, math.ceil(min_steps / steps_per_epoch)))
             return super().fit(X, None if y is None else np.asarray(y).astype("int64"), **fit_params)
 
@@ -99,8 +105,8 @@ def skorch_mlp(
         module__hidden_dims=tuple(hidden_dims),
         criterion=nn.CrossEntropyLoss,
         optimizer=torch.optim.Adam,
-        lr=LR,
-        batch_size=BATCH_SIZE,
+        lr=lr,
+        batch_size=batch_size,
         max_epochs=epochs,
         train_split=None,
         iterator_train__shuffle=True,
@@ -111,11 +117,20 @@ def skorch_mlp(
     return make_pipeline(StandardScaler(), FunctionTransformer(as_float32), net)
 
 
-def clean_learning(n_features: int, n_classes: int, *, epochs: int, seed: int, cv_n_folds: int = 5) -> Any:
+def clean_learning(
+    n_features: int,
+    n_classes: int,
+    *,
+    epochs: int,
+    seed: int,
+    cv_n_folds: int = 5,
+    batch_size: int = BATCH_SIZE,
+    lr: float = LR,
+) -> Any:
     """cleanlab ``CleanLearning`` (``cv_n_folds``-fold cross-validated label issues) around :func:`skorch_mlp`."""
     from cleanlab.classification import CleanLearning
 
-    clf = skorch_mlp(n_features, n_classes, epochs=epochs, seed=seed)
+    clf = skorch_mlp(n_features, n_classes, epochs=epochs, seed=seed, batch_size=batch_size, lr=lr)
     # n_jobs=1: cleanlab's pruning pool relies on module globals that a spawned process does not
     # inherit (NameError), and one process keeps the peer on the suite's thread budget.
     return CleanLearning(clf, seed=seed, cv_n_folds=cv_n_folds, find_label_issues_kwargs={"n_jobs": 1})

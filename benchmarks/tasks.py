@@ -120,6 +120,15 @@ def _timed(fn, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 # ---------------------------------------------------------------------------
 
 
+def ct_mlp_batch(n_rows: int) -> tuple[int, float]:
+    """Batch size and learning rate a default ``CoTeachingFilter`` gives its MLP on ``n_rows`` rows."""
+    from labelclean import CoTeachingFilter
+    from labelclean.coteaching import resolve_batch
+
+    p = CoTeachingFilter().get_params()
+    return resolve_batch(p["batch_size"], p["lr"], n_rows, mlp=True)
+
+
 def fit_noisy(spec: dict) -> dict:
     """CoTeachingFilter (images or flattened), plain training, or cleanlab + skorch MLP on one noise setting."""
     from torch import nn
@@ -135,10 +144,14 @@ def fit_noisy(spec: dict) -> dict:
     out: dict[str, Any] = {}
     if method == CLEANLAB:
         epochs = spec["peer_epochs"]
-        model, seconds = _timed(peers.clean_learning(784, 10, epochs=epochs, seed=seed).fit, flat(X), y_noisy)
+        batch, lr = ct_mlp_batch(len(y_noisy))
+        clf = peers.clean_learning(784, 10, epochs=epochs, seed=seed, batch_size=batch, lr=lr)
+        model, seconds = _timed(clf.fit, flat(X), y_noisy)
         clean = ~model.label_issues_df["is_label_issue"].to_numpy()
         accuracy = float(np.mean(model.predict(flat(X_test)) == y_test))
-        out.update(backbone="MLP 784-256-256-10 (skorch)", epochs_per_model=epochs, cv_n_folds=5)
+        out.update(
+            backbone="MLP 784-256-256-10 (skorch)", epochs_per_model=epochs, cv_n_folds=5, batch_size=batch, lr=lr
+        )
     else:
         params = spec.get("params", {})
         images = method in (CT, PLAIN)
@@ -153,6 +166,8 @@ def fit_noisy(spec: dict) -> dict:
             epochs_per_model=throughput.final_network_epochs(hist),
             epochs_by_phase={p: sum(1 for h in hist if h.get("phase") == p) for p in {h.get("phase") for h in hist}},
             params=params,
+            batch_size=int(model.batch_size_),
+            lr=float(model.lr_),
         )
         if not images:
             net = model.networks_[0]

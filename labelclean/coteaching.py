@@ -196,6 +196,50 @@ def estimate_noise_rate(proba_out_of_fold: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(proba_out_of_fold, axis=1) != y))
 
 
+#: ``batch_size="auto"``: the base batch and the largest batch of the default MLP.
+AUTO_BATCH_BASE = 128
+AUTO_BATCH_MLP_MAX = 512
+#: Fewest optimizer steps per epoch an ``"auto"`` batch size leaves.
+AUTO_BATCH_MIN_STEPS = 25
+
+
+def auto_batch_size(
+    n_rows: int, largest: int, *, base: int = AUTO_BATCH_BASE, min_steps: int = AUTO_BATCH_MIN_STEPS
+) -> int:
+    """The largest of ``base, 2·base, 4·base, …`` up to ``largest`` that still leaves ``min_steps`` steps an epoch.
+
+    Examples
+    --------
+    >>> auto_batch_size(60_000, 512), auto_batch_size(8_000, 512), auto_batch_size(1_000, 512)
+    (512, 256, 128)
+    """
+    batch = base
+    while batch * 2 <= largest and n_rows // (batch * 2) >= min_steps:
+        batch *= 2
+    return batch
+
+
+def resolve_batch(batch_size: int | str, lr: float, n_rows: int, *, mlp: bool) -> tuple[int, float]:
+    """Rows per step and learning rate of a fit: as given, or ``batch_size="auto"`` resolved.
+
+    ``"auto"`` is :data:`AUTO_BATCH_BASE` rows, except for the default MLP (``mlp=True``), which
+    gets :func:`auto_batch_size` rows and ``lr`` scaled by ``batch / AUTO_BATCH_BASE``.
+
+    Examples
+    --------
+    >>> resolve_batch("auto", 1e-3, 60_000, mlp=True), resolve_batch("auto", 1e-3, 60_000, mlp=False)
+    ((512, 0.004), (128, 0.001))
+    >>> resolve_batch(64, 1e-3, 60_000, mlp=True)
+    (64, 0.001)
+    """
+    if batch_size != "auto":
+        return int(batch_size), float(lr)
+    if not mlp:
+        return AUTO_BATCH_BASE, float(lr)
+    batch = auto_batch_size(n_rows, AUTO_BATCH_MLP_MAX)
+    return batch, float(lr) * batch / AUTO_BATCH_BASE
+
+
 # ---------------------------------------------------------------------------
 # The estimator: thin orchestration.
 # ---------------------------------------------------------------------------
@@ -253,9 +297,18 @@ class CoTeachingFilter(LabelEstimatorBase):
         noise, 4 seeds × 2 noise kinds) it was 0.9 points worse on average (95.61 % vs
         96.53 %): the networks' probabilities on rows they trained on are overconfident
         there, so it is not the default.
-    batch_size : int, default=128
+    batch_size : int or "auto", default="auto"
+        Rows per step. ``"auto"`` is 128 for images and for ``module``; the default MLP
+        (2-D rows) trains on the largest of 128, 256 and 512 rows that still leaves 25
+        steps an epoch (512 from 12,800 rows), with ``lr`` scaled by ``batch / 128``
+        (the linear scaling rule, Goyal et al., 2017). On MNIST validation rows (50,000
+        training pixels, MLP) batches of 512 measured 95.36 % vs 94.93 % at 50 % symmetric
+        noise and 89.15 % vs 83.70 % at 80 %, on synthetic rows (``make_classification``,
+        45,000 rows, 30 % noise) 93.03 % vs 92.59 %; and twice the matrix-multiply
+        throughput. Sets under 6,400 rows keep 128 (fewer steps fitted worse there).
     lr : float, default=1e-3
-        Adam's learning rate; decays linearly to zero over the second half of the epochs.
+        Adam's learning rate (at batches of 128 when ``batch_size="auto"``); decays
+        linearly to zero over the second half of the epochs.
     weight_decay : float, default=0.0
     hidden_dims : sequence of int, default=(256, 256)
         Hidden widths of the default MLP (2-D inputs).
@@ -292,6 +345,10 @@ class CoTeachingFilter(LabelEstimatorBase):
         Averaged network probability of the given label.
     noise_rate_ : float
         ``τ`` used (estimated when ``forget_rate="auto"``).
+    batch_size_ : int
+        Rows per step used (``batch_size`` resolved).
+    lr_ : float
+        Learning rate used (``lr``, scaled with an ``"auto"`` batch size).
     history_ : list of dict
         One entry per epoch: phase, loss, forget rate, kept fraction, seconds.
     networks_ : list of torch.nn.Module
@@ -324,6 +381,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "per_class": ["boolean"],
         "pseudo_weight": [Interval(Real, 0.0, None, closed="left")],
         "pseudo_threshold": [Interval(Real, 0.0, 1.0, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 2, None, closed="left")],
     }
 
     def __init__(
@@ -339,7 +397,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         max_epochs: int = 10,
         refine_epochs: int = 5,
         refine_labels: str = "consensus",
-        batch_size: int = 128,
+        batch_size: int | str = "auto",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         hidden_dims: tuple[int, ...] = (256, 256),
@@ -408,10 +466,10 @@ class CoTeachingFilter(LabelEstimatorBase):
         """
         n = X.shape[0]
         halves = torch.randperm(n, generator=gen).chunk(2)
-        steps = max(1, math.ceil(len(halves[0]) / self.batch_size))
+        steps = max(1, math.ceil(len(halves[0]) / self.batch_size_))
         epochs = int(min(max(1, math.ceil(self._warmup_steps / steps)), 10))
         nets = [self._new_net(len(self.classes_)) for _ in range(2)]
-        optimizer = adam([p for net in nets for p in net.parameters()], self.lr)
+        optimizer = adam([p for net in nets for p in net.parameters()], self.lr_)
         ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
         best = 1.0
         for epoch in range(epochs):
@@ -423,7 +481,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                     X,
                     y,
                     ce,
-                    batch_size=self.batch_size,
+                    batch_size=self.batch_size_,
                     generator=gen,
                     device=self.device_,
                     augment=self._augmenter(),
@@ -455,7 +513,7 @@ class CoTeachingFilter(LabelEstimatorBase):
             X,
             targets,
             loss_fn,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size_,
             generator=gen,
             device=self.device_,
             augment=self._augmenter(),
@@ -472,7 +530,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         )
         relabeled = float(np.mean(targets != y_enc))
         for epoch in range(self.refine_epochs):
-            lr = self.lr * (self.refine_epochs - epoch) / (self.refine_epochs + 1)
+            lr = self.lr_ * (self.refine_epochs - epoch) / (self.refine_epochs + 1)
             self._epoch(
                 "refine",
                 epoch,
@@ -507,6 +565,8 @@ class CoTeachingFilter(LabelEstimatorBase):
         if len(self.classes_) < 2:
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
         yt = torch.from_numpy(y_enc)
+        mlp = self.module is None and len(self.input_shape_) == 1
+        self.batch_size_, self.lr_ = resolve_batch(self.batch_size, self.lr, Xt.shape[0], mlp=mlp)
         self.history_ = []
         gen = self._generator()
         with self._seeded():
@@ -516,7 +576,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                 tau = float(self.forget_rate)
             nets = [self._new_net(len(self.classes_)) for _ in range(2)]
             params = [p for net in nets for p in net.parameters()]
-            optimizer = adam(params, self.lr, self.weight_decay)
+            optimizer = adam(params, self.lr_, self.weight_decay)
             for epoch in range(self.max_epochs):
                 rate = forget_rate_schedule(epoch, tau, self.num_gradual)
                 self._epoch(
@@ -527,7 +587,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                     Xt,
                     yt,
                     self._loss_fn(rate, epoch),
-                    lr=self.lr * lr_factor(epoch, self.max_epochs),
+                    lr=self.lr_ * lr_factor(epoch, self.max_epochs),
                     gen=gen,
                     forget_rate=rate,
                 )

@@ -12,12 +12,14 @@ from labelclean import CoTeachingFilter, detection_scores
 from labelclean._nets import SmallCNN
 from labelclean._train import adam, affine_warp, forget_rate_schedule, lr_factor
 from labelclean.coteaching import (
+    auto_batch_size,
     consensus_targets,
     coteaching_loss,
     estimate_noise_rate,
     jocor_loss,
     peer_pseudo_loss,
     posterior_targets,
+    resolve_batch,
     small_loss_index,
 )
 
@@ -342,6 +344,41 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
+def test_auto_batch_size_doubles_while_an_epoch_keeps_its_steps():
+    rows = (100, 6_399, 6_400, 12_799, 12_800, 10**6)
+    assert [auto_batch_size(n, 512) for n in rows] == [128, 128, 256, 256, 512, 512]
+    assert auto_batch_size(10**6, 256) == 256 and auto_batch_size(10**6, 128) == 128
+    assert auto_batch_size(1_000, 512, min_steps=2) == 256  # 1000 // 512 = 1 step: too few
+    for n in (1_000, 20_000, 300_000):
+        b = auto_batch_size(n, 512)
+        assert n // b >= 25 or b == 128
+
+
+def test_resolve_batch_scales_lr_only_for_an_auto_mlp_batch():
+    assert resolve_batch("auto", 1e-3, 60_000, mlp=True) == (512, pytest.approx(4e-3))
+    assert resolve_batch("auto", 1e-3, 60_000, mlp=False) == (128, 1e-3)
+    assert resolve_batch("auto", 2e-3, 7_000, mlp=True) == (256, pytest.approx(4e-3))
+    assert resolve_batch(300, 1e-3, 60_000, mlp=True) == (300, 1e-3)
+
+
+def test_fit_records_the_batch_size_and_lr_it_used():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12_800, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    quick = dict(max_epochs=1, refine_epochs=0, forget_rate=0.1, hidden_dims=(8,), random_state=0)
+    f = CoTeachingFilter(**quick).fit(X, y)
+    assert (f.batch_size_, f.lr_) == (512, pytest.approx(4e-3))
+    given = CoTeachingFilter(batch_size=512, lr=4e-3, **quick).fit(X, y)  # the same fit, spelled out
+    np.testing.assert_array_equal(given.predict_proba(X[:50]), f.predict_proba(X[:50]))
+    other = CoTeachingFilter(batch_size=128, **quick).fit(X, y)
+    assert not np.array_equal(other.predict_proba(X[:50]), f.predict_proba(X[:50]))
+    f = CoTeachingFilter(batch_size=64, **quick).fit(X[:1000], y[:1000])
+    assert (f.batch_size_, f.lr_) == (64, 1e-3)
+    images = rng.normal(size=(300, 1, 6, 6)).astype(np.float32)
+    f = CoTeachingFilter(**quick).fit(images, rng.integers(0, 2, 300))
+    assert (f.batch_size_, f.lr_) == (128, 1e-3)
+
+
 # ----------------------------------------------------------------- bad input
 
 
@@ -360,6 +397,8 @@ def test_sklearn_compatible(estimator, check):
         (np.zeros((10, 3)), [0, 1] * 5, {"forget_rate": 1.0}, ValueError, "forget_rate"),
         (np.zeros((10, 3)), [0, 1] * 5, {"forget_rate": -0.1}, ValueError, "forget_rate"),
         (np.zeros((10, 3)), [0, 1] * 5, {"method": "mentornet"}, ValueError, "method"),
+        (np.zeros((10, 3)), [0, 1] * 5, {"batch_size": "large"}, ValueError, "batch_size"),
+        (np.zeros((10, 3)), [0, 1] * 5, {"batch_size": 1}, ValueError, "batch_size"),
         (np.zeros((10, 3)), [0, "a"] * 5, {}, TypeError, "mixes label types"),
         (np.zeros((10, 3)), np.linspace(0, 1, 10), {}, ValueError, "Unknown label type"),
     ],
