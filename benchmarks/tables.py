@@ -378,6 +378,8 @@ def speed_tables(data: Mapping) -> str:
             [
                 _method_cell(recs),
                 fmt(column(recs, "epochs_per_model"), digits=0),
+                fmt(column(recs, "batch_size"), digits=0),
+                fmt(column(recs, "lr"), scale=1e3, digits=1),
                 _pct(recs),
                 _num(recs, "precision"),
                 _num(recs, "recall"),
@@ -387,9 +389,9 @@ def speed_tables(data: Mapping) -> str:
                 _mb(recs),
             ]
         )
-    headers = ["method", "epochs per model", "test accuracy %", "precision", "recall", "F1", "seconds"]
-    headers += ["≤ 5 min", "peak MB"]
-    parts = [render_table(headers, rows, "lrrrrrrlr")]
+    headers = ["method", "epochs per model", "batch", "lr × 1e3", "test accuracy %", "precision", "recall", "F1"]
+    headers += ["seconds", "≤ 5 min", "peak MB"]
+    parts = [render_table(headers, rows, "lrrrrrrrrlr")]
 
     def line(metric: str, label: str, method: str = SPEED_PAIR, digits: int = 2, scale: float = 1.0) -> str:
         vals = m.get(("sym50", method, metric), [])
