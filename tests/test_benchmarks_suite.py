@@ -206,3 +206,16 @@ def test_more_seeds_rejects_an_unknown_section_before_any_fit(tmp_path):
     with pytest.raises(SystemExit, match="unknown jobs.*speed:sym50"):
         more_seeds.main(["--jobs", "noisy:sym50,speed:sym50", "--out", str(tmp_path / "x.jsonl")])
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_mlp_batch_probe_reports_the_batch_it_used():
+    from benchmarks import mlp_batch
+
+    quick = {"max_epochs": 1, "refine_epochs": 0, "hidden_dims": [8], "forget_rate": 0.2}
+    out = mlp_batch.run("digits", "sym30", quick, 0, None, 1.0)
+    assert out["batch_size"] == 128 and out["lr"] == pytest.approx(1e-3)  # 1,347 rows: too few for larger batches
+    assert 0.0 < out["val_acc"] <= 100.0 and 0.0 <= out["f1"] <= 1.0
+    out = mlp_batch.run("synthetic:9000", "sym0", {**quick, "batch_size": 64}, 0, None, 1.0)
+    assert (out["batch_size"], out["f1"]) == (64, None)
+    with pytest.raises(SystemExit, match="unknown --data"):
+        mlp_batch.load("cifar", None)
