@@ -222,7 +222,7 @@ def auto_batch_size(
 def resolve_batch(batch_size: int | str, lr: float, n_rows: int, *, mlp: bool) -> tuple[int, float]:
     """Rows per step and learning rate of a fit: as given, or ``batch_size="auto"`` resolved.
 
-    ``"auto"`` is :data:`AUTO_BATCH_BASE` rows, except for the default MLP (``mlp=True``), which
+    ``"auto"`` is ``AUTO_BATCH_BASE`` (128) rows, except for the default MLP (``mlp=True``), which
     gets :func:`auto_batch_size` rows and ``lr`` scaled by ``batch / AUTO_BATCH_BASE``.
 
     Examples
