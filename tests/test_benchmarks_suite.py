@@ -219,3 +219,13 @@ def test_mlp_batch_probe_reports_the_batch_it_used():
     assert (out["batch_size"], out["f1"]) == (64, None)
     with pytest.raises(SystemExit, match="unknown --data"):
         mlp_batch.load("cifar", None)
+
+
+def test_cleanlab_peer_trains_with_the_batch_and_lr_of_coteachings_mlp():
+    pytest.importorskip("skorch")
+    from benchmarks import peers, tasks
+
+    assert tasks.ct_mlp_batch(60_000) == (512, pytest.approx(4e-3))
+    assert tasks.ct_mlp_batch(1_000) == (128, pytest.approx(1e-3))
+    net = peers.skorch_mlp(784, 10, epochs=1, seed=0, batch_size=512, lr=4e-3)[-1]
+    assert (net.batch_size, net.lr) == (512, 4e-3)
