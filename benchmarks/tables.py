@@ -518,6 +518,9 @@ RENDERERS = {"noisy": noisy_table, "speed": speed_tables, "semi": semi_table, "p
 def summary_table(sections: Mapping[str, Mapping]) -> str:
     """Issue 6's targets next to the measured medians, ✓ / ✗.
 
+    A figure reached by a labelclean estimator whose slowest fit took over 5 minutes is ✗, with the
+    seconds beside it (issue 6 asks for every fit within the budget).
+
     ``not run`` (no mark) where the section or the setting was not run; ``no result`` (✗) where
     it ran but gave no figure (a failed fit).
     """
@@ -534,6 +537,14 @@ def summary_table(sections: Mapping[str, Mapping]) -> str:
             measured = fmt(vals, scale=100 if t.percent else 1, digits=2 if t.percent else 3)
             measured += " %" if t.percent else ""
             ok = mark(t.met(median_spread(vals)[0]))
+            fits = [
+                r
+                for r in sections.get(t.section, {}).get("records", [])
+                if r.get("setting") == t.setting and r.get("method") == t.method and r.get("ours")
+            ]
+            if ok == "✓" and budget_cell(fits) == "✗":  # issue 6 counts a figure only from fits within 5 minutes
+                slowest = max(finite(column(fits, "seconds")))
+                ok = f"✗ (figure reached, but a fit took {slowest:.0f} s > {BUDGET_SECONDS:.0f} s)"
         rows.append([t.label, t.method, t.published, t.text(), measured, ok])
     headers = ["target", "measured by", "published best we know", "target", "measured", "met"]
     return render_table(headers, rows, "lllrrl")

@@ -48,6 +48,16 @@ def test_budget_mark_uses_the_slowest_seed_of_our_estimators():
     assert tables.budget_cell([{"ours": False, "seconds": 1000.0}]) == "—"
 
 
+def test_summary_counts_a_target_only_within_the_time_budget():
+    rec = {"section": "semi", "setting": "relabel80", "method": "SelfTrainer", "seed": 0, "ours": True}
+    fast = {"semi": {"records": [{**rec, "accuracy": 0.976, "seconds": 290.0}]}}
+    slow = {"semi": {"records": [{**rec, "accuracy": 0.976, "seconds": 348.0}]}}
+    row = next(line for line in tables.summary_table(fast).splitlines() if "relabel" in line)
+    assert row.rstrip(" |").endswith("✓")
+    row = next(line for line in tables.summary_table(slow).splitlines() if "relabel" in line)
+    assert "✗ (figure reached, but a fit took 348 s > 300 s)" in row
+
+
 def test_busy_fits_are_marked_and_explained():
     quiet = {
         "setting": "s",
