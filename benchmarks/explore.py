@@ -64,6 +64,8 @@ ST_CONFIGS: dict[str, dict] = {
     "steps1500": {"min_steps": 1500},
     "share0": {"labeled_share": 0.0},
     "share34": {"labeled_share": 0.34},
+    "pat2": {"patience": 2},
+    "tep10": {"max_teacher_epochs": 10},
 }
 
 
