@@ -42,7 +42,6 @@ CT_CONFIGS: dict[str, dict] = {
     "jocor": {"method": "jocor"},
     "bs256_pw1": {"batch_size": 256, "lr": 2e-3, "pseudo_weight": 1.0},
     "bs256": {"batch_size": 256},
-    "bs512": {"batch_size": 512},
     "plain": {"forget_rate": 0.0, "refine_epochs": 0},
     "aff": {"augment": "affine"},
     "aff_ct15": {"augment": "affine", "max_epochs": 15},
