@@ -114,12 +114,25 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
+INFERENCE_BATCH = 256
+"""Rows per forward pass when predicting.
+
+Inference is bound by memory traffic, not arithmetic: from about 1,024 images of 28×28 the
+default CNN's activations (25 MB after the first convolution) leave the caches and batch norm
+and ReLU take twice as long per row. Best of four passes over 20,000 images, the default CNN
+took 12.3–12.6 µs per row in batches of 128–256, 14.6–15.1 in batches of 512–1,024 (single
+passes of 1,024 often 23–34) and 38 in batches of 2,048 on 2 cores; on 1 core 23 µs at 256 and
+38 µs at 1,024. The default MLP was level (2.8–3.0 µs per row on 2 cores) from 256 rows up
+(``python -m benchmarks.inference_batch``; ``docs/results/inference_batch_2026-11-30.jsonl``).
+"""
+
+
 @torch.inference_mode()
 def predict_proba_nets(
     nets: Sequence[nn.Module],
     X: torch.Tensor,
     device: torch.device,
-    batch_size: int = 1024,
+    batch_size: int = INFERENCE_BATCH,
     rows: torch.Tensor | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:

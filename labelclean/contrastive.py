@@ -26,7 +26,7 @@ from torch import nn
 from ._base import TorchEstimatorMixin, _as_tensor
 from ._compat import Interval, StrOptions, _fit_context
 from ._data import batches
-from ._train import adam, affine_warp, lr_factor, set_lr
+from ._train import INFERENCE_BATCH, adam, affine_warp, lr_factor, set_lr
 
 # ---------------------------------------------------------------------------
 # Pure functions: augmentations and losses, on tensors.
@@ -438,7 +438,7 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
         return self
 
     @torch.inference_mode()
-    def _encode(self, X: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    def _encode(self, X: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
         out = [
             self.encoder_(X[start : start + batch_size].to(self.device_, non_blocking=True)).float().cpu()
             for start in range(0, X.shape[0], batch_size)

@@ -17,7 +17,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
-from ._train import adam, check_finite_loss, lr_factor, random_shift, set_lr
+from ._train import INFERENCE_BATCH, adam, check_finite_loss, lr_factor, random_shift, set_lr
 
 # ---------------------------------------------------------------------------
 # Pure functions: labels, losses, batches, prior estimation.
@@ -431,10 +431,11 @@ class PUClassifier(LabelEstimatorBase):
 
     @torch.inference_mode()
     def _net_proba(self, net, X: torch.Tensor, offset: float = 0.0, rows: torch.Tensor | None = None) -> np.ndarray:
-        """``σ(z + offset)`` for ``X`` (or its ``rows``), gathered 1,024 rows at a time: no copy of ``X``."""
+        """``σ(z + offset)`` for ``X`` (or its ``rows``), ``INFERENCE_BATCH`` rows at a time: no copy of ``X``."""
         net.eval()
         rows = torch.arange(X.shape[0]) if rows is None else rows
-        out = [torch.sigmoid(net(X[r].to(self.device_))[:, 0].float() + offset).cpu() for r in rows.split(1024)]
+        chunks = rows.split(INFERENCE_BATCH)
+        out = [torch.sigmoid(net(X[r].to(self.device_))[:, 0].float() + offset).cpu() for r in chunks]
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
     # -- class prior ---------------------------------------------------------

@@ -443,7 +443,7 @@ class SelfTrainer(LabelEstimatorBase):
             )
             record = {**tag, "epoch": epoch, **stats}
             if holdout is not None:
-                proba = predict_proba_nets([net], Xt[holdout], self.device_)
+                proba = predict_proba_nets([net], Xt, self.device_, rows=holdout)
                 acc = float(np.mean(proba.argmax(1) == targets[holdout].argmax(1).numpy()))
                 record["holdout_accuracy"] = acc
                 if acc > best:
@@ -505,7 +505,7 @@ class SelfTrainer(LabelEstimatorBase):
                 tag={"phase": "teacher", "round": 0, "fold": k},
                 holdout=held,
             )
-            proba[held.numpy()] = self._proba(net, Xt[held])
+            proba[held.numpy()] = predict_proba_nets([net], Xt, self.device_, rows=held)
             nets.append(net)
         return proba, nets
 
