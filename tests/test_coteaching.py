@@ -423,3 +423,21 @@ def test_predict_errors(blobs10, fitted_blobs):
     f, _ = fitted_blobs
     with pytest.raises(ValueError, match="features"):
         f.predict(X[:, :5])
+
+
+def test_predict_proba_nets_does_not_depend_on_the_inference_batch_and_gathers_rows():
+    from labelclean._nets import build_network
+    from labelclean._train import INFERENCE_BATCH, predict_proba_nets
+
+    gen = torch.Generator().manual_seed(0)
+    X = torch.rand((INFERENCE_BATCH * 2 + 37, 1, 8, 8), generator=gen)
+    nets = [build_network((1, 8, 8), 3, mean=torch.zeros(1), scale=torch.ones(1)) for _ in range(2)]
+    whole = predict_proba_nets(nets, X, torch.device("cpu"), batch_size=len(X))
+    batched = predict_proba_nets(nets, X, torch.device("cpu"))  # INFERENCE_BATCH rows at a time, last batch short
+    assert batched.shape == (len(X), 3) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(batched.sum(1), 1.0, rtol=1e-5)
+    rows = torch.randperm(len(X), generator=gen)[:300]
+    gathered = predict_proba_nets(nets, X, torch.device("cpu"), rows=rows)
+    np.testing.assert_allclose(gathered, whole[rows.numpy()], atol=1e-6)
+    assert all(not net.training for net in nets)  # left in eval mode
