@@ -117,13 +117,12 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 INFERENCE_BATCH = 256
 """Rows per forward pass when predicting.
 
-Inference is bound by memory traffic, not arithmetic: from about 1,024 images of 28×28 the
-default CNN's activations (25 MB after the first convolution) leave the caches and batch norm
-and ReLU take twice as long per row. Best of four passes over 20,000 images, the default CNN
-took 12.3–12.6 µs per row in batches of 128–256, 14.6–15.1 in batches of 512–1,024 (single
-passes of 1,024 often 23–34) and 38 in batches of 2,048 on 2 cores; on 1 core 23 µs at 256 and
-38 µs at 1,024. The default MLP was level (2.8–3.0 µs per row on 2 cores) from 256 rows up
-(``python -m benchmarks.inference_batch``; ``docs/results/inference_batch_2026-11-30.jsonl``).
+Inference of the default CNN is bound by memory traffic, not arithmetic: at 1,024 images of 28×28
+its activations after the first convolution (25 MB) no longer fit the caches. Fastest of four
+passes over 20,000 images, in two runs: on 2 cores 13.0–15.0 µs per row in batches of 128–512,
+15.4–17.2 at 1,024 and 36–41 at 2,048; on 1 core 23–24 µs at 128, 27 at 256, 54–56 at 1,024.
+The default MLP took 3.0–3.4 µs per row on 2 cores from 256 rows up and 3.6–3.8 at 128, so 256
+serves both (``python -m benchmarks.inference_batch``; ``docs/results/inference_batch_2026-11-30.jsonl``).
 """
 
 

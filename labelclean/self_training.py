@@ -425,6 +425,7 @@ class SelfTrainer(LabelEstimatorBase):
         epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
         if holdout is not None:  # early stopping decides, within max_teacher_epochs
             epochs = max(epochs, self.max_teacher_epochs)
+            held_labels = targets[holdout].argmax(1).numpy()  # the (noisy) labels it is scored against
         best, best_state, stale, noise = -1.0, None, 0, self._noise()
         for epoch in range(epochs):
             t0 = time.perf_counter()
@@ -444,7 +445,7 @@ class SelfTrainer(LabelEstimatorBase):
             record = {**tag, "epoch": epoch, **stats}
             if holdout is not None:
                 proba = predict_proba_nets([net], Xt, self.device_, rows=holdout)
-                acc = float(np.mean(proba.argmax(1) == targets[holdout].argmax(1).numpy()))
+                acc = float(np.mean(proba.argmax(1) == held_labels))
                 record["holdout_accuracy"] = acc
                 if acc > best:
                     best, best_state, stale = acc, copy.deepcopy(net.state_dict()), 0
