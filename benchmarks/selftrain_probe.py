@@ -7,11 +7,16 @@
     python -m benchmarks.selftrain_probe --setting relabel80 --variant teacher_lr --value 2
     python -m benchmarks.selftrain_probe --setting relabel50 --variant base
 
-Fits ``SelfTrainer`` (defaults, plus the variant) on MNIST training rows 0–50,000 with the suite's
-labels (``benchmarks.bench_self_training.make_targets``; ``relabel50``: half of the labels flipped,
-relabel mode) and scores every network on the true labels of training rows 50,000–60,000. Prints
-one JSON line per trained network and one for the fit (validation accuracy, seconds, teacher
-epochs). The test set is never read. Variants:
+    python -m benchmarks.selftrain_probe --setting labels1000 --variant bootstrap --value 0.5
+    python -m benchmarks.selftrain_probe --setting labels1000 --variant base --set soft=True
+    python -m benchmarks.selftrain_probe --setting all
+
+Fits ``SelfTrainer`` (defaults, plus the variant and any ``--set`` parameters) on MNIST training rows
+0–50,000 with the suite's labels (``benchmarks.bench_self_training.make_targets``; ``relabel50``: half
+of the labels flipped, relabel mode; ``all``: every true label, so one plain network is trained, the
+students' ceiling) and scores every network on the true labels of training rows 50,000–60,000
+(students also as the average of the last three). Prints one JSON line per trained network and one
+for the fit (validation accuracy, seconds, teacher epochs). The test set is never read. Variants:
 
 ``base``
     the defaults.
@@ -25,11 +30,31 @@ epochs). The test set is never read. Variants:
     on it; the final model averages the fold students.
 ``teacher_lr`` (``--value``: factor)
     relabel mode: the early-stopped teachers train at ``value`` times ``lr``.
+``ensemble`` (``--value``: networks)
+    each round trains ``value`` students side by side (same batches, own initialisation and
+    dropout); their average labels the next round and is the final model.
+``mixup`` (``--value``: alpha)
+    students train on mixup of their (augmented) batches: images and one-hot targets blended with a
+    shuffled copy of the batch, weight ``λ ~ Beta(alpha, alpha)`` per batch (Zhang et al., 2018;
+    Arazo et al., 2020 use it against confirmation bias in pseudo-labeling).
+``bootstrap`` (``--value``: beta)
+    students learn ``(1 - beta) · teacher label + beta · own label`` on pseudo-labeled rows, where
+    the own label is the student's current prediction on the un-augmented image (eval mode, no
+    gradient) wherever it is at least 0.95 confident (else the teacher's label alone), and the
+    loss is taken on the augmented image: hard bootstrapping (Reed et al., 2014) with FixMatch's
+    weak/strong views and confidence mask (Sohn et al., 2020).
+``small_loss`` (``--value``: share)
+    students skip, in every batch, the ``value`` share of its pseudo-labeled rows on which their loss
+    is largest (the share grows over the first two epochs: 0, half, full), the small-loss selection
+    of Co-teaching within one network, against pseudo-labels the teacher got wrong.
+``student_width`` (``--value``: factor)
+    ``SelfTrainer(student_width=value)``: wider students than the first teacher.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import time
 
@@ -38,11 +63,19 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--setting", default="labels1000", choices=["labels100", "labels1000", "relabel80", "relabel50"])
-    ap.add_argument(
-        "--variant", default="base", choices=["base", "threshold", "last_epochs", "cross_students", "teacher_lr"]
-    )
+    settings = ["labels100", "labels1000", "relabel80", "relabel50", "all"]
+    ap.add_argument("--setting", default="labels1000", choices=settings)
+    variants = ["base", "threshold", "last_epochs", "cross_students", "teacher_lr", "ensemble", "mixup"]
+    variants += ["bootstrap", "small_loss", "student_width"]
+    ap.add_argument("--variant", default="base", choices=variants)
     ap.add_argument("--value", type=float, default=None)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a SelfTrainer parameter on top of the variant, e.g. --set soft=True (value read as a Python literal)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -51,9 +84,17 @@ def main() -> None:
     from benchmarks.bench_self_training import make_targets
     from benchmarks.data import load_mnist
     from labelclean import SelfTrainer
-    from labelclean._train import predict_proba_nets
+    from labelclean._data import batches
+    from labelclean._train import adam, lr_factor, predict_proba_nets, set_lr, train_epoch
     from labelclean.noise import make_noisy_labels
-    from labelclean.self_training import fold_ids, labeled_repeats, select_pseudo_rows, student_targets
+    from labelclean.self_training import (
+        epochs_for,
+        fold_ids,
+        labeled_repeats,
+        select_pseudo_rows,
+        soft_cross_entropy,
+        student_targets,
+    )
 
     if args.variant != "base" and args.value is None:
         ap.error(f"--variant {args.variant} needs --value")
@@ -63,8 +104,19 @@ def main() -> None:
     X_val_t = torch.from_numpy(X_val[:, None])
     variant, value = args.variant, args.value
 
+    students: list[np.ndarray] = []  # validation probabilities of each student, for the last-3 average
+
     def val_acc(nets, device) -> float:
         return round(100 * float(np.mean(predict_proba_nets(nets, X_val_t, device).argmax(1) == y_val)), 2)
+
+    def scores(nets, device, tag) -> dict:
+        """The network's validation accuracy; for a student also that of the average of the last three."""
+        proba = predict_proba_nets(nets, X_val_t, device)
+        out = {"val": round(100 * float(np.mean(proba.argmax(1) == y_val)), 2)}
+        if tag.get("phase") == "student" and "fold" not in tag:
+            students.append(proba)
+            out["val_last3"] = round(100 * float(np.mean(np.mean(students[-3:], axis=0).argmax(1) == y_val)), 2)
+        return out
 
     class Probe(SelfTrainer):
         """SelfTrainer with the variant applied, scoring each network on the validation rows."""
@@ -80,11 +132,133 @@ def main() -> None:
                 net = super()._train_net(Xt, targets, rows, width=width, gen=gen, tag=tag, holdout=holdout)
             finally:
                 self.lr, self.max_epochs = lr, epochs
-            line = {**tag, "val": val_acc([net], self.device_), "seconds": round(time.perf_counter() - t0, 1)}
+            line = {**tag, **scores([net], self.device_, tag), "seconds": round(time.perf_counter() - t0, 1)}
             print(json.dumps(line), flush=True)
             return net
 
+        def _train_model(self, Xt, targets, rows, *, width, gen, tag, holdout=None):
+            if variant == "bootstrap" and tag.get("phase") == "student":
+                return self._train_bootstrap(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag)
+            if variant == "small_loss" and tag.get("phase") == "student":
+                return self._train_small_loss(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag)
+            if variant == "mixup" and tag.get("phase") == "student":
+                return self._train_mixup(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag)
+            if variant != "ensemble" or tag.get("phase") != "student":
+                return super()._train_model(Xt, targets, rows, width=width, gen=gen, tag=tag, holdout=holdout)
+            t0, rows = time.perf_counter(), torch.as_tensor(rows)
+            nets = [self._new_net(len(self.classes_), width=width) for _ in range(int(value))]
+            optimizer = adam([p for net in nets for p in net.parameters()], self.lr, self.weight_decay)
+            epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
+
+            def loss_fn(logits, yb):
+                return sum(soft_cross_entropy([z], yb)[0] for z in logits), {}
+
+            for epoch in range(epochs):
+                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+                train_epoch(
+                    nets,
+                    optimizer,
+                    Xt,
+                    targets,
+                    loss_fn,
+                    batch_size=self.batch_size,
+                    generator=gen,
+                    device=self.device_,
+                    augment=self._noise(),
+                    rows=rows,
+                )
+            members = [val_acc([n], self.device_) for n in nets]
+            line = {**tag, **scores(nets, self.device_, tag), "members": members}
+            print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+            return nets
+
+        def _train_mixup(self, Xt, targets, rows, *, width, gen, tag):
+            t0 = time.perf_counter()
+            net = self._new_net(len(self.classes_), width=width)
+            optimizer = adam(net.parameters(), self.lr, self.weight_decay)
+            epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
+            rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            noise = self._noise()
+            for epoch in range(epochs):
+                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+                net.train()
+                for idx in batches(len(rows), self.batch_size, gen):
+                    idx = rows[idx]
+                    xb, tb = noise(Xt[idx], gen), targets[idx]
+                    lam = float(rng.beta(value, value))
+                    perm = torch.randperm(len(idx), generator=gen)
+                    xb = lam * xb + (1.0 - lam) * xb[perm]
+                    tb = lam * tb + (1.0 - lam) * tb[perm]
+                    loss = soft_cross_entropy([net(xb)], tb)[0]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            line = {**tag, **scores([net], self.device_, tag), "seconds": round(time.perf_counter() - t0, 1)}
+            print(json.dumps(line), flush=True)
+            return net
+
+        def _train_bootstrap(self, Xt, targets, rows, *, width, gen, tag):
+            t0 = time.perf_counter()
+            net = self._new_net(len(self.classes_), width=width)
+            optimizer = adam(net.parameters(), self.lr, self.weight_decay)
+            epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
+            noise, pseudo = self._noise(), torch.from_numpy(~self._given)
+            own_share = []
+            for epoch in range(epochs):
+                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+                for idx in batches(len(rows), self.batch_size, gen):
+                    idx = rows[idx]
+                    x, tb = Xt[idx], targets[idx]
+                    net.eval()
+                    with torch.no_grad():
+                        conf, own = torch.softmax(net(x), 1).max(1)
+                    net.train()
+                    use = (conf >= 0.95) & pseudo[idx]
+                    own_share.append(float(use.float().mean()))
+                    mixed = (1.0 - value) * tb + value * torch.nn.functional.one_hot(own, tb.shape[1]).float()
+                    tb = torch.where(use[:, None], mixed, tb)
+                    loss = soft_cross_entropy([net(noise(x, gen))], tb)[0]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            line = {**tag, **scores([net], self.device_, tag), "own_share": round(float(np.mean(own_share)), 3)}
+            print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+            return net
+
+        def _train_small_loss(self, Xt, targets, rows, *, width, gen, tag):
+            t0 = time.perf_counter()
+            net = self._new_net(len(self.classes_), width=width)
+            optimizer = adam(net.parameters(), self.lr, self.weight_decay)
+            epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
+            noise, pseudo = self._noise(), torch.from_numpy(~self._given)
+            for epoch in range(epochs):
+                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+                share = value * min(epoch / 2.0, 1.0)
+                net.train()
+                for idx in batches(len(rows), self.batch_size, gen):
+                    idx = rows[idx]
+                    tb = targets[idx]
+                    losses = -(tb * torch.log_softmax(net(noise(Xt[idx], gen)), 1)).sum(1)
+                    keep = torch.ones(len(idx), dtype=torch.bool)
+                    cand = torch.nonzero(pseudo[idx]).squeeze(1)
+                    n_drop = int(round(share * len(cand)))
+                    if n_drop:
+                        keep[cand[torch.topk(losses.detach()[cand], n_drop).indices]] = False
+                    loss = losses[keep].mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            line = {**tag, **scores([net], self.device_, tag), "seconds": round(time.perf_counter() - t0, 1)}
+            print(json.dumps(line), flush=True)
+            return net
+
+        def _proba(self, model, Xr):
+            if isinstance(model, list):
+                return predict_proba_nets(model, torch.as_tensor(Xr), self.device_)
+            return super()._proba(model, Xr)
+
         def _self_train(self, Xt, y_enc, given, proba, model, trained, gen):
+            self._given = given
             if variant != "cross_students":
                 return super()._self_train(Xt, y_enc, given, proba, model, trained, gen)
             n_folds, given_rows = int(value), np.flatnonzero(given)
@@ -106,11 +280,18 @@ def main() -> None:
                 print(json.dumps({"round": rnd, "val_average": val_acc(nets, self.device_)}), flush=True)
             return model, proba, trained
 
-    if args.setting == "relabel50":
+    if args.setting == "all":  # every true label given: the plain network, the students' ceiling
+        targets = y_fit
+    elif args.setting == "relabel50":
         targets = make_noisy_labels(y_fit, 0.5, random_state=args.seed)
     else:
         targets = make_targets(args.setting, y_fit, args.seed)
     params = {"threshold": value} if variant == "threshold" else {}
+    if variant == "student_width":
+        params = {"student_width": value}
+    for item in args.set:
+        name, _, text = item.partition("=")
+        params[name] = ast.literal_eval(text)
     t0 = time.perf_counter()
     st = Probe(relabel=args.setting.startswith("relabel"), random_state=args.seed, **params).fit(X_fit, targets)
     seconds = time.perf_counter() - t0
@@ -119,6 +300,7 @@ def main() -> None:
         "setting": args.setting,
         "variant": variant,
         "value": value,
+        "set": args.set,
         "seed": args.seed,
         "threads": args.threads,
         "val_acc": round(100 * float(st.score(X_val, y_val)), 2),
