@@ -47,6 +47,13 @@ for the fit (validation accuracy, seconds, teacher epochs). The test set is neve
     students skip, in every batch, the ``value`` share of its pseudo-labeled rows on which their loss
     is largest (the share grows over the first two epochs: 0, half, full), the small-loss selection
     of Co-teaching within one network, against pseudo-labels the teacher got wrong.
+``fixmatch`` (``--value``: epochs over the unlabeled rows)
+    the first teacher is trained FixMatch-style (Sohn et al., 2020) instead of on the labeled rows
+    alone: each step takes 32 labeled rows (random warps, their labels) and 128 unlabeled ones;
+    the network's own prediction on an unlabeled image shifted by up to 2 px (eval mode, no
+    gradient) is the target of the same image under a random warp wherever it is at least 0.95
+    confident. Score printed after every epoch; ``--set max_iter=0`` keeps it as the final model,
+    otherwise the Noisy Student rounds follow from it.
 ``student_width`` (``--value``: factor)
     ``SelfTrainer(student_width=value)``: wider students than the first teacher.
 """
@@ -66,7 +73,7 @@ def main() -> None:
     settings = ["labels100", "labels1000", "relabel80", "relabel50", "all"]
     ap.add_argument("--setting", default="labels1000", choices=settings)
     variants = ["base", "threshold", "last_epochs", "cross_students", "teacher_lr", "ensemble", "mixup"]
-    variants += ["bootstrap", "small_loss", "student_width"]
+    variants += ["bootstrap", "small_loss", "fixmatch", "student_width"]
     ap.add_argument("--variant", default="base", choices=variants)
     ap.add_argument("--value", type=float, default=None)
     ap.add_argument(
@@ -85,7 +92,7 @@ def main() -> None:
     from benchmarks.data import load_mnist
     from labelclean import SelfTrainer
     from labelclean._data import batches
-    from labelclean._train import adam, lr_factor, predict_proba_nets, set_lr, train_epoch
+    from labelclean._train import adam, lr_factor, predict_proba_nets, random_shift, set_lr, train_epoch
     from labelclean.noise import make_noisy_labels
     from labelclean.self_training import (
         epochs_for,
@@ -251,6 +258,42 @@ def main() -> None:
             line = {**tag, **scores([net], self.device_, tag), "seconds": round(time.perf_counter() - t0, 1)}
             print(json.dumps(line), flush=True)
             return net
+
+        def _first_teacher(self, X, y, Xt, y_enc, labeled, gen):
+            if variant != "fixmatch":
+                return super()._first_teacher(X, y, Xt, y_enc, labeled, gen)
+            t0 = time.perf_counter()
+            net = self._new_net(len(self.classes_))
+            optimizer = adam(net.parameters(), self.lr, self.weight_decay)
+            lab = torch.from_numpy(np.flatnonzero(labeled))
+            unl = torch.from_numpy(np.flatnonzero(~labeled))
+            y_t = torch.from_numpy(y_enc)
+            epochs, b_l, b_u = int(value), 32, 128
+            strong = self._noise()
+            for epoch in range(epochs):
+                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+                masks = []
+                for idx_u in batches(len(unl), b_u, gen):
+                    idx_u = unl[idx_u]
+                    idx_l = lab[torch.randint(len(lab), (b_l,), generator=gen)]
+                    xu = Xt[idx_u]
+                    net.eval()
+                    with torch.no_grad():
+                        conf, guess = torch.softmax(net(random_shift(xu, gen)), 1).max(1)
+                    net.train()
+                    mask = (conf >= 0.95).float()
+                    masks.append(float(mask.mean()))
+                    logits = net(strong(torch.cat([Xt[idx_l], xu]), gen))
+                    loss_l = torch.nn.functional.cross_entropy(logits[:b_l], y_t[idx_l])
+                    loss_u = (torch.nn.functional.cross_entropy(logits[b_l:], guess, reduction="none") * mask).mean()
+                    loss = loss_l + loss_u
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                line = {"phase": "fixmatch", "epoch": epoch, "val": val_acc([net], self.device_)}
+                line["mask"] = round(float(np.mean(masks)), 3)
+                print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+            return predict_proba_nets([net], Xt, self.device_), net
 
         def _proba(self, model, Xr):
             if isinstance(model, list):
