@@ -245,6 +245,27 @@ def test_selftrain_fills_missing_labels(tmp_path):
     assert out["pseudo_label"].to_pylist()[:60] == labels[:60]
 
 
+def test_selftrain_consistency_epochs_reaches_the_estimator(tmp_path):
+    pytest.importorskip("labelclean.self_training")
+    table = tabular_table(120)
+    labels = [v if i < 60 else None for i, v in enumerate(table["label"].to_pylist())]
+    src = write(table.set_column(6, "label", pa.array(labels)), tmp_path / "s.parquet")
+    base = ["selftrain", src, "--max-iter", "0", "--seed", "0", "--param", "min_steps=5", "--param", "hidden_dims=[16]"]
+
+    def quality(*extra: str, name: str) -> list[float]:
+        result = invoke(*base, *extra, "--output", str(tmp_path / name))
+        assert result.exit_code == 0, result.output
+        return pq.read_table(tmp_path / name)["label_quality"].to_pylist()
+
+    option = quality("--consistency-epochs", "0", name="a.parquet")
+    param = quality("--param", "consistency_epochs=0", name="b.parquet")
+    consistency = quality("--consistency-epochs", "2", name="c.parquet")
+    assert option == param  # the option sets the estimator's parameter
+    assert option != consistency  # and it changes the first teacher's training
+    result = invoke(*base, "--consistency-epochs", "-1")
+    assert result.exit_code == 2 and "consistency-epochs" in result.output
+
+
 def test_pu_with_a_string_positive(tmp_path):
     pytest.importorskip("labelclean.pu")
     table = tabular_table(160)

@@ -25,14 +25,38 @@ Examples:
     default=None,
     help="Minimum teacher confidence for a row to get a pseudo-label [default: 0].",
 )
-@click.option("--max-iter", type=click.IntRange(min=0), default=None, help="Teacher-student rounds [default: 5].")
+@click.option(
+    "--max-iter",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Teacher-student rounds [default: 5].",
+)
+@click.option(
+    "--consistency-epochs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Passes of consistency training (FixMatch-style) of the first teacher over the unlabeled rows; "
+    "0 trains it on the labeled rows alone [default: 0].",
+)
 @pretrain_option
 @common_options
-def command(relabel: bool, threshold: float | None, max_iter: int | None, pretrain: str, **options) -> None:
+def command(
+    relabel: bool,
+    threshold: float | None,
+    max_iter: int | None,
+    consistency_epochs: int | None,
+    pretrain: str,
+    **options,
+) -> None:
     """Fill missing labels (null or -1) by self-training (SelfTrainer); write DATA.clean.parquet.
 
     pseudo_label holds the given label where there is one and the inferred one elsewhere;
     is_clean and label_quality say how far each row's label can be trusted.
     """
-    params = {"relabel": relabel or None, "threshold": threshold, "max_iter": max_iter}
+    params = {
+        "relabel": relabel or None,
+        "threshold": threshold,
+        "max_iter": max_iter,
+        "consistency_epochs": consistency_epochs,
+    }
     run_task("selftrain", params=params, pretrain=pretrain, **options)
