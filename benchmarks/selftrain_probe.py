@@ -54,6 +54,11 @@ for the fit (validation accuracy, seconds, teacher epochs). The test set is neve
     gradient) is the target of the same image under a random warp wherever it is at least 0.95
     confident. Score printed after every epoch; ``--set max_iter=0`` keeps it as the final model,
     otherwise the Noisy Student rounds follow from it.
+``fixmatch_da`` (``--value``: epochs)
+    ``fixmatch`` with distribution alignment (Berthelot et al., ReMixMatch, ICLR 2020): each weak-view
+    prediction is multiplied by the labeled rows' class frequencies over a running mean of recent
+    predictions (momentum 0.99) and renormalised before its confidence and class are read, so no
+    class's pseudo-labels crowd out the others.
 ``student_width`` (``--value``: factor)
     ``SelfTrainer(student_width=value)``: wider students than the first teacher.
 """
@@ -73,7 +78,7 @@ def main() -> None:
     settings = ["labels100", "labels1000", "relabel80", "relabel50", "all"]
     ap.add_argument("--setting", default="labels1000", choices=settings)
     variants = ["base", "threshold", "last_epochs", "cross_students", "teacher_lr", "ensemble", "mixup"]
-    variants += ["bootstrap", "small_loss", "fixmatch", "student_width"]
+    variants += ["bootstrap", "small_loss", "fixmatch", "fixmatch_da", "student_width"]
     ap.add_argument("--variant", default="base", choices=variants)
     ap.add_argument("--value", type=float, default=None)
     ap.add_argument(
@@ -260,8 +265,10 @@ def main() -> None:
             return net
 
         def _first_teacher(self, X, y, Xt, y_enc, labeled, gen):
-            if variant != "fixmatch":
+            if variant not in ("fixmatch", "fixmatch_da"):
                 return super()._first_teacher(X, y, Xt, y_enc, labeled, gen)
+            prior = torch.bincount(torch.from_numpy(y_enc[labeled]), minlength=len(self.classes_)).float()
+            prior, running = prior / prior.sum(), torch.full((len(self.classes_),), 1.0 / len(self.classes_))
             t0 = time.perf_counter()
             net = self._new_net(len(self.classes_))
             optimizer = adam(net.parameters(), self.lr, self.weight_decay)
@@ -279,7 +286,12 @@ def main() -> None:
                     xu = Xt[idx_u]
                     net.eval()
                     with torch.no_grad():
-                        conf, guess = torch.softmax(net(random_shift(xu, gen)), 1).max(1)
+                        p_weak = torch.softmax(net(random_shift(xu, gen)), 1)
+                        if variant == "fixmatch_da":
+                            running = 0.99 * running + 0.01 * p_weak.mean(0)
+                            p_weak = p_weak * prior / running
+                            p_weak = p_weak / p_weak.sum(1, keepdim=True)
+                        conf, guess = p_weak.max(1)
                     net.train()
                     mask = (conf >= 0.95).float()
                     masks.append(float(mask.mean()))

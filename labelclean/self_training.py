@@ -162,6 +162,8 @@ def consistency_epoch(
     device: torch.device,
     weak=None,
     strong=None,
+    prior: torch.Tensor | None = None,
+    running: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One pass of FixMatch-style consistency training over the ``unlabeled`` rows (Sohn et al., NeurIPS 2020).
 
@@ -174,6 +176,13 @@ def consistency_epoch(
     of all rows of the step. ``weak`` / ``strong`` are ``f(x, generator)`` or ``None`` (the
     row as it is). Returns the mean loss and ``mask_rate``, the share of unlabeled rows that
     had a target.
+
+    With ``prior`` (class frequencies, shape ``(K,)``) and ``running`` (a running mean of the
+    weak-view predictions, updated in place with momentum 0.99 at every step; start it
+    uniform and keep it across passes), the predictions are first *aligned*: multiplied by
+    ``prior / running`` and renormalised (distribution alignment, Berthelot et al.,
+    ReMixMatch, ICLR 2020), so that a class the network favours early does not take the
+    pseudo-labels of the others.
     """
     loss_sum = torch.zeros((), device=device)
     mask_sum = torch.zeros((), device=device)
@@ -184,7 +193,12 @@ def consistency_epoch(
         xl, yl = X[lab].to(device, non_blocking=True), y[lab].to(device, non_blocking=True)
         net.eval()
         with torch.no_grad():
-            conf, guess = torch.softmax(net(xu if weak is None else weak(xu, generator)).float(), dim=1).max(1)
+            p_weak = torch.softmax(net(xu if weak is None else weak(xu, generator)).float(), dim=1)
+            if prior is not None and running is not None:
+                running.mul_(0.99).add_(0.01 * p_weak.mean(0))
+                p_weak = p_weak * prior / running
+                p_weak = p_weak / p_weak.sum(1, keepdim=True)
+            conf, guess = p_weak.max(1)
         net.train()
         mask = (conf >= threshold).float()
         xs = torch.cat([xl, xu])
@@ -299,6 +313,12 @@ class SelfTrainer(LabelEstimatorBase):
         98.36 %) but 95.71 % with 100 labels (the defaults 97.66 %, round 5 of the benchmarks).
     consistency_threshold : float in [0, 1), default=0.95
         Confidence the teacher's prediction on the weak view needs to become a target.
+    consistency_align : bool, default=False
+        Align the weak-view predictions with the labeled rows' class frequencies before reading
+        their confidence (distribution alignment, Berthelot et al., ICLR 2020). On MNIST
+        validation rows (20 passes, no students) it measured 98.38 % vs 95.71 % with 100 labels
+        (seed 0) but 70.60 % with 100 labels on seed 1 (a collapse), and 98.73 / 98.01 % vs
+        98.85 / 98.25 % with 1,000 labels (seeds 0, 1); not the default.
     input_noise : float, default=0.1
         Student noise for vector rows: Gaussian noise of this many feature standard deviations.
     augment : {"auto", "none", "shift", "affine"}, default="auto"
@@ -390,6 +410,7 @@ class SelfTrainer(LabelEstimatorBase):
         "max_teacher_epochs": [Interval(Integral, 1, None, closed="left")],
         "consistency_epochs": [Interval(Integral, 0, None, closed="left")],
         "consistency_threshold": [Interval(Real, 0.0, 1.0, closed="left")],
+        "consistency_align": ["boolean"],
         "input_noise": [Interval(Real, 0.0, None, closed="left")],
         "augment": [StrOptions({"auto", "none", "shift", "affine"})],
         "min_steps": [Interval(Integral, 0, None, closed="left")],
@@ -412,6 +433,7 @@ class SelfTrainer(LabelEstimatorBase):
         max_teacher_epochs: int = 20,
         consistency_epochs: int = 0,
         consistency_threshold: float = 0.95,
+        consistency_align: bool = False,
         input_noise: float = 0.1,
         augment: str = "auto",
         max_epochs: int = 4,
@@ -442,6 +464,7 @@ class SelfTrainer(LabelEstimatorBase):
         self.max_teacher_epochs = max_teacher_epochs
         self.consistency_epochs = consistency_epochs
         self.consistency_threshold = consistency_threshold
+        self.consistency_align = consistency_align
         self.input_noise = input_noise
         self.augment = augment
         self.max_epochs = max_epochs
@@ -539,6 +562,11 @@ class SelfTrainer(LabelEstimatorBase):
         lab, unl = torch.from_numpy(np.flatnonzero(labeled)), torch.from_numpy(np.flatnonzero(~labeled))
         epochs = epochs_for(len(unl), self.batch_size, self.consistency_epochs, self.min_steps)
         y_t, weak, strong = torch.from_numpy(y_enc), self._weak_noise(), self._noise()
+        prior = running = None
+        if self.consistency_align:
+            k = len(self.classes_)
+            prior = torch.bincount(y_t[lab], minlength=k).float().to(self.device_)
+            prior, running = prior / prior.sum(), torch.full((k,), 1.0 / k, device=self.device_)
         for epoch in range(epochs):
             t0 = time.perf_counter()
             set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
@@ -556,6 +584,8 @@ class SelfTrainer(LabelEstimatorBase):
                 device=self.device_,
                 weak=weak,
                 strong=strong,
+                prior=prior,
+                running=running,
             )
             self.history_.append(
                 {"phase": "teacher", "round": 0, "epoch": epoch, **stats, "seconds": time.perf_counter() - t0}

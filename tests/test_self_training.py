@@ -185,6 +185,25 @@ def test_consistency_epoch_applies_weak_and_strong_views():
     assert calls["strong"] == len(unl) + steps * kwargs["labeled_batch"]  # the trained views: unlabeled + labeled
 
 
+def test_consistency_epoch_aligns_predictions_with_the_class_prior():
+    # a network that always says [0.91, 0.05, 0.05]: confident as it is, not once aligned against a running
+    # mean that has seen class 0 far too often (ReMixMatch's distribution alignment)
+    net, _, X, y, lab, unl, kwargs = _consistency_setup(0.5)
+    with torch.no_grad():
+        net[-1].weight.zero_()
+        net[-1].bias.copy_(torch.tensor([3.0, 0.0, 0.0]))
+    frozen = torch.optim.SGD(net.parameters(), lr=0.0)
+    gen = torch.Generator().manual_seed(0)
+    assert consistency_epoch(net, frozen, X, y, lab, unl, generator=gen, **kwargs)["mask_rate"] == 1.0
+    prior, running = torch.full((3,), 1 / 3), torch.tensor([0.98, 0.01, 0.01])
+    stats = consistency_epoch(net, frozen, X, y, lab, unl, generator=gen, prior=prior, running=running, **kwargs)
+    assert stats["mask_rate"] == 0.0
+    steps = -(-len(unl) // kwargs["batch_size"])
+    p = torch.softmax(torch.tensor([3.0, 0.0, 0.0]), 0)
+    expected = torch.tensor([0.98, 0.01, 0.01]) * 0.99**steps + p * (1 - 0.99**steps)  # updated in place, per step
+    torch.testing.assert_close(running, expected)
+
+
 # ----------------------------------------------------------------------------- behaviour
 
 
@@ -231,6 +250,9 @@ def test_consistency_training_is_reproducible_and_switchable(semi):
     assert d.n_iter_ == 1 and any(h["phase"] == "student" for h in d.history_)
     teacher_epochs = [h for h in d.history_ if h["phase"] == "teacher"]
     assert all("mask_rate" in h for h in teacher_epochs) and len(teacher_epochs) >= 3
+    # distribution alignment changes the targets, so the network
+    e = SelfTrainer(max_iter=0, consistency_align=True, **params).fit(X, y_semi)
+    assert not np.array_equal(a.predict_proba(X), e.predict_proba(X))
 
 
 def test_relabel_mode_and_estimators_do_not_use_consistency(semi):
@@ -242,7 +264,10 @@ def test_relabel_mode_and_estimators_do_not_use_consistency(semi):
     assert not any("mask_rate" in h for h in st.history_) and st.n_iter_ == 1
 
 
-@pytest.mark.parametrize("params", [{"consistency_epochs": -1}, {"consistency_threshold": 1.0}, {"max_iter": "x"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"consistency_epochs": -1}, {"consistency_threshold": 1.0}, {"consistency_align": "yes"}, {"max_iter": "x"}],
+)
 def test_bad_consistency_parameters_are_errors(semi, params):
     X, _, y_semi = semi
     with pytest.raises(ValueError, match=next(iter(params))):
