@@ -48,17 +48,17 @@ for the fit (validation accuracy, seconds, teacher epochs). The test set is neve
     is largest (the share grows over the first two epochs: 0, half, full), the small-loss selection
     of Co-teaching within one network, against pseudo-labels the teacher got wrong.
 ``fixmatch`` (``--value``: epochs over the unlabeled rows)
-    the first teacher is trained FixMatch-style (Sohn et al., 2020) instead of on the labeled rows
-    alone: each step takes 32 labeled rows (random warps, their labels) and 128 unlabeled ones;
-    the network's own prediction on an unlabeled image shifted by up to 2 px (eval mode, no
-    gradient) is the target of the same image under a random warp wherever it is at least 0.95
-    confident. Score printed after every epoch; ``--set max_iter=0`` keeps it as the final model,
-    otherwise the Noisy Student rounds follow from it.
+    ``SelfTrainer(consistency_epochs=value)``: the first teacher is trained FixMatch-style (Sohn et
+    al., 2020) instead of on the labeled rows alone: each step takes 32 labeled rows (random
+    warps, their labels) and 128 unlabeled ones; the network's own prediction on an unlabeled
+    image shifted by up to 2 px (eval mode, no gradient) is the target of the same image under a
+    random warp wherever it is at least 0.95 confident. Scored after every pass; ``--set
+    max_iter=0`` keeps it as the final model, otherwise the Noisy Student rounds follow from it.
 ``fixmatch_da`` (``--value``: epochs)
-    ``fixmatch`` with distribution alignment (Berthelot et al., ReMixMatch, ICLR 2020): each weak-view
-    prediction is multiplied by the labeled rows' class frequencies over a running mean of recent
-    predictions (momentum 0.99) and renormalised before its confidence and class are read, so no
-    class's pseudo-labels crowd out the others.
+    ``fixmatch`` with distribution alignment (``consistency_align=True``; Berthelot et al.,
+    ReMixMatch, ICLR 2020): each weak-view prediction is multiplied by the labeled rows' class
+    frequencies over a running mean of recent predictions (momentum 0.99) and renormalised before
+    its confidence and class are read, so no class's pseudo-labels crowd out the others.
 ``student_width`` (``--value``: factor)
     ``SelfTrainer(student_width=value)``: wider students than the first teacher.
 """
@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy as copy_module
 import json
 import time
 
@@ -88,6 +89,13 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a SelfTrainer parameter on top of the variant, e.g. --set soft=True (value read as a Python literal)",
     )
+    ap.add_argument(
+        "--average-from",
+        type=int,
+        default=None,
+        metavar="PASS",
+        help="fixmatch variants: also score the weights averaged over the passes from PASS on (SWA)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -95,9 +103,9 @@ def main() -> None:
 
     from benchmarks.bench_self_training import make_targets
     from benchmarks.data import load_mnist
-    from labelclean import SelfTrainer
+    from labelclean import SelfTrainer, self_training
     from labelclean._data import batches
-    from labelclean._train import adam, lr_factor, predict_proba_nets, random_shift, set_lr, train_epoch
+    from labelclean._train import adam, lr_factor, predict_proba_nets, set_lr, train_epoch
     from labelclean.noise import make_noisy_labels
     from labelclean.self_training import (
         epochs_for,
@@ -149,12 +157,8 @@ def main() -> None:
             return net
 
         def _train_model(self, Xt, targets, rows, *, width, gen, tag, holdout=None):
-            if variant == "bootstrap" and tag.get("phase") == "student":
-                return self._train_bootstrap(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag)
-            if variant == "small_loss" and tag.get("phase") == "student":
-                return self._train_small_loss(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag)
-            if variant == "mixup" and tag.get("phase") == "student":
-                return self._train_mixup(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag)
+            if variant in ("mixup", "bootstrap", "small_loss") and tag.get("phase") == "student":
+                return self._train_student(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag)
             if variant != "ensemble" or tag.get("phase") != "student":
                 return super()._train_model(Xt, targets, rows, width=width, gen=gen, tag=tag, holdout=holdout)
             t0, rows = time.perf_counter(), torch.as_tensor(rows)
@@ -184,128 +188,53 @@ def main() -> None:
             print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
             return nets
 
-        def _train_mixup(self, Xt, targets, rows, *, width, gen, tag):
+        def _train_student(self, Xt, targets, rows, *, width, gen, tag):
+            """A student trained by the variant's own loop (mixup, bootstrap or small_loss)."""
             t0 = time.perf_counter()
             net = self._new_net(len(self.classes_), width=width)
             optimizer = adam(net.parameters(), self.lr, self.weight_decay)
             epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
-            rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=gen)))
-            noise = self._noise()
+            rng = None
+            if variant == "mixup":
+                rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=gen)))
+            noise, pseudo, own_share = self._noise(), torch.from_numpy(~self._given), []
             for epoch in range(epochs):
                 set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-                net.train()
-                for idx in batches(len(rows), self.batch_size, gen):
-                    idx = rows[idx]
-                    xb, tb = noise(Xt[idx], gen), targets[idx]
-                    lam = float(rng.beta(value, value))
-                    perm = torch.randperm(len(idx), generator=gen)
-                    xb = lam * xb + (1.0 - lam) * xb[perm]
-                    tb = lam * tb + (1.0 - lam) * tb[perm]
-                    loss = soft_cross_entropy([net(xb)], tb)[0]
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-            line = {**tag, **scores([net], self.device_, tag), "seconds": round(time.perf_counter() - t0, 1)}
-            print(json.dumps(line), flush=True)
-            return net
-
-        def _train_bootstrap(self, Xt, targets, rows, *, width, gen, tag):
-            t0 = time.perf_counter()
-            net = self._new_net(len(self.classes_), width=width)
-            optimizer = adam(net.parameters(), self.lr, self.weight_decay)
-            epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
-            noise, pseudo = self._noise(), torch.from_numpy(~self._given)
-            own_share = []
-            for epoch in range(epochs):
-                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-                for idx in batches(len(rows), self.batch_size, gen):
-                    idx = rows[idx]
-                    x, tb = Xt[idx], targets[idx]
-                    net.eval()
-                    with torch.no_grad():
-                        conf, own = torch.softmax(net(x), 1).max(1)
-                    net.train()
-                    use = (conf >= 0.95) & pseudo[idx]
-                    own_share.append(float(use.float().mean()))
-                    mixed = (1.0 - value) * tb + value * torch.nn.functional.one_hot(own, tb.shape[1]).float()
-                    tb = torch.where(use[:, None], mixed, tb)
-                    loss = soft_cross_entropy([net(noise(x, gen))], tb)[0]
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-            line = {**tag, **scores([net], self.device_, tag), "own_share": round(float(np.mean(own_share)), 3)}
-            print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
-            return net
-
-        def _train_small_loss(self, Xt, targets, rows, *, width, gen, tag):
-            t0 = time.perf_counter()
-            net = self._new_net(len(self.classes_), width=width)
-            optimizer = adam(net.parameters(), self.lr, self.weight_decay)
-            epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
-            noise, pseudo = self._noise(), torch.from_numpy(~self._given)
-            for epoch in range(epochs):
-                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-                share = value * min(epoch / 2.0, 1.0)
                 net.train()
                 for idx in batches(len(rows), self.batch_size, gen):
                     idx = rows[idx]
                     tb = targets[idx]
-                    losses = -(tb * torch.log_softmax(net(noise(Xt[idx], gen)), 1)).sum(1)
-                    keep = torch.ones(len(idx), dtype=torch.bool)
-                    cand = torch.nonzero(pseudo[idx]).squeeze(1)
-                    n_drop = int(round(share * len(cand)))
-                    if n_drop:
-                        keep[cand[torch.topk(losses.detach()[cand], n_drop).indices]] = False
-                    loss = losses[keep].mean()
+                    if variant == "mixup":
+                        xb = noise(Xt[idx], gen)
+                        lam = float(rng.beta(value, value))
+                        perm = torch.randperm(len(idx), generator=gen)
+                        xb = lam * xb + (1.0 - lam) * xb[perm]
+                        loss = soft_cross_entropy([net(xb)], lam * tb + (1.0 - lam) * tb[perm])[0]
+                    elif variant == "bootstrap":
+                        net.eval()
+                        with torch.no_grad():
+                            conf, own = torch.softmax(net(Xt[idx]), 1).max(1)
+                        net.train()
+                        use = (conf >= 0.95) & pseudo[idx]
+                        own_share.append(float(use.float().mean()))
+                        mixed = (1.0 - value) * tb + value * torch.nn.functional.one_hot(own, tb.shape[1]).float()
+                        loss = soft_cross_entropy([net(noise(Xt[idx], gen))], torch.where(use[:, None], mixed, tb))[0]
+                    else:  # small_loss
+                        losses = -(tb * torch.log_softmax(net(noise(Xt[idx], gen)), 1)).sum(1)
+                        keep = torch.ones(len(idx), dtype=torch.bool)
+                        cand = torch.nonzero(pseudo[idx]).squeeze(1)
+                        n_drop = int(round(value * min(epoch / 2.0, 1.0) * len(cand)))
+                        if n_drop:
+                            keep[cand[torch.topk(losses.detach()[cand], n_drop).indices]] = False
+                        loss = losses[keep].mean()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
-            line = {**tag, **scores([net], self.device_, tag), "seconds": round(time.perf_counter() - t0, 1)}
-            print(json.dumps(line), flush=True)
+            line = {**tag, **scores([net], self.device_, tag)}
+            if own_share:
+                line["own_share"] = round(float(np.mean(own_share)), 3)
+            print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
             return net
-
-        def _first_teacher(self, X, y, Xt, y_enc, labeled, gen):
-            if variant not in ("fixmatch", "fixmatch_da"):
-                return super()._first_teacher(X, y, Xt, y_enc, labeled, gen)
-            prior = torch.bincount(torch.from_numpy(y_enc[labeled]), minlength=len(self.classes_)).float()
-            prior, running = prior / prior.sum(), torch.full((len(self.classes_),), 1.0 / len(self.classes_))
-            t0 = time.perf_counter()
-            net = self._new_net(len(self.classes_))
-            optimizer = adam(net.parameters(), self.lr, self.weight_decay)
-            lab = torch.from_numpy(np.flatnonzero(labeled))
-            unl = torch.from_numpy(np.flatnonzero(~labeled))
-            y_t = torch.from_numpy(y_enc)
-            epochs, b_l, b_u = int(value), 32, 128
-            strong = self._noise()
-            for epoch in range(epochs):
-                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-                masks = []
-                for idx_u in batches(len(unl), b_u, gen):
-                    idx_u = unl[idx_u]
-                    idx_l = lab[torch.randint(len(lab), (b_l,), generator=gen)]
-                    xu = Xt[idx_u]
-                    net.eval()
-                    with torch.no_grad():
-                        p_weak = torch.softmax(net(random_shift(xu, gen)), 1)
-                        if variant == "fixmatch_da":
-                            running = 0.99 * running + 0.01 * p_weak.mean(0)
-                            p_weak = p_weak * prior / running
-                            p_weak = p_weak / p_weak.sum(1, keepdim=True)
-                        conf, guess = p_weak.max(1)
-                    net.train()
-                    mask = (conf >= 0.95).float()
-                    masks.append(float(mask.mean()))
-                    logits = net(strong(torch.cat([Xt[idx_l], xu]), gen))
-                    loss_l = torch.nn.functional.cross_entropy(logits[:b_l], y_t[idx_l])
-                    loss_u = (torch.nn.functional.cross_entropy(logits[b_l:], guess, reduction="none") * mask).mean()
-                    loss = loss_l + loss_u
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                line = {"phase": "fixmatch", "epoch": epoch, "val": val_acc([net], self.device_)}
-                line["mask"] = round(float(np.mean(masks)), 3)
-                print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
-            return predict_proba_nets([net], Xt, self.device_), net
 
         def _proba(self, model, Xr):
             if isinstance(model, list):
@@ -344,6 +273,45 @@ def main() -> None:
     params = {"threshold": value} if variant == "threshold" else {}
     if variant == "student_width":
         params = {"student_width": value}
+    if variant in ("fixmatch", "fixmatch_da"):  # the library's consistency teacher, scored after every pass
+        params = {"consistency_epochs": int(value), "consistency_align": variant == "fixmatch_da"}
+        one_pass, started = self_training.consistency_epoch, time.perf_counter()
+
+        def scored_pass(net, *a, **kw):
+            stats = one_pass(net, *a, **kw)
+            line = {"phase": "fixmatch", "epoch": scored_pass.epoch, "val": val_acc([net], net[0].mean.device)}
+            if args.average_from is not None and scored_pass.epoch >= args.average_from:
+                line["val_averaged"] = averaged_score(net, a[1], a[3])  # a: optimizer, X, y, labeled, ...
+            line.update(mask=round(stats["mask_rate"], 3), seconds=round(time.perf_counter() - started, 1))
+            print(json.dumps(line), flush=True)
+            scored_pass.epoch += 1
+            return stats
+
+        def averaged_score(net, X, _y) -> float:
+            """Validation accuracy of the weights averaged over the passes since --average-from (SWA), with
+            batch-norm statistics recomputed on the training images (not part of the trained network)."""
+            state = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
+            n = averaged_score.count = getattr(averaged_score, "count", 0) + 1
+            if n == 1:
+                averaged_score.mean = state
+            else:
+                for k, v in averaged_score.mean.items():
+                    if v.is_floating_point():
+                        v += (state[k] - v) / n
+            copy = copy_module.deepcopy(net)
+            copy.load_state_dict({k: v.to(state[k].dtype) for k, v in averaged_score.mean.items()})
+            for m in copy.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.reset_running_stats()
+                    m.momentum = None  # a cumulative average over the pass below
+            copy.train()
+            with torch.no_grad(), torch.random.fork_rng():  # dropout here must not move the fit's random stream
+                for start in range(0, X.shape[0], 512):
+                    copy(X[start : start + 512])
+            return val_acc([copy], net[0].mean.device)
+
+        scored_pass.epoch = 0
+        self_training.consistency_epoch = scored_pass
     for item in args.set:
         name, _, text = item.partition("=")
         params[name] = ast.literal_eval(text)
