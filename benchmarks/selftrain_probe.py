@@ -96,6 +96,13 @@ def main() -> None:
         metavar="PASS",
         help="fixmatch variants: also score the weights averaged over the passes from PASS on (SWA)",
     )
+    ap.add_argument(
+        "--labeled-batch",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fixmatch variants: labeled rows per consistency step instead of batch_size // 4",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -278,6 +285,8 @@ def main() -> None:
         one_pass, started = self_training.consistency_epoch, time.perf_counter()
 
         def scored_pass(net, *a, **kw):
+            if args.labeled_batch is not None:
+                kw["labeled_batch"] = args.labeled_batch
             stats = one_pass(net, *a, **kw)
             line = {"phase": "fixmatch", "epoch": scored_pass.epoch, "val": val_acc([net], net[0].mean.device)}
             if args.average_from is not None and scored_pass.epoch >= args.average_from:
