@@ -59,6 +59,12 @@ for the fit (validation accuracy, seconds, teacher epochs). The test set is neve
     ReMixMatch, ICLR 2020): each weak-view prediction is multiplied by the labeled rows' class
     frequencies over a running mean of recent predictions (momentum 0.99) and renormalised before
     its confidence and class are read, so no class's pseudo-labels crowd out the others.
+``fixmatch_warm`` (``--value``: epochs)
+    ``fixmatch``, but the consistency-trained network starts from the default first teacher (trained
+    on the labeled rows alone) instead of from random weights.
+``fixmatch_strong`` (``--value``: epochs)
+    ``fixmatch`` with a stronger strong view: warps of up to 20° and 20 % zoom, shifts of up to 3 px,
+    and a random 10×10 square blanked (cutout, DeVries and Taylor, 2017), instead of the student noise.
 ``student_width`` (``--value``: factor)
     ``SelfTrainer(student_width=value)``: wider students than the first teacher.
 """
@@ -79,7 +85,8 @@ def main() -> None:
     settings = ["labels100", "labels1000", "relabel80", "relabel50", "all"]
     ap.add_argument("--setting", default="labels1000", choices=settings)
     variants = ["base", "threshold", "last_epochs", "cross_students", "teacher_lr", "ensemble", "mixup"]
-    variants += ["bootstrap", "small_loss", "fixmatch", "fixmatch_da", "student_width"]
+    variants += ["bootstrap", "small_loss", "student_width"]
+    variants += ["fixmatch", "fixmatch_da", "fixmatch_warm", "fixmatch_strong"]
     ap.add_argument("--variant", default="base", choices=variants)
     ap.add_argument("--value", type=float, default=None)
     ap.add_argument(
@@ -112,12 +119,13 @@ def main() -> None:
     from benchmarks.data import load_mnist
     from labelclean import SelfTrainer, self_training
     from labelclean._data import batches
-    from labelclean._train import adam, lr_factor, predict_proba_nets, set_lr, train_epoch
+    from labelclean._train import adam, affine_warp, lr_factor, predict_proba_nets, set_lr, train_epoch
     from labelclean.noise import make_noisy_labels
     from labelclean.self_training import (
         epochs_for,
         fold_ids,
         labeled_repeats,
+        one_hot,
         select_pseudo_rows,
         soft_cross_entropy,
         student_targets,
@@ -243,6 +251,35 @@ def main() -> None:
             print(json.dumps({**line, "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
             return net
 
+        def _first_teacher(self, X, y, Xt, y_enc, labeled, gen):
+            if variant == "fixmatch_warm":  # the labeled-only teacher, handed to the consistency training below
+                targets = torch.from_numpy(one_hot(np.maximum(y_enc, 0), len(self.classes_)))
+                tag = {"phase": "teacher", "round": 0, "warm_start": True}
+                self._warm = self._train_model(Xt, targets, np.flatnonzero(labeled), width=1.0, gen=gen, tag=tag)
+            return super()._first_teacher(X, y, Xt, y_enc, labeled, gen)
+
+        def _noise(self):
+            if variant != "fixmatch_strong":
+                return super()._noise()
+
+            def strong(x, generator):
+                x = affine_warp(x, generator, max_shift=3 / 28, max_rotation=20.0, max_scale=0.2)
+                n, _, h, w = x.shape
+                cy = torch.randint(0, h, (n, 1, 1), generator=generator)
+                cx = torch.randint(0, w, (n, 1, 1), generator=generator)
+                rows, cols = torch.arange(h)[None, :, None], torch.arange(w)[None, None, :]
+                square = ((rows - cy).abs() <= 5) & ((cols - cx).abs() <= 5)
+                return x.masked_fill(square[:, None], 0.0)
+
+            return strong
+
+        def _new_net(self, n_outputs, width=1.0):
+            warm = getattr(self, "_warm", None)
+            if warm is not None:
+                self._warm = None
+                return warm
+            return super()._new_net(n_outputs, width=width)
+
         def _proba(self, model, Xr):
             if isinstance(model, list):
                 return predict_proba_nets(model, torch.as_tensor(Xr), self.device_)
@@ -280,7 +317,7 @@ def main() -> None:
     params = {"threshold": value} if variant == "threshold" else {}
     if variant == "student_width":
         params = {"student_width": value}
-    if variant in ("fixmatch", "fixmatch_da"):  # the library's consistency teacher, scored after every pass
+    if variant.startswith("fixmatch"):  # the library's consistency teacher, scored after every pass
         params = {"consistency_epochs": int(value), "consistency_align": variant == "fixmatch_da"}
         one_pass, started = self_training.consistency_epoch, time.perf_counter()
 
