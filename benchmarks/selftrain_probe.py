@@ -73,7 +73,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import copy as copy_module
 import json
 import time
 
@@ -114,6 +113,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     import torch
+    from torch.optim import swa_utils
 
     from benchmarks.bench_self_training import make_targets
     from benchmarks.data import load_mnist
@@ -327,35 +327,26 @@ def main() -> None:
             stats = one_pass(net, *a, **kw)
             line = {"phase": "fixmatch", "epoch": scored_pass.epoch, "val": val_acc([net], net[0].mean.device)}
             if args.average_from is not None and scored_pass.epoch >= args.average_from:
-                line["val_averaged"] = averaged_score(net, a[1], a[3])  # a: optimizer, X, y, labeled, ...
+                line["val_averaged"] = averaged_score(net, a[1])  # a: optimizer, X, y, labeled, unlabeled
             line.update(mask=round(stats["mask_rate"], 3), seconds=round(time.perf_counter() - started, 1))
             print(json.dumps(line), flush=True)
             scored_pass.epoch += 1
             return stats
 
-        def averaged_score(net, X, _y) -> float:
-            """Validation accuracy of the weights averaged over the passes since --average-from (SWA), with
-            batch-norm statistics recomputed on the training images (not part of the trained network)."""
-            state = {k: v.detach().clone().float() for k, v in net.state_dict().items()}
-            n = averaged_score.count = getattr(averaged_score, "count", 0) + 1
-            if n == 1:
-                averaged_score.mean = state
-            else:
-                for k, v in averaged_score.mean.items():
-                    if v.is_floating_point():
-                        v += (state[k] - v) / n
-            copy = copy_module.deepcopy(net)
-            copy.load_state_dict({k: v.to(state[k].dtype) for k, v in averaged_score.mean.items()})
-            for m in copy.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.reset_running_stats()
-                    m.momentum = None  # a cumulative average over the pass below
-            copy.train()
-            with torch.no_grad(), torch.random.fork_rng():  # dropout here must not move the fit's random stream
-                for start in range(0, X.shape[0], 512):
-                    copy(X[start : start + 512])
-            return val_acc([copy], net[0].mean.device)
+        def averaged_score(net, X) -> float:
+            """Validation accuracy of the weights averaged over the passes since --average-from (SWA, torch's
+            ``swa_utils``), batch-norm statistics recomputed on the training images; the fit is not touched."""
+            if averaged_score.model is None:  # running mean of the parameters, pass by pass
+                averaged_score.model = swa_utils.AveragedModel(
+                    net, avg_fn=lambda avg, cur, n: avg + (cur - avg) / (n + 1)
+                )
+            averaged_score.model.update_parameters(net)
+            batches_of_x = [X[start : start + 512] for start in range(0, X.shape[0], 512)]
+            with torch.random.fork_rng():  # dropout here must not move the fit's random stream
+                swa_utils.update_bn(batches_of_x, averaged_score.model.module)
+            return val_acc([averaged_score.model.module], net[0].mean.device)
 
+        averaged_score.model = None
         scored_pass.epoch = 0
         self_training.consistency_epoch = scored_pass
     for item in args.set:

@@ -250,7 +250,7 @@ def test_consistency_training_is_reproducible_and_switchable(semi):
     assert d.n_iter_ == 1 and any(h["phase"] == "student" for h in d.history_)
     teacher_epochs = [h for h in d.history_ if h["phase"] == "teacher"]
     assert all("mask_rate" in h for h in teacher_epochs) and len(teacher_epochs) >= 3
-    # distribution alignment changes the targets, so the network
+    # distribution alignment changes the targets, so the network it trains
     e = SelfTrainer(max_iter=0, consistency_align=True, **params).fit(X, y_semi)
     assert not np.array_equal(a.predict_proba(X), e.predict_proba(X))
 

@@ -25,12 +25,7 @@ Examples:
     default=None,
     help="Minimum teacher confidence for a row to get a pseudo-label [default: 0].",
 )
-@click.option(
-    "--max-iter",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Teacher-student rounds [default: 5].",
-)
+@click.option("--max-iter", type=click.IntRange(min=0), default=None, help="Teacher-student rounds [default: 5].")
 @click.option(
     "--consistency-epochs",
     type=click.IntRange(min=0),
