@@ -40,7 +40,7 @@ def make_targets(setting: str, y: np.ndarray, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     if setting == "relabel80":
         return make_noisy_labels(y, 0.8, random_state=seed)
-    per_class = 100 if setting == "labels1000" else 10
+    per_class = int(setting.removeprefix("labels")) // 10  # labels1000: 100 rows of each digit
     keep = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in range(10)])
     out = np.full_like(y, -1)
     out[keep] = y[keep]

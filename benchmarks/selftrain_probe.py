@@ -81,7 +81,7 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    settings = ["labels100", "labels1000", "relabel80", "relabel50", "all"]
+    settings = ["labels100", "labels500", "labels1000", "relabel80", "relabel50", "all"]
     ap.add_argument("--setting", default="labels1000", choices=settings)
     variants = ["base", "threshold", "last_epochs", "cross_students", "teacher_lr", "ensemble", "mixup"]
     variants += ["bootstrap", "small_loss", "student_width"]
@@ -326,6 +326,8 @@ def main() -> None:
                 kw["labeled_batch"] = args.labeled_batch
             stats = one_pass(net, *a, **kw)
             line = {"phase": "fixmatch", "epoch": scored_pass.epoch, "val": val_acc([net], net[0].mean.device)}
+            if kw.get("averaged") is not None:  # consistency_ema: the moving average that makes the targets
+                line["val_ema"] = val_acc([kw["averaged"].module], net[0].mean.device)
             if args.average_from is not None and scored_pass.epoch >= args.average_from:
                 line["val_averaged"] = averaged_score(net, a[1])  # a: optimizer, X, y, labeled, unlabeled
             line.update(mask=round(stats["mask_rate"], 3), seconds=round(time.perf_counter() - started, 1))

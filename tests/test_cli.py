@@ -262,8 +262,12 @@ def test_selftrain_consistency_epochs_reaches_the_estimator(tmp_path):
     consistency = quality("--consistency-epochs", "2", name="c.parquet")
     assert option == param  # the option sets the estimator's parameter
     assert option != consistency  # and it changes the first teacher's training
-    result = invoke(*base, "--consistency-epochs", "-1")
-    assert result.exit_code == 2 and "consistency-epochs" in result.output
+    assert quality("--consistency-epochs", "auto", name="d.parquet") == option  # 60 labels: fewer than 50 a class
+    for bad in ("-1", "many"):
+        result = invoke(*base, "--consistency-epochs", bad)
+        assert result.exit_code == 2 and "consistency-epochs" in result.output
+    result = invoke(*base, "--max-iter", "some")
+    assert result.exit_code == 2 and "max-iter" in result.output
 
 
 def test_pu_with_a_string_positive(tmp_path):

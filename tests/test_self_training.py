@@ -20,6 +20,7 @@ from labelclean.self_training import (
     SelfTrainer,
     balance_rows,
     consistency_epoch,
+    ema_update,
     fold_ids,
     labeled_repeats,
     select_pseudo_rows,
@@ -204,6 +205,34 @@ def test_consistency_epoch_aligns_predictions_with_the_class_prior():
     torch.testing.assert_close(running, expected)
 
 
+def test_consistency_epoch_takes_its_targets_from_the_averaged_network():
+    # the averaged network always says class 2 with certainty, the trained one is untrained: every unlabeled
+    # row gets a target (mask 1), the net learns class 2 there, and the average is updated after every step
+    net, optimizer, X, y, lab, unl, kwargs = _consistency_setup(0.9)
+    averaged = torch.optim.swa_utils.AveragedModel(net, avg_fn=lambda avg, cur, n: avg)  # never moves
+    with torch.no_grad():
+        averaged.module[-1].weight.zero_()
+        averaged.module[-1].bias.copy_(torch.tensor([0.0, 0.0, 10.0]))
+    averaged.n_averaged.fill_(1)  # past the first update, which would copy the network in
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        stats = consistency_epoch(net, optimizer, X, y, lab, unl, generator=gen, averaged=averaged, **kwargs)
+        assert stats["mask_rate"] == 1.0
+    steps = -(-len(unl) // kwargs["batch_size"])
+    assert int(averaged.n_averaged) == 1 + 5 * steps
+    net.eval()  # class 2 on most unlabeled rows (measured 0.89), where the given labels make it a third
+    assert float((net(X[unl]).argmax(1) == 2).float().mean()) > 0.7
+    # without it the guesses are the network's own, which are not that confident
+    net, optimizer, X, y, lab, unl, kwargs = _consistency_setup(0.9)
+    assert consistency_epoch(net, optimizer, X, y, lab, unl, generator=gen, **kwargs)["mask_rate"] < 0.5
+
+
+def test_ema_update_warms_up_then_keeps_the_decay():
+    avg, cur = torch.zeros(3), torch.ones(3)
+    torch.testing.assert_close(ema_update(avg, cur, torch.tensor(0), decay=0.999), torch.full((3,), 0.9))
+    torch.testing.assert_close(ema_update(avg, cur, torch.tensor(10**6), decay=0.999), torch.full((3,), 0.001))
+
+
 # ----------------------------------------------------------------------------- behaviour
 
 
@@ -236,7 +265,14 @@ def test_consistency_teacher_beats_the_labeled_only_teacher():
 
 def test_consistency_training_is_reproducible_and_switchable(semi):
     X, _, y_semi = semi
-    params = dict(max_epochs=5, min_steps=100, hidden_dims=(32, 32), consistency_epochs=3, random_state=0)
+    params = dict(
+        max_epochs=5,
+        min_steps=100,
+        hidden_dims=(32, 32),
+        consistency_epochs=3,
+        consistency_threshold=0.6,  # rows do pass it on this small set
+        random_state=0,
+    )
     a = SelfTrainer(max_iter=0, **params).fit(X, y_semi)
     b = SelfTrainer(max_iter=0, **params).fit(X, y_semi)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
@@ -253,6 +289,34 @@ def test_consistency_training_is_reproducible_and_switchable(semi):
     # distribution alignment changes the targets, so the network it trains
     e = SelfTrainer(max_iter=0, consistency_align=True, **params).fit(X, y_semi)
     assert not np.array_equal(a.predict_proba(X), e.predict_proba(X))
+    # and so does the moving average that makes the targets (consistency_ema=0: the network itself)
+    f = SelfTrainer(max_iter=0, consistency_ema=0.0, **params).fit(X, y_semi)
+    assert not np.array_equal(a.predict_proba(X), f.predict_proba(X))
+    assert a.history_[-1]["mask_rate"] > 0 and f.history_[-1]["mask_rate"] > 0
+
+
+def test_auto_consistency_needs_fifty_labels_a_class(semi):
+    # "auto": consistency training (and no students) from 50 labeled rows in every class, Noisy Student below
+    X, y, _ = semi
+    rng = np.random.default_rng(1)
+    labeled = np.concatenate([rng.choice(np.flatnonzero(y == c), 50, replace=False) for c in range(3)])
+    y_semi = np.full_like(y, -1)
+    y_semi[labeled] = y[labeled]
+    params = dict(max_epochs=2, min_steps=20, hidden_dims=(16,), random_state=0)
+    st = SelfTrainer(**params).fit(X, y_semi)
+    assert st.consistency_epochs_ == 20 and st.n_iter_ == 0
+    teacher = [h for h in st.history_ if h["phase"] == "teacher"]
+    assert len(teacher) == 20 and all("mask_rate" in h for h in teacher)
+    y_fewer = y_semi.copy()
+    y_fewer[labeled[0]] = -1  # class 0 now has 49 labels
+    st = SelfTrainer(**params).fit(X, y_fewer)
+    assert st.consistency_epochs_ == 0 and not any("mask_rate" in h for h in st.history_)
+    assert st.n_iter_ >= 1 and any(h["phase"] == "student" for h in st.history_)
+    # explicit values win over the rule; relabel mode never uses it
+    assert SelfTrainer(consistency_epochs=2, max_iter=1, **params).fit(X, y_fewer).consistency_epochs_ == 2
+    assert SelfTrainer(consistency_epochs=0, max_iter=0, **params).fit(X, y_semi).consistency_epochs_ == 0
+    noisy = make_noisy_labels(y, 0.2, random_state=0)
+    assert SelfTrainer(relabel=True, max_iter=1, max_teacher_epochs=2, **params).fit(X, noisy).consistency_epochs_ == 0
 
 
 def test_relabel_mode_and_estimators_do_not_use_consistency(semi):

@@ -8,6 +8,18 @@ from ._common import common_options, run_task
 from ._pretrain import pretrain_option
 
 
+def _count_or_auto(value: str | None) -> int | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        count = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor a whole number >= 0") from None
+    if count < 0:
+        raise click.BadParameter(f"{count} is below 0")
+    return count
+
+
 @click.command(
     "selftrain",
     epilog="""\b
@@ -25,21 +37,27 @@ Examples:
     default=None,
     help="Minimum teacher confidence for a row to get a pseudo-label [default: 0].",
 )
-@click.option("--max-iter", type=click.IntRange(min=0), default=None, help="Teacher-student rounds [default: 5].")
+@click.option(
+    "--max-iter",
+    callback=lambda ctx, param, value: _count_or_auto(value),
+    default=None,
+    help="Teacher-student rounds, or 'auto': none after a consistency-trained teacher, else 5 [default: auto].",
+)
 @click.option(
     "--consistency-epochs",
-    type=click.IntRange(min=0),
+    callback=lambda ctx, param, value: _count_or_auto(value),
     default=None,
     help="Passes of consistency training (FixMatch-style) of the first teacher over the unlabeled rows; "
-    "0 trains it on the labeled rows alone [default: 0].",
+    "0 trains it on the labeled rows alone; 'auto': 20 when every class has 50 labeled rows or more, "
+    "else 0 [default: auto].",
 )
 @pretrain_option
 @common_options
 def command(
     relabel: bool,
     threshold: float | None,
-    max_iter: int | None,
-    consistency_epochs: int | None,
+    max_iter: int | str | None,
+    consistency_epochs: int | str | None,
     pretrain: str,
     **options,
 ) -> None:
