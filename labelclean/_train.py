@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -166,12 +167,14 @@ def train_epoch(
     device: torch.device,
     augment=None,
     rows: torch.Tensor | None = None,
+    after_step=None,
 ) -> dict[str, float]:
     """One pass over ``X`` (or over ``rows`` of it) in shuffled mini-batches.
 
     ``loss_fn(logits_per_net, targets_batch)`` returns the scalar loss to minimise and a
     dict of statistics; the statistics are averaged over batches (weighted by batch size).
-    ``augment(x, generator)`` may transform each input batch (training noise).
+    ``augment(x, generator)`` may transform each input batch (training noise);
+    ``after_step()`` runs after every optimizer step (e.g. a moving average of the weights).
     """
     for net in nets:
         net.train()
@@ -190,6 +193,8 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         b = len(idx)
         seen += b
         loss_sum += loss.detach() * b  # summed on the device: no host sync per batch
@@ -198,6 +203,23 @@ def train_epoch(
     loss = float(loss_sum) / max(seen, 1)
     check_finite_loss(loss, optimizer)
     return {"loss": loss, **{k: v / max(seen, 1) for k, v in totals.items()}}
+
+
+def ema_update(average: torch.Tensor, current: torch.Tensor, n_averaged: torch.Tensor, *, decay: float):
+    """Exponential moving average step with a warm-up: weight ``min(decay, (1 + n) / (10 + n))`` on the average.
+
+    The ``avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`, after ``n`` earlier updates.
+    """
+    n = float(n_averaged)
+    w = min(decay, (1.0 + n) / (10.0 + n))
+    return w * average + (1.0 - w) * current
+
+
+def moving_averages(nets, decay: float) -> list[torch.nn.Module]:
+    """One :class:`~torch.optim.swa_utils.AveragedModel` per network: an exponential moving average of its
+    weights and batch-norm statistics (:func:`ema_update`), to be updated after each optimizer step."""
+    avg_fn = functools.partial(ema_update, decay=float(decay))
+    return [torch.optim.swa_utils.AveragedModel(net, avg_fn=avg_fn, use_buffers=True) for net in nets]
 
 
 def check_finite_loss(loss: float, optimizer: torch.optim.Optimizer) -> None:

@@ -19,6 +19,7 @@ from ._train import (
     affine_warp,
     forget_rate_schedule,
     lr_factor,
+    moving_averages,
     predict_proba_nets,
     random_shift,
     set_lr,
@@ -297,6 +298,11 @@ class CoTeachingFilter(LabelEstimatorBase):
         noise, 4 seeds × 2 noise kinds) it was 0.9 points worse on average (95.61 % vs
         96.53 %): the networks' probabilities on rows they trained on are overconfident
         there, so it is not the default.
+    ema_decay : float in [0, 1), default=0.0
+        When positive, each network's weights (and batch-norm statistics) are also kept as an
+        exponential moving average with this decay, updated after every step (warm-up as in
+        :func:`~labelclean._train.ema_update`); the averages label the refinement stage and
+        are the final ``networks_``. ``0``: the trained networks themselves.
     batch_size : int or "auto", default="auto"
         Rows per step. ``"auto"`` is 128 for images and for ``module``; the default MLP
         (2-D rows) trains on the largest of 128, 256 and 512 rows that still leaves 25
@@ -382,6 +388,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "pseudo_weight": [Interval(Real, 0.0, None, closed="left")],
         "pseudo_threshold": [Interval(Real, 0.0, 1.0, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 2, None, closed="left")],
+        "ema_decay": [Interval(Real, 0.0, 1.0, closed="left")],
     }
 
     def __init__(
@@ -397,6 +404,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         max_epochs: int = 10,
         refine_epochs: int = 5,
         refine_labels: str = "consensus",
+        ema_decay: float = 0.0,
         batch_size: int | str = "auto",
         lr: float = 1e-3,
         weight_decay: float = 0.0,
@@ -420,6 +428,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.max_epochs = max_epochs
         self.refine_epochs = refine_epochs
         self.refine_labels = refine_labels
+        self.ema_decay = ema_decay
         self.batch_size = batch_size
         self.lr = lr
         self.weight_decay = weight_decay
@@ -503,8 +512,11 @@ class CoTeachingFilter(LabelEstimatorBase):
             )
         return best
 
-    def _epoch(self, phase: str, epoch: int, nets, optimizer, X, targets, loss_fn, *, lr: float, gen, **info) -> None:
-        """Train one epoch at learning rate ``lr`` and record it in ``history_``."""
+    def _epoch(
+        self, phase: str, epoch: int, nets, optimizer, X, targets, loss_fn, *, lr: float, gen, averages=None, **info
+    ) -> None:
+        """Train one epoch at learning rate ``lr`` (updating the moving ``averages`` of ``nets`` after every step)
+        and record it in ``history_``."""
         t0 = time.perf_counter()
         set_lr(optimizer, lr)
         stats = train_epoch(
@@ -517,13 +529,15 @@ class CoTeachingFilter(LabelEstimatorBase):
             generator=gen,
             device=self.device_,
             augment=self._augmenter(),
+            after_step=None if not averages else lambda: [a.update_parameters(n) for a, n in zip(averages, nets)],
         )
         self.history_.append({"phase": phase, "epoch": epoch, **info, **stats, "seconds": time.perf_counter() - t0})
         if self.verbose:
             print(f"[CoTeachingFilter] {phase} epoch {epoch + 1}: {self.history_[-1]}")
 
-    def _refine(self, nets, optimizer, X, y_enc, proba, gen) -> np.ndarray:
-        """Second stage: train on every row with consensus-corrected labels; return the new consensus."""
+    def _refine(self, nets, optimizer, X, y_enc, proba, gen, averages=None) -> np.ndarray:
+        """Second stage: train on every row with consensus-corrected labels; return the new consensus (of the
+        moving ``averages`` of the networks where given)."""
         targets, rate = REFINE_LABELS[self.refine_labels](proba, y_enc)
         loss_fn = lambda logits, yb: coteaching_loss(  # noqa: E731
             logits[0], logits[1], yb, rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
@@ -541,10 +555,11 @@ class CoTeachingFilter(LabelEstimatorBase):
                 loss_fn,
                 lr=lr,
                 gen=gen,
+                averages=averages,
                 forget_rate=rate,
                 relabeled=relabeled,
             )
-        return predict_proba_nets(nets, X, self.device_, out=proba)  # overwrites proba: no second matrix
+        return predict_proba_nets(averages or nets, X, self.device_, out=proba)  # overwrites proba: no second matrix
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> CoTeachingFilter:
@@ -577,6 +592,7 @@ class CoTeachingFilter(LabelEstimatorBase):
             nets = [self._new_net(len(self.classes_)) for _ in range(2)]
             params = [p for net in nets for p in net.parameters()]
             optimizer = adam(params, self.lr_, self.weight_decay)
+            averages = moving_averages(nets, self.ema_decay) if self.ema_decay > 0 else None
             for epoch in range(self.max_epochs):
                 rate = forget_rate_schedule(epoch, tau, self.num_gradual)
                 self._epoch(
@@ -589,12 +605,13 @@ class CoTeachingFilter(LabelEstimatorBase):
                     self._loss_fn(rate, epoch),
                     lr=self.lr_ * lr_factor(epoch, self.max_epochs),
                     gen=gen,
+                    averages=averages,
                     forget_rate=rate,
                 )
-            proba = predict_proba_nets(nets, Xt, self.device_)
+            proba = predict_proba_nets(averages or nets, Xt, self.device_)
             if self.refine_epochs:
-                proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen)
-        self.networks_ = nets
+                proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen, averages)
+        self.networks_ = [a.module for a in averages] if averages else nets
         self.noise_rate_ = float(tau)
         self._set_contract(y_raw, y_enc, proba, np.argmax(proba, axis=1) == y_enc)
         return self

@@ -299,6 +299,20 @@ def test_determinism_without_touching_global_rng(blobs10):
     assert not np.array_equal(a.predict_proba(X_test), c.predict_proba(X_test))
 
 
+def test_moving_average_of_the_weights_labels_and_predicts(blobs10):
+    # ema_decay > 0: the final networks are the moving averages, not the trained networks, and they still learn
+    X, y_true, y_noisy, X_test, y_test = blobs10
+    params = dict(max_epochs=4, refine_epochs=2, random_state=0)
+    plain = CoTeachingFilter(**params).fit(X, y_noisy)
+    a = CoTeachingFilter(ema_decay=0.99, **params).fit(X, y_noisy)
+    b = CoTeachingFilter(ema_decay=0.99, **params).fit(X, y_noisy)
+    np.testing.assert_array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+    assert not np.array_equal(a.predict_proba(X_test), plain.predict_proba(X_test))
+    assert a.score(X_test, y_test) >= plain.score(X_test, y_test) - 0.03
+    assert detection_scores(a.clean_mask_, y_noisy, y_true)["f1"] >= 0.9
+    assert len(a.networks_) == 2 and all(isinstance(net, torch.nn.Module) for net in a.networks_)
+
+
 # ----------------------------------------------------------------- scikit-learn
 
 
@@ -399,6 +413,7 @@ def test_fit_records_the_batch_size_and_lr_it_used():
         (np.zeros((10, 3)), [0, 1] * 5, {"method": "mentornet"}, ValueError, "method"),
         (np.zeros((10, 3)), [0, 1] * 5, {"batch_size": "large"}, ValueError, "batch_size"),
         (np.zeros((10, 3)), [0, 1] * 5, {"batch_size": 1}, ValueError, "batch_size"),
+        (np.zeros((10, 3)), [0, 1] * 5, {"ema_decay": 1.0}, ValueError, "ema_decay"),
         (np.zeros((10, 3)), [0, "a"] * 5, {}, TypeError, "mixes label types"),
         (np.zeros((10, 3)), np.linspace(0, 1, 10), {}, ValueError, "Unknown label type"),
     ],

@@ -14,13 +14,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
+from labelclean._train import ema_update
 from labelclean.coteaching import CoTeachingFilter
 from labelclean.noise import make_noisy_labels
 from labelclean.self_training import (
     SelfTrainer,
     balance_rows,
     consistency_epoch,
-    ema_update,
     fold_ids,
     labeled_repeats,
     select_pseudo_rows,
@@ -330,7 +330,14 @@ def test_relabel_mode_and_estimators_do_not_use_consistency(semi):
 
 @pytest.mark.parametrize(
     "params",
-    [{"consistency_epochs": -1}, {"consistency_threshold": 1.0}, {"consistency_align": "yes"}, {"max_iter": "x"}],
+    [
+        {"consistency_epochs": -1},
+        {"consistency_epochs": "always"},
+        {"consistency_threshold": 1.0},
+        {"consistency_align": "yes"},
+        {"consistency_ema": 1.0},
+        {"max_iter": "x"},
+    ],
 )
 def test_bad_consistency_parameters_are_errors(semi, params):
     X, _, y_semi = semi
