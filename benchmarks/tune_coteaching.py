@@ -28,6 +28,7 @@ CONFIGS = {
     "ema999": dict(ema_decay=0.999),
     "ema9995": dict(ema_decay=0.9995),
     "refine8": dict(refine_epochs=8),
+    "refine10": dict(refine_epochs=10),
 }
 NAMES = {
     "sym20": ("symmetric", 0.2),

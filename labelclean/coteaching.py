@@ -302,7 +302,10 @@ class CoTeachingFilter(LabelEstimatorBase):
         When positive, each network's weights (and batch-norm statistics) are also kept as an
         exponential moving average with this decay, updated after every step (warm-up as in
         :func:`~labelclean._train.ema_update`); the averages label the refinement stage and
-        are the final ``networks_``. ``0``: the trained networks themselves.
+        are the final ``networks_``. ``0``: the trained networks themselves. On MNIST
+        validation rows at 50 % symmetric noise (fit on 50,000 training images, scored on the
+        other 10,000, one thread) ``0.999`` measured 98.75 / 98.64 % against 98.75 / 98.56 %
+        (seeds 0, 1): within the seed-to-seed spread, so it is not the default.
     batch_size : int or "auto", default="auto"
         Rows per step. ``"auto"`` is 128 for images and for ``module``; the default MLP
         (2-D rows) trains on the largest of 128, 256 and 512 rows that still leaves 25

@@ -334,7 +334,10 @@ class SelfTrainer(LabelEstimatorBase):
         (seeds 0–2) against 98.44 / 98.36 / 97.94 % for the labeled-only teacher and five
         students, and 98.71 / 98.70 % against 97.81 / 97.96 % with 500 labels (seeds 0, 1);
         with 100 labels (10 a class) the network's own confident mistakes took over (86.40 %
-        on seed 1 against 95.61 %; 28.28 % without the moving average).
+        on seed 1 against 95.61 %; 28.28 % without the moving average). On vector rows (the
+        default MLP) it gained too: 94.18 % vs 91.86 % on MNIST pixels with 100 labels a class,
+        71.72 % vs 67.19 % and 80.07 % vs 76.31 % on ``make_classification`` rows with 50 and
+        100 (``benchmarks/consistency_vectors.py``).
     consistency_threshold : float in [0, 1), default=0.95
         Confidence the teacher's prediction on the weak view needs to become a target.
     consistency_align : bool, default=False
