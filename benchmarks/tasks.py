@@ -63,6 +63,7 @@ REVIEWED_CT_PARAMS = frozenset(
         "n_jobs",
         "pseudo_threshold",  # only acts through pseudo_weight, which plain training sets to 0
         "refine_labels",  # only acts through refine_epochs, which plain training sets to 0
+        "ema_decay",  # off by default; plain training keeps the default
         *PLAIN_PARAMS_IF_PRESENT,
     }
 )

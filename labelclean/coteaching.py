@@ -202,6 +202,9 @@ AUTO_BATCH_BASE = 128
 AUTO_BATCH_MLP_MAX = 512
 #: Fewest optimizer steps per epoch an ``"auto"`` batch size leaves.
 AUTO_BATCH_MIN_STEPS = 25
+#: ``refine_epochs="auto"``: refinement epochs for images and for vector rows.
+AUTO_REFINE_EPOCHS_IMAGES = 10
+AUTO_REFINE_EPOCHS = 5
 
 
 def auto_batch_size(
@@ -283,11 +286,19 @@ class CoTeachingFilter(LabelEstimatorBase):
         Peer confidence a dropped row needs to get a pseudo-label.
     max_epochs : int, default=10
         Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
-    refine_epochs : int, default=5
+    refine_epochs : int or "auto", default="auto"
         Epochs of a second stage that also learns from the rows Co-teaching dropped: every
         row gets a corrected label (see ``refine_labels``) and both networks keep training on
-        all rows with a small forget rate, the share of those labels expected to be wrong.
-        ``0`` turns it off (plain Co-teaching).
+        all rows with a small forget rate, the share of those labels expected to be wrong,
+        at a learning rate falling linearly from ``R / (R + 1)`` to ``1 / (R + 1)`` of ``lr``
+        over its ``R`` epochs. ``0`` turns it off (plain Co-teaching). ``"auto"``: 10 for
+        images, 5 for vector rows (``refine_epochs_``). On MNIST validation rows (fit on
+        50,000 training images, scored on the other 10,000, one thread, default CNN) 10
+        measured 98.77 / 98.76 % against 98.75 / 98.56 % for 5 at 50 % symmetric noise
+        (seeds 0, 1), 99.17 vs 98.97 % at 20 %, 93.05 vs 92.86 % at 80 % and 96.98 vs
+        97.04 % at 45 % pair noise (seed 0), for a quarter more time; with the default MLP
+        on the flattened pixels (50 % noise, two threads) 95.39 / 95.36 % against
+        95.40 / 95.34 %, for a fifth more time, so vector rows keep 5.
     refine_labels : {"consensus", "posterior"}, default="consensus"
         The refinement stage's labels. ``"consensus"``: the networks' consensus label
         (:func:`consensus_targets`). ``"posterior"``: the most likely true label given both
@@ -358,10 +369,12 @@ class CoTeachingFilter(LabelEstimatorBase):
         Rows per step used (``batch_size`` resolved).
     lr_ : float
         Learning rate used (``lr``, scaled with an ``"auto"`` batch size).
+    refine_epochs_ : int
+        Refinement epochs used (``refine_epochs`` resolved).
     history_ : list of dict
         One entry per epoch: phase, loss, forget rate, kept fraction, seconds.
     networks_ : list of torch.nn.Module
-        The two trained networks.
+        The two trained networks (their moving averages with ``ema_decay > 0``).
     n_features_in_ : int
 
     Examples
@@ -385,7 +398,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "num_gradual": [Interval(Integral, 0, None, closed="left")],
         "co_lambda": [Interval(Real, 0.0, 1.0, closed="both")],
         "augment": [StrOptions({"auto", "none", "shift", "affine"})],
-        "refine_epochs": [Interval(Integral, 0, None, closed="left")],
+        "refine_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "refine_labels": [StrOptions(set(REFINE_LABELS))],
         "per_class": ["boolean"],
         "pseudo_weight": [Interval(Real, 0.0, None, closed="left")],
@@ -405,7 +418,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         pseudo_weight: float = 1.0,
         pseudo_threshold: float = 0.95,
         max_epochs: int = 10,
-        refine_epochs: int = 5,
+        refine_epochs: int | str = "auto",
         refine_labels: str = "consensus",
         ema_decay: float = 0.0,
         batch_size: int | str = "auto",
@@ -546,8 +559,9 @@ class CoTeachingFilter(LabelEstimatorBase):
             logits[0], logits[1], yb, rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
         )
         relabeled = float(np.mean(targets != y_enc))
-        for epoch in range(self.refine_epochs):
-            lr = self.lr_ * (self.refine_epochs - epoch) / (self.refine_epochs + 1)
+        epochs = self.refine_epochs_
+        for epoch in range(epochs):
+            lr = self.lr_ * (epochs - epoch) / (epochs + 1)
             self._epoch(
                 "refine",
                 epoch,
@@ -585,6 +599,9 @@ class CoTeachingFilter(LabelEstimatorBase):
         yt = torch.from_numpy(y_enc)
         mlp = self.module is None and len(self.input_shape_) == 1
         self.batch_size_, self.lr_ = resolve_batch(self.batch_size, self.lr, Xt.shape[0], mlp=mlp)
+        self.refine_epochs_ = self.refine_epochs
+        if self.refine_epochs == "auto":  # chosen on MNIST validation rows: see the docstring
+            self.refine_epochs_ = AUTO_REFINE_EPOCHS_IMAGES if len(self.input_shape_) == 3 else AUTO_REFINE_EPOCHS
         self.history_ = []
         gen = self._generator()
         with self._seeded():
@@ -612,7 +629,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                     forget_rate=rate,
                 )
             proba = predict_proba_nets(averages or nets, Xt, self.device_)
-            if self.refine_epochs:
+            if self.refine_epochs_:
                 proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen, averages)
         self.networks_ = [a.module for a in averages] if averages else nets
         self.noise_rate_ = float(tau)

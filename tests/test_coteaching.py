@@ -299,6 +299,18 @@ def test_determinism_without_touching_global_rng(blobs10):
     assert not np.array_equal(a.predict_proba(X_test), c.predict_proba(X_test))
 
 
+def test_refine_epochs_auto_is_ten_for_images_and_five_for_vectors(blobs10, images4):
+    X, _, y_noisy, _, _ = blobs10
+    images, _, y_img, _, _ = images4
+    quick = dict(max_epochs=1, forget_rate=0.2, random_state=0)
+    for data, labels, expected in [(X[:400], y_noisy[:400], 5), (images[:400], y_img[:400], 10)]:
+        f = CoTeachingFilter(**quick).fit(data, labels)
+        assert f.refine_epochs_ == expected
+        assert sum(h["phase"] == "refine" for h in f.history_) == expected
+    f = CoTeachingFilter(refine_epochs=2, **quick).fit(images[:400], y_img[:400])  # a number wins
+    assert f.refine_epochs_ == 2 and sum(h["phase"] == "refine" for h in f.history_) == 2
+
+
 def test_moving_average_of_the_weights_labels_and_predicts(blobs10):
     # ema_decay > 0: the final networks are the moving averages, not the trained networks, and they still learn
     X, y_true, y_noisy, X_test, y_test = blobs10
@@ -414,6 +426,7 @@ def test_fit_records_the_batch_size_and_lr_it_used():
         (np.zeros((10, 3)), [0, 1] * 5, {"batch_size": "large"}, ValueError, "batch_size"),
         (np.zeros((10, 3)), [0, 1] * 5, {"batch_size": 1}, ValueError, "batch_size"),
         (np.zeros((10, 3)), [0, 1] * 5, {"ema_decay": 1.0}, ValueError, "ema_decay"),
+        (np.zeros((10, 3)), [0, 1] * 5, {"refine_epochs": "long"}, ValueError, "refine_epochs"),
         (np.zeros((10, 3)), [0, "a"] * 5, {}, TypeError, "mixes label types"),
         (np.zeros((10, 3)), np.linspace(0, 1, 10), {}, ValueError, "Unknown label type"),
     ],
