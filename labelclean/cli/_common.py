@@ -33,6 +33,22 @@ def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str
     return value
 
 
+def auto_or_number(
+    value: str | None, convert: Callable[[str], Any], valid: Callable[[Any], bool], *, expected: str, outside: str
+) -> Any:
+    """An option that takes ``"auto"`` or a number: ``"auto"`` (and ``None``, not given) as it is, else
+    ``convert(value)``, which ``valid`` must accept; a clear usage error otherwise."""
+    if value is None or value == "auto":
+        return value
+    try:
+        number = convert(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither 'auto' nor {expected}") from None
+    if not valid(number):
+        raise click.BadParameter(f"{number} is {outside}")
+    return number
+
+
 def _check_n_jobs(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
     if value == 0:
         raise click.BadParameter("0 is not a thread count; use a positive number or -1 for all cores")

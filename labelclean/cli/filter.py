@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ._common import common_options, run_task
+from ._common import auto_or_number, common_options, run_task
 from ._pretrain import pretrain_option
 
 
 def _noise_rate(value: str | None) -> float | str | None:
-    if value is None or value == "auto":
-        return value
-    try:
-        rate = float(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither 'auto' nor a number in [0, 1)") from None
-    if not 0.0 <= rate < 1.0:
-        raise click.BadParameter(f"{rate} is outside [0, 1)")
-    return rate
+    return auto_or_number(
+        value, float, lambda r: 0.0 <= r < 1.0, expected="a number in [0, 1)", outside="outside [0, 1)"
+    )
 
 
 @click.command(

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ._common import common_options, run_task
+from ._common import auto_or_number, common_options, run_task
 from ._pretrain import pretrain_option
 
 
 def _count_or_auto(value: str | None) -> int | str | None:
-    if value is None or value == "auto":
-        return value
-    try:
-        count = int(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is neither 'auto' nor a whole number >= 0") from None
-    if count < 0:
-        raise click.BadParameter(f"{count} is below 0")
-    return count
+    return auto_or_number(value, int, lambda n: n >= 0, expected="a whole number >= 0", outside="below 0")
 
 
 @click.command(
