@@ -209,9 +209,14 @@ def ema_update(average: torch.Tensor, current: torch.Tensor, n_averaged: torch.T
     """Exponential moving average step with a warm-up: weight ``min(decay, (1 + n) / (10 + n))`` on the average.
 
     The ``avg_fn`` of :class:`torch.optim.swa_utils.AveragedModel`, after ``n`` earlier updates.
+    On an accelerator the weight stays a tensor there: reading ``n`` on the host would wait for
+    the device at every step.
     """
-    n = float(n_averaged)
-    w = min(decay, (1.0 + n) / (10.0 + n))
+    if n_averaged.device.type == "cpu":
+        n = float(n_averaged)
+        w = min(decay, (1.0 + n) / (10.0 + n))
+    else:
+        w = torch.clamp((1.0 + n_averaged) / (10.0 + n_averaged), max=decay)
     return w * average + (1.0 - w) * current
 
 
@@ -220,6 +225,12 @@ def moving_averages(nets, decay: float) -> list[torch.nn.Module]:
     weights and batch-norm statistics (:func:`ema_update`), to be updated after each optimizer step."""
     avg_fn = functools.partial(ema_update, decay=float(decay))
     return [torch.optim.swa_utils.AveragedModel(net, avg_fn=avg_fn, use_buffers=True) for net in nets]
+
+
+def update_averages(averages, nets) -> None:
+    """One moving-average step: each of ``averages`` (:func:`moving_averages`) takes in its network."""
+    for average, net in zip(averages, nets, strict=True):
+        average.update_parameters(net)
 
 
 def check_finite_loss(loss: float, optimizer: torch.optim.Optimizer) -> None:

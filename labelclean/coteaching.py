@@ -24,6 +24,7 @@ from ._train import (
     random_shift,
     set_lr,
     train_epoch,
+    update_averages,
 )
 
 # ---------------------------------------------------------------------------
@@ -545,7 +546,7 @@ class CoTeachingFilter(LabelEstimatorBase):
             generator=gen,
             device=self.device_,
             augment=self._augmenter(),
-            after_step=None if not averages else lambda: [a.update_parameters(n) for a, n in zip(averages, nets)],
+            after_step=None if not averages else functools.partial(update_averages, averages, nets),
         )
         self.history_.append({"phase": phase, "epoch": epoch, **info, **stats, "seconds": time.perf_counter() - t0})
         if self.verbose:
