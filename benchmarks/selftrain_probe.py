@@ -50,10 +50,12 @@ for the fit (validation accuracy, seconds, teacher epochs). The test set is neve
 ``fixmatch`` (``--value``: epochs over the unlabeled rows)
     ``SelfTrainer(consistency_epochs=value)``: the first teacher is trained FixMatch-style (Sohn et
     al., 2020) instead of on the labeled rows alone: each step takes 32 labeled rows (random
-    warps, their labels) and 128 unlabeled ones; the network's own prediction on an unlabeled
-    image shifted by up to 2 px (eval mode, no gradient) is the target of the same image under a
-    random warp wherever it is at least 0.95 confident. Scored after every pass; ``--set
-    max_iter=0`` keeps it as the final model, otherwise the Noisy Student rounds follow from it.
+    warps, their labels) and 128 unlabeled ones; the prediction of the moving average of the
+    weights (``consistency_ema``, 0.999; ``--set consistency_ema=0``: the network's own, as in
+    round 7) on an unlabeled image shifted by up to 2 px (eval mode, no gradient) is the target of
+    the same image under a random warp wherever it is at least 0.95 confident. Scored after every
+    pass (``val``; ``val_ema``: the moving average); the averaged network is the final model, with
+    no students unless ``--set max_iter=N``.
 ``fixmatch_da`` (``--value``: epochs)
     ``fixmatch`` with distribution alignment (``consistency_align=True``; Berthelot et al.,
     ReMixMatch, ICLR 2020): each weak-view prediction is multiplied by the labeled rows' class

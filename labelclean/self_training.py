@@ -331,8 +331,8 @@ class SelfTrainer(LabelEstimatorBase):
         ``"auto"``: 20 passes when every class has at least 50 labeled rows, else 0. On MNIST
         validation rows (fit on 50,000 training images, scored on the other 10,000, one
         thread) 20 passes and no students measured 99.10 / 98.76 / 98.64 % with 1,000 labels
-        (seeds 0–2) against 98.44 / 98.36 / 97.94 % for the labeled-only teacher and five
-        students, and 98.71 / 98.70 % against 97.81 / 97.96 % with 500 labels (seeds 0, 1);
+        (seeds 0–2) against 98.44 / 98.36 (two threads) / 97.94 % for the labeled-only teacher
+        and five students, and 98.71 / 98.70 % against 97.81 / 97.96 % with 500 labels (seeds 0, 1);
         with 100 labels (10 a class) the network's own confident mistakes took over (86.40 %
         on seed 1 against 95.61 %; 28.28 % without the moving average). On vector rows (the
         default MLP) it gained too: 94.18 % vs 91.86 % on MNIST pixels with 100 labels a class,
