@@ -14,10 +14,11 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
 from ._compat import Interval, _safe_indexing, validate_data
 from ._data import input_stats, reshape_input
+from ._tabular import TablePlan, needs_plan
 from ._nets import build_network
 from ._train import local_torch_seed, predict_proba_nets, resolve_device, torch_threads
 
@@ -135,6 +136,11 @@ class TorchEstimatorMixin:
                 f"Complex data not supported: X holds complex numbers (dtype {X.dtype}); labelclean needs real "
                 "features. Pass np.abs(X), or the real and imaginary parts as separate columns."
             )
+        if reset:
+            self.table_plan_ = TablePlan.fit(X).to_dict() if needs_plan(X) else None
+        plan = getattr(self, "table_plan_", None)
+        if plan is not None:
+            return self._validate_table(X, y, TablePlan.from_dict(plan), reset=reset)
         kwargs = dict(allow_nd=True, dtype=np.float32, ensure_min_samples=1)
         try:
             if y is None:
@@ -160,6 +166,28 @@ class TorchEstimatorMixin:
                 f"{self.input_shape_}; pass data shaped like the training data."
             )
         return Xr, yv
+
+    def _validate_table(self, X: Any, y: Any, plan: TablePlan, *, reset: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """A table with text, categorical or missing values: feature names checked, then the networks' view."""
+        if y is None:
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            yv = None
+        else:
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            yv = column_or_1d(y, warn=True)
+            check_consistent_length(X, yv)
+        if len(X) < 1:
+            raise ValueError("Found array with 0 sample(s) (shape=(0, ...)) while a minimum of 1 is required.")
+        return plan.dense(X), yv
+
+    def _tree_view(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` as gradient-boosted trees take it: numbers with NaN for missing values, and the categorical mask."""
+        plan = getattr(self, "table_plan_", None)
+        if plan is None:
+            Xv, _ = self._validate_X(X, reset=False)
+            return Xv.reshape(len(Xv), -1), np.zeros(int(np.prod(Xv.shape[1:])), dtype=bool)
+        plan = TablePlan.from_dict(plan)
+        return plan.codes(X), plan.categorical
 
     @staticmethod
     def _check_label_types(y: Any) -> None:

@@ -13,7 +13,11 @@ import torch
 import torch.nn.functional as F
 
 from ._base import LabelEstimatorBase
-from ._compat import Interval, StrOptions, _fit_context
+from ._compat import HasMethods, Interval, StrOptions, _fit_context
+from sklearn.utils.validation import check_is_fitted
+
+from ._crossfit import Backbone, aligned_proba, cross_fit_proba, fit_model, stratified_folds
+from .detection import calibrate, detect, flag_by_class_noise
 from ._train import (
     adam,
     affine_warp,
@@ -206,6 +210,29 @@ AUTO_BATCH_MIN_STEPS = 25
 #: ``refine_epochs="auto"``: refinement epochs for images and for vector rows.
 AUTO_REFINE_EPOCHS_IMAGES = 10
 AUTO_REFINE_EPOCHS = 5
+#: ``estimator="auto"``: 2-D rows of at most this many columns are a table (cross-fitted trees and a
+#: linear model); wider rows (embeddings, pixels) and images get the networks.
+AUTO_TABLE_MAX_COLUMNS = 128
+
+
+def default_table_backbones(categorical: np.ndarray, seed: int) -> list[Backbone]:
+    """The tabular backbones: gradient-boosted trees on the native columns and a logistic regression.
+
+    scikit-learn's ``HistGradientBoostingClassifier`` takes the categorical columns as
+    categories and missing values as they are; the logistic regression takes the one-hot,
+    imputed and standardized view. Their averaged probabilities are the evidence: two
+    learners that fail in different places, as Co-teaching's two networks do.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    trees = HistGradientBoostingClassifier(
+        categorical_features=categorical if categorical.any() else None, random_state=seed
+    )
+    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return [Backbone(trees, "codes"), Backbone(linear, "dense")]
 
 
 def auto_batch_size(
@@ -406,11 +433,17 @@ class CoTeachingFilter(LabelEstimatorBase):
         "pseudo_threshold": [Interval(Real, 0.0, 1.0, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(Integral, 2, None, closed="left")],
         "ema_decay": [Interval(Real, 0.0, 1.0, closed="left")],
+        "estimator": [StrOptions({"auto", "network"}), HasMethods(["fit", "predict_proba"])],
+        "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "relabel_threshold": [Interval(Real, 0.0, 1.0, closed="both")],
     }
 
     def __init__(
         self,
         *,
+        estimator: Any = "auto",
+        n_folds: int = 5,
+        relabel_threshold: float = 0.9,
         method: str = "coteaching",
         forget_rate: float | str = "auto",
         num_gradual: int = 5,
@@ -435,6 +468,9 @@ class CoTeachingFilter(LabelEstimatorBase):
         verbose: int = 0,
         n_jobs: int | None = None,
     ) -> None:
+        self.estimator = estimator
+        self.n_folds = n_folds
+        self.relabel_threshold = relabel_threshold
         self.method = method
         self.forget_rate = forget_rate
         self.num_gradual = num_gradual
@@ -579,6 +615,97 @@ class CoTeachingFilter(LabelEstimatorBase):
             )
         return predict_proba_nets(averages or nets, X, self.device_, out=proba)  # overwrites proba: no second matrix
 
+    # -- the cross-fitted path (scikit-learn backbones) ------------------
+    def _backbone_kind(self) -> str:
+        """``"network"``, ``"table"`` (the default tabular backbones) or ``"estimator"`` (the user's)."""
+        if not isinstance(self.estimator, str):
+            return "estimator"
+        if self.estimator == "network" or self.module is not None or len(self.input_shape_) != 1:
+            return "network"
+        columns = self.n_features_in_
+        return "table" if columns <= AUTO_TABLE_MAX_COLUMNS else "network"
+
+    def _backbones(self) -> list[Backbone]:
+        if self.backbone_ == "estimator":
+            return [Backbone(self.estimator, "dense")]
+        return default_table_backbones(self._tree_view_mask, self._seed)
+
+    def _views(self, X: Any, Xt: torch.Tensor) -> dict[str, np.ndarray]:
+        views = {"dense": Xt.numpy().reshape(Xt.shape[0], -1)}
+        if self.backbone_ == "table":
+            views["codes"], self._tree_view_mask = self._tree_view(X)
+        return views
+
+    def _fit_cross_fitted(self, X: Any, Xt: torch.Tensor, y_enc: np.ndarray) -> CoTeachingFilter:
+        """Two rounds of cross-fitting, then the detection rule; the final models learn the trusted rows.
+
+        Round 1: each fold's rows are predicted by models fitted on the other folds. Round 2:
+        the same, but each fold's models learn only the rows round 1 trusts in the other
+        folds (pruned per class by the estimated class noise, so that the selection follows
+        the estimated true class balance). The evidence is the average of both rounds,
+        calibrated to the given labels.
+        """
+        k = len(self.classes_)
+        views = self._views(X, Xt)
+        backbones = self._backbones()
+        folds = stratified_folds(y_enc, self.n_folds, self._seed)
+        t0 = time.perf_counter()
+        first = cross_fit_proba(backbones, views, y_enc, folds, k)
+        if self.forget_rate == "auto":
+            class_noise = detect(y_enc, first, relabel_threshold=1.0).class_noise
+        else:
+            class_noise = np.full(k, float(self.forget_rate))
+        trusted = ~flag_by_class_noise(y_enc, first, class_noise)
+        self.history_.append({"phase": "crossfit", "round": 1, "seconds": time.perf_counter() - t0})
+        t0 = time.perf_counter()
+        second = cross_fit_proba(backbones, views, y_enc, folds, k, trusted=trusted)
+        self.history_.append(
+            {"phase": "crossfit", "round": 2, "trusted": float(trusted.mean()), "seconds": time.perf_counter() - t0}
+        )
+        proba, self.temperature_ = calibrate((first + second) / 2.0, y_enc)
+        verdict = detect(y_enc, proba, relabel_threshold=self.relabel_threshold, calibrated=True)
+        t0 = time.perf_counter()
+        keep = np.flatnonzero(verdict.clean)
+        if len(np.unique(y_enc[keep])) < 2:
+            keep = np.arange(len(y_enc))
+        self.estimators_ = [fit_model(b.model, views[b.view], y_enc, keep) for b in backbones]
+        self.history_.append({"phase": "final", "rows": len(keep), "seconds": time.perf_counter() - t0})
+        self.networks_ = []
+        self.noise_rate_ = verdict.noise_rate
+        self.class_noise_ = verdict.class_noise
+        self.batch_size_, self.lr_, self.refine_epochs_ = None, None, 0
+        self._set_verdict(verdict, proba)
+        return self
+
+    def _set_verdict(self, verdict, proba: np.ndarray) -> None:
+        self.clean_mask_ = verdict.clean
+        self.pseudo_labels_ = self.classes_[verdict.pseudo]
+        self.label_quality_ = verdict.quality
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities: the average of the final networks, or of the final cross-fitted models.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or image array
+            Rows shaped like the training rows.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), float32
+        """
+        check_is_fitted(self, "networks_")
+        if not self.estimators_:
+            return super().predict_proba(X)
+        Xt, _ = self._validate_X(X, reset=False)
+        views = {"dense": Xt.reshape(len(Xt), -1)}
+        if self.backbone_ == "table":
+            views["codes"], _ = self._tree_view(X)
+        k = len(self.classes_)
+        backbones = self._backbones() if self.backbone_ == "estimator" else [Backbone(None, "codes"), Backbone(None, "dense")]
+        proba = sum(aligned_proba(m, views[b.view], k) for m, b in zip(self.estimators_, backbones))
+        return (proba / len(self.estimators_)).astype(np.float32)
+
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> CoTeachingFilter:
         """Train the two networks on ``X, y`` and fill the row contract.
@@ -597,13 +724,17 @@ class CoTeachingFilter(LabelEstimatorBase):
         y_enc = self._encode_labels(y_raw)
         if len(self.classes_) < 2:
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
+        self.history_ = []
+        self.backbone_ = self._backbone_kind()
+        if self.backbone_ != "network":
+            return self._fit_cross_fitted(X, Xt, y_enc)
+        self.estimators_ = []
         yt = torch.from_numpy(y_enc)
         mlp = self.module is None and len(self.input_shape_) == 1
         self.batch_size_, self.lr_ = resolve_batch(self.batch_size, self.lr, Xt.shape[0], mlp=mlp)
         self.refine_epochs_ = self.refine_epochs
         if self.refine_epochs == "auto":  # chosen on MNIST validation rows: see the docstring
             self.refine_epochs_ = AUTO_REFINE_EPOCHS_IMAGES if len(self.input_shape_) == 3 else AUTO_REFINE_EPOCHS
-        self.history_ = []
         gen = self._generator()
         with self._seeded():
             if self.forget_rate == "auto":

@@ -1,0 +1,111 @@
+"""Scikit-learn classifiers as backbones: stratified folds and cross-fitted out-of-fold probabilities.
+
+A row's out-of-fold probabilities come from models that never saw the row, so they cannot have
+memorised its label: the evidence the detection rule (:mod:`labelclean.detection`) needs. Fitting
+a fold's models only on the rows the previous round trusted lets the models of different folds
+select each other's training rows, the small-loss exchange of Co-teaching done across folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+
+@dataclass
+class Backbone:
+    """One scikit-learn classifier and the view of the features it takes (``"codes"`` or ``"dense"``)."""
+
+    model: Any
+    view: str
+
+
+def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
+    """Fold id ``0 .. n_folds-1`` for every row, each class spread evenly over the folds.
+
+    Within each class the rows are shuffled and dealt out in turn, so a class with fewer rows
+    than folds still has each of its rows in a different fold (and is absent from the others).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> folds = stratified_folds(np.array([0] * 10 + [1] * 5), 5, seed=0)
+    >>> np.bincount(folds[:10]).tolist(), np.bincount(folds[10:]).tolist()
+    ([2, 2, 2, 2, 2], [1, 1, 1, 1, 1])
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    order = order[np.argsort(y[order], kind="stable")]  # grouped by class, shuffled within
+    counts = np.bincount(y[order])
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(len(y)) - starts[y[order]]
+    offset = rng.integers(n_folds, size=len(counts))  # each class starts dealing at a random fold
+    folds = np.empty(len(y), dtype=np.int64)
+    folds[order] = (rank + offset[y[order]]) % n_folds
+    return folds
+
+
+def fit_model(model: Any, X: np.ndarray, y: np.ndarray, rows: np.ndarray, sample_weight: np.ndarray | None = None):
+    """A fitted clone of ``model`` on ``rows`` (with ``sample_weight`` where given)."""
+    fitted = clone(model)
+    if sample_weight is None:
+        return fitted.fit(X[rows], y[rows])
+    return fitted.fit(X[rows], y[rows], sample_weight=sample_weight[rows])
+
+
+def aligned_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:
+    """``model.predict_proba(X)`` as float32 ``(n, n_classes)`` columns ``0 .. n_classes-1`` (absent classes 0)."""
+    proba = np.asarray(model.predict_proba(X), dtype=np.float32)
+    classes = np.asarray(model.classes_, dtype=np.int64)
+    if len(classes) == n_classes and (classes == np.arange(n_classes)).all():
+        return proba
+    out = np.zeros((len(proba), n_classes), dtype=np.float32)
+    out[:, classes] = proba
+    return out
+
+
+def cross_fit_proba(
+    backbones: Sequence[Backbone],
+    views: dict[str, np.ndarray],
+    y: np.ndarray,
+    folds: np.ndarray,
+    n_classes: int,
+    *,
+    trusted: np.ndarray | None = None,
+) -> np.ndarray:
+    """Out-of-fold probabilities, the average of the backbones: each fold predicted by models fitted on the others.
+
+    Parameters
+    ----------
+    backbones : sequence of Backbone
+    views : dict
+        Feature matrices by view name (``"codes"``, ``"dense"``), rows aligned with ``y``.
+    y : ndarray of int
+        Given labels, encoded.
+    folds : ndarray of int
+        Fold id per row (:func:`stratified_folds`).
+    n_classes : int
+    trusted : ndarray of bool, optional
+        Fit on these rows of the other folds only (the previous round's trusted rows).
+
+    Returns
+    -------
+    ndarray of float32, shape (n, n_classes)
+    """
+    proba = np.zeros((len(y), n_classes), dtype=np.float32)
+    for fold in np.unique(folds):  # a loop over folds, not rows
+        held = folds == fold
+        fit_rows = ~held if trusted is None else ~held & trusted
+        fit_rows = np.flatnonzero(fit_rows)
+        if len(np.unique(y[fit_rows])) < 2:  # too few trusted rows: fall back to all rows of the other folds
+            fit_rows = np.flatnonzero(~held)
+        held_rows = np.flatnonzero(held)
+        for b in backbones:
+            model = fit_model(b.model, views[b.view], y, fit_rows)
+            proba[held_rows] += aligned_proba(model, views[b.view][held_rows], n_classes)
+    proba /= len(backbones)
+    return proba

@@ -1,0 +1,257 @@
+"""The detection rule: out-of-sample class probabilities and given labels → the row contract.
+
+Every estimator (and :func:`labelclean.find_label_issues`) decides which given labels to trust,
+what the most likely true label is and how good the given label is with the functions of this
+module, from probabilities of a model that did not train on the row (cross-fitted, or a peer
+network). Pure functions on NumPy arrays; no torch.
+
+The counting follows confident learning (Northcutt, Jiang and Chuang, JAIR 2021): a row is
+counted as "given label ``i``, true label ``j``" when its probability of ``j`` reaches the
+average probability that rows *given* ``j`` have for ``j`` (a per-class threshold, so a
+rare or hard class is not drowned by the common ones); the counts, rescaled to the given
+class sizes, estimate the joint distribution of given and true labels, hence the noise
+rate, the noise of each class and the balance of the true classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_TINY = np.finfo(np.float32).tiny
+
+
+def per_class_thresholds(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """``t_j``: the mean probability of class ``j`` over the rows given label ``j`` (1.0 for an absent class).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8]])
+    >>> per_class_thresholds(np.array([0, 0, 1]), p)
+    array([0.8, 0.8])
+    """
+    k = pred_probs.shape[1]
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    sums = np.zeros(k, dtype=np.float64)
+    np.add.at(sums, labels, pred_probs[np.arange(len(labels)), labels])
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
+
+
+def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """Counts ``C[i, j]`` of rows given label ``i`` whose confident true label is ``j``.
+
+    A row's confident label is its most probable class among those whose probability reaches
+    the class threshold (:func:`per_class_thresholds`); rows with no such class are not
+    counted. Returns an ``(K, K)`` int64 matrix, given labels along the rows.
+    """
+    k = pred_probs.shape[1]
+    above = pred_probs >= per_class_thresholds(labels, pred_probs)[None, :] - 1e-6
+    confident = np.where(above, pred_probs, -1.0)
+    true = np.argmax(confident, axis=1)
+    counted = above.any(axis=1)
+    return np.bincount(labels[counted] * k + true[counted], minlength=k * k).reshape(k, k)
+
+
+def estimate_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """``Q[i, j] ≈ P(given = i, true = j)``: the confident joint rescaled to the given class sizes.
+
+    Each row of counts is scaled so that it sums to the share of rows given that label (a
+    given class whose rows were never counted keeps all its mass on the diagonal). The
+    matrix sums to 1.
+    """
+    k = pred_probs.shape[1]
+    counts = confident_joint(labels, pred_probs).astype(np.float64)
+    given_share = np.bincount(labels, minlength=k) / max(len(labels), 1)
+    row = counts.sum(axis=1, keepdims=True)
+    joint = np.where(row > 0, counts / np.maximum(row, 1), np.eye(k)) * given_share[:, None]
+    return joint / max(joint.sum(), _TINY)
+
+
+def noise_matrix(joint: np.ndarray) -> np.ndarray:
+    """``T[i, j] = P(given = i | true = j)`` from the joint (columns sum to 1; identity for absent classes)."""
+    col = joint.sum(axis=0, keepdims=True)
+    return np.where(col > 0, joint / np.maximum(col, _TINY), np.eye(joint.shape[0]))
+
+
+def label_posterior(pred_probs: np.ndarray, labels: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """``P(true = k | x, given)`` ∝ ``pred_probs[k] · T[given, k]`` for every row (rows sum to 1).
+
+    The model's probabilities act as the evidence of the features, the estimated noise matrix
+    as the likelihood of the given label: a label that is rarely wrong in its class outweighs a
+    confident but mistaken model, and under class-conditional noise the choice narrows to the
+    classes that are known to flip into the given one.
+    """
+    post = pred_probs * noise[labels]
+    post /= np.maximum(post.sum(axis=1, keepdims=True), _TINY)
+    return post
+
+
+def calibrate(pred_probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Temperature scaling (Guo et al., ICML 2017) fitted to the given labels: ``softmax(log p / t)``.
+
+    Boosted trees and networks are overconfident out of sample, most of all on noisy labels;
+    one temperature ``t``, chosen to maximise the likelihood of the given labels, makes their
+    probabilities honest enough to weigh against the label. Returns the scaled
+    probabilities and ``t``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[0.99, 0.01]] * 8 + [[0.01, 0.99]] * 2)
+    >>> scaled, t = calibrate(p, np.array([0] * 6 + [1] * 2 + [1] * 2))
+    >>> bool(t > 1), round(float(scaled[0, 0]), 2)
+    (True, 0.8)
+    """
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(np.clip(pred_probs, 1e-7, 1.0))
+    rows = np.arange(len(labels))
+
+    def scaled(t: float) -> np.ndarray:
+        z = logp / t
+        z -= z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    t = float(minimize_scalar(lambda t: -scaled(t)[rows, labels].mean(), bounds=(0.05, 50.0), method="bounded").x)
+    return np.exp(scaled(t)), t
+
+
+def flag_disagreement(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """Rows whose most probable class is not the given label."""
+    return np.argmax(pred_probs, axis=1) != labels
+
+
+def flag_by_class_noise(labels: np.ndarray, pred_probs: np.ndarray, class_noise: np.ndarray) -> np.ndarray:
+    """In each given class ``i``, the ``class_noise[i]`` share of its rows with the largest margin against it.
+
+    The margin is ``max_{j≠i} p_j − p_i`` (confident learning's pruning by class, Northcutt
+    et al., 2021); only rows whose most probable class is not ``i`` are flagged. Because the
+    share is set per class from an estimate of that class's noise, a rare class keeps the
+    rows that look like it and a class that received many wrong labels loses more.
+    """
+    n, k = pred_probs.shape
+    flagged = np.zeros(n, dtype=bool)
+    own = pred_probs[np.arange(n), labels]
+    other = pred_probs.copy()
+    other[np.arange(n), labels] = -np.inf
+    margin = other.max(axis=1) - own
+    for i in range(k):  # a loop over classes, not rows
+        rows = np.flatnonzero(labels == i)
+        count = int(round(float(class_noise[i]) * len(rows)))
+        if count and len(rows):
+            flagged[rows[np.argsort(-margin[rows], kind="stable")[:count]]] = True
+    return flagged & (margin > 0)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The rule's verdict on every row, in encoded labels ``0 .. K-1``.
+
+    Attributes
+    ----------
+    clean : ndarray of bool
+        The given label is trusted.
+    pseudo : ndarray of int64
+        The most likely true label: the given label where trusted, and where the evidence for
+        another label is not strong enough to change it.
+    quality : ndarray of float32
+        Probability that the given label is right, in [0, 1].
+    joint : ndarray of shape (K, K)
+        Estimated ``P(given = i, true = j)``.
+    """
+
+    clean: np.ndarray
+    pseudo: np.ndarray
+    quality: np.ndarray
+    joint: np.ndarray
+
+    @property
+    def noise_rate(self) -> float:
+        """Estimated share of wrong given labels, ``1 − trace(joint)``."""
+        return float(np.clip(1.0 - np.trace(self.joint), 0.0, 1.0))
+
+    @property
+    def class_noise(self) -> np.ndarray:
+        """Per given class, the estimated share of its rows whose label is wrong."""
+        given = self.joint.sum(axis=1)
+        return np.where(given > 0, 1.0 - np.diag(self.joint) / np.maximum(given, _TINY), 0.0)
+
+    @property
+    def true_prior(self) -> np.ndarray:
+        """Estimated share of each class among the true labels."""
+        return self.joint.sum(axis=0)
+
+
+def prior_shift(pred_probs: np.ndarray, joint: np.ndarray) -> np.ndarray:
+    """Probabilities moved from the given class balance to the estimated true one (rows sum to 1).
+
+    A model trained on noisy labels learns their class balance: under minority-to-majority
+    noise it under-predicts the minority. Reweighting each class by ``true share / given
+    share`` (the label-shift correction of Saerens et al., Neural Computation 2002, with the
+    shares of the estimated joint) undoes that, so a rare class is neither erased nor
+    inflated by the relabeling.
+    """
+    given, true = joint.sum(axis=1), joint.sum(axis=0)
+    weight = np.where(given > 0, true / np.maximum(given, _TINY), 1.0)
+    shifted = pred_probs * weight
+    shifted /= np.maximum(shifted.sum(axis=1, keepdims=True), _TINY)
+    return shifted
+
+
+def detect(
+    labels: np.ndarray, pred_probs: np.ndarray, *, relabel_threshold: float = 0.9, calibrated: bool = False
+) -> Detection:
+    """Decide the row contract from out-of-sample probabilities and the given labels.
+
+    1. Unless ``calibrated``, the probabilities are temperature-scaled to the given labels
+       (:func:`calibrate`).
+    2. The joint distribution of given and true labels is estimated by confident learning
+       (:func:`estimate_joint`) and the probabilities are moved to its true class balance
+       (:func:`prior_shift`).
+    3. A row is flagged (``clean`` False) where its most probable class is not the given label.
+    4. A flagged row's pseudo-label becomes that class only where both the probabilities and
+       the label posterior (:func:`label_posterior`, which weighs in how often the given label
+       is wrong for that class) give it at least ``relabel_threshold``: a wrong label left in
+       place costs nothing new, a right label changed is a new mistake.
+    5. ``quality`` is the label posterior of the given label.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (n,)
+        Given labels, encoded ``0 .. K-1``.
+    pred_probs : ndarray of shape (n, K)
+        Each row's class probabilities from a model that did not train on it.
+    relabel_threshold : float in [0, 1], default=0.9
+        Evidence a flagged row needs before its label is changed; ``0`` changes every flagged
+        row to its most probable class.
+    calibrated : bool, default=False
+        The probabilities are already calibrated (skip step 1).
+
+    Returns
+    -------
+    Detection
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = np.array([[0.95, 0.05]] * 8 + [[0.05, 0.95]] * 8 + [[0.999, 0.001]])
+    >>> y = np.array([0] * 8 + [1] * 8 + [1])   # the last row is given 1, looks like 0
+    >>> d = detect(y, p, relabel_threshold=0.5)
+    >>> d.clean.tolist()[-3:], int(d.pseudo[-1])
+    ([True, True, False], 0)
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    proba = np.asarray(pred_probs, dtype=np.float64)
+    if not calibrated:
+        proba, _ = calibrate(proba, labels)
+    rows = np.arange(len(labels))
+    joint = estimate_joint(labels, proba)
+    proba = prior_shift(proba, joint)
+    best = np.argmax(proba, axis=1)
+    flagged = best != labels
+    post = label_posterior(proba, labels, noise_matrix(joint))
+    strong = (proba[rows, best] >= relabel_threshold) & (post[rows, best] >= relabel_threshold)
+    pseudo = np.where(flagged & strong, best, labels)
+    return Detection(~flagged, pseudo, post[rows, labels].astype(np.float32), joint)
