@@ -34,7 +34,7 @@ def main() -> None:
         for kind in ("symmetric", "pair"):
             y_noisy = make_noisy_labels(y_train, args.noise, kind, random_state=seed)
             for labels in scores:
-                f = CoTeachingFilter(refine_labels=labels, random_state=seed).fit(X_train, y_noisy)
+                f = CoTeachingFilter(estimator="network", refine_labels=labels, random_state=seed).fit(X_train, y_noisy)
                 scores[labels].append(f.score(X_test, y_test))
                 right = np.mean(f.pseudo_labels_ == y_train)
                 print(f"seed {seed} {kind:9s} {labels:9s} test {scores[labels][-1]:.4f}  labels right {right:.4f}")

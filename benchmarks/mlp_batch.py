@@ -54,7 +54,7 @@ def run(data: str, noise: str, params: dict, seed: int, rows: int | None, peak: 
     kind = "pair" if noise.startswith("pair") else "symmetric"
     rate = int(noise.removeprefix("pair").removeprefix("sym")) / 100
     y_noisy = make_noisy_labels(y, rate, kind, random_state=seed) if rate else y
-    f = CoTeachingFilter(random_state=seed, **params)
+    f = CoTeachingFilter(estimator="network", random_state=seed, **params)
     t0 = time.perf_counter()
     f.fit(X, y_noisy)
     seconds = time.perf_counter() - t0

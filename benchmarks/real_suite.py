@@ -110,6 +110,7 @@ def noise_model_proba(X: Any, y: np.ndarray, kind: str, seed: int) -> np.ndarray
     from sklearn.model_selection import StratifiedKFold
 
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    X = _peer_tables(X, X)[0]
     proba = np.zeros((len(y), int(y.max()) + 1))
     for fit, held in folds.split(np.zeros(len(y)), strat_key(y)):
         model = peer_model("hgb" if kind == "tabular" else "logreg", X, seed).fit(take(X, fit), y[fit])
@@ -153,7 +154,9 @@ def peer_model(name: str, X: Any, seed: int) -> Any:
         return HistGradientBoostingClassifier(random_state=seed)
     if not hasattr(X, "columns"):
         return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    numeric = make_pipeline(SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True), StandardScaler())
+    numeric = make_pipeline(
+        SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True), StandardScaler()
+    )
     categorical = make_pipeline(
         SimpleImputer(strategy="constant", fill_value="missing"), OneHotEncoder(handle_unknown="ignore")
     )
@@ -251,7 +254,9 @@ def run_method(method: str, cell: dict, seed: int) -> dict:
             folds = StratifiedKFold(5, shuffle=True, random_state=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                oof = cross_val_predict(peer_model("hgb", Xp, seed), Xp, y_noisy, cv=folds.split(Xp, strat_key(y_noisy)))
+                oof = cross_val_predict(
+                    peer_model("hgb", Xp, seed), Xp, y_noisy, cv=folds.split(Xp, strat_key(y_noisy))
+                )
             out.update(clean=oof == y_noisy, pseudo=oof)
         return out
     raise ValueError(f"unknown method {method!r}")
@@ -301,8 +306,17 @@ def table_cells(name: str, data_dir: Path, split: str, seed: int, noises: list[s
         X, X_test = real_data.text_vectors(X["text"], [X_test["text"]], seed)
     for setting in noises:
         y_noisy = make_noise(setting, y_all[train], X, "tabular" if kind == "tabular" else "vectors", seed)
-        yield dict(dataset=name, kind=kind, noise=setting, X=X, y=y_all[train], y_noisy=y_noisy, X_test=X_test,
-                   y_test=y_all[test], classes=classes)
+        yield dict(
+            dataset=name,
+            kind=kind,
+            noise=setting,
+            X=X,
+            y=y_all[train],
+            y_noisy=y_noisy,
+            X_test=X_test,
+            y_test=y_all[test],
+            classes=classes,
+        )
 
 
 def mnist_cells(split: str, seed: int, noises: list[str]) -> Iterator[dict]:
@@ -317,8 +331,13 @@ def mnist_cells(split: str, seed: int, noises: list[str]) -> Iterator[dict]:
     X, y = X[train][:MNIST_ROWS], y[train][:MNIST_ROWS]
     for setting in noises:
         y_noisy = make_noise(setting, y, X.reshape(len(X), -1), "vectors", seed)
-        for kind, Xk, Xk_test in (("images", X, X_test), ("vectors", X.reshape(len(X), -1), X_test.reshape(len(X_test), -1))):
-            yield dict(dataset="mnist", kind=kind, noise=setting, X=Xk, y=y, y_noisy=y_noisy, X_test=Xk_test, y_test=y_test)
+        for kind, Xk, Xk_test in (
+            ("images", X, X_test),
+            ("vectors", X.reshape(len(X), -1), X_test.reshape(len(X_test), -1)),
+        ):
+            yield dict(
+                dataset="mnist", kind=kind, noise=setting, X=Xk, y=y, y_noisy=y_noisy, X_test=Xk_test, y_test=y_test
+            )
 
 
 def cifar_cells(data_dir: Path, split: str, seed: int, noises: list[str]) -> Iterator[dict]:
@@ -330,8 +349,20 @@ def cifar_cells(data_dir: Path, split: str, seed: int, noises: list[str]) -> Ite
     X_test, y_test = (X[held], y[held]) if split == "validation" else (data["X_test"], data["y_test"])
     for setting in noises:
         y_noisy = y[train].copy() if setting == "none" else data[setting][train]
-        for kind, Xk, Xk_test in (("images", X[train], X_test), ("vectors", X[train].reshape(len(train), -1), X_test.reshape(len(X_test), -1))):
-            yield dict(dataset="cifar10n", kind=kind, noise=setting, X=Xk, y=y[train], y_noisy=y_noisy, X_test=Xk_test, y_test=y_test)
+        for kind, Xk, Xk_test in (
+            ("images", X[train], X_test),
+            ("vectors", X[train].reshape(len(train), -1), X_test.reshape(len(X_test), -1)),
+        ):
+            yield dict(
+                dataset="cifar10n",
+                kind=kind,
+                noise=setting,
+                X=Xk,
+                y=y[train],
+                y_noisy=y_noisy,
+                X_test=Xk_test,
+                y_test=y_test,
+            )
 
 
 def run_cell(cell: dict, methods: list[str], seed: int, split: str, out: Any) -> list[dict]:
@@ -340,8 +371,14 @@ def run_cell(cell: dict, methods: list[str], seed: int, split: str, out: Any) ->
         load_before = os.getloadavg()[0]
         t0 = time.perf_counter()
         rec = {k: cell[k] for k in ("dataset", "kind", "noise")}
-        rec.update(method=method, seed=seed, split=split, n_train=len(cell["y"]), n_test=len(cell["y_test"]),
-                   n_classes=int(len(np.unique(cell["y"]))))
+        rec.update(
+            method=method,
+            seed=seed,
+            split=split,
+            n_train=len(cell["y"]),
+            n_test=len(cell["y_test"]),
+            n_classes=int(len(np.unique(cell["y"]))),
+        )
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -354,9 +391,14 @@ def run_cell(cell: dict, methods: list[str], seed: int, split: str, out: Any) ->
         out.write(json.dumps(rec, default=float) + "\n")
         out.flush()
         records.append(rec)
-        log(f"{rec['dataset']}/{rec['kind']}/{rec['noise']} {method}: "
-            + (rec.get("error") or f"F1 {rec.get('f1', float('nan')):.3f} pseudo {rec.get('pseudo_accuracy', float('nan')):.3f} "
-               f"(given {rec.get('given_accuracy', float('nan')):.3f}) bal.acc {rec['balanced_accuracy']:.3f} {rec['seconds']:.1f}s"))
+        log(
+            f"{rec['dataset']}/{rec['kind']}/{rec['noise']} {method}: "
+            + (
+                rec.get("error")
+                or f"F1 {rec.get('f1', float('nan')):.3f} pseudo {rec.get('pseudo_accuracy', float('nan')):.3f} "
+                f"(given {rec.get('given_accuracy', float('nan')):.3f}) bal.acc {rec['balanced_accuracy']:.3f} {rec['seconds']:.1f}s"
+            )
+        )
     return records
 
 
@@ -372,7 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tables", action="store_true", help="only MNIST and CIFAR-10N")
     parser.add_argument("--no-cifar", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=None, help="JSON-lines file (default docs/results/real_suite_<split>_<date>.jsonl)")
+    parser.add_argument(
+        "--out", default=None, help="JSON-lines file (default docs/results/real_suite_<split>_<date>.jsonl)"
+    )
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
 

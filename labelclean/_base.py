@@ -18,9 +18,10 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from ._compat import Interval, _safe_indexing, validate_data
 from ._data import input_stats, reshape_input
-from ._tabular import TablePlan, needs_plan
 from ._nets import build_network
+from ._tabular import TablePlan, needs_plan
 from ._train import local_torch_seed, predict_proba_nets, resolve_device, torch_threads
+from .detection import Detection
 
 
 def _describe_non_numeric(X: Any) -> str:
@@ -123,13 +124,20 @@ class TorchEstimatorMixin:
         "n_jobs": [Interval(Integral, 1, None, closed="left"), Interval(Integral, None, -1, closed="right"), None],
     }
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # missing values are filled (networks) or kept (trees)
+        return tags
+
     # ------------------------------------------------------------------ inputs
     def _validate_X(self, X: Any, y: Any = None, *, reset: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """Validate and convert to float32 ``(n, *input_shape)`` (a view where possible)."""
         if hasattr(X, "dtype") and getattr(X.dtype, "kind", "") in "USa":
             raise ValueError(
-                f"X holds strings (dtype {X.dtype}); labelclean needs numeric features. "
-                "Encode text or categorical columns first, e.g. with sklearn.preprocessing.OneHotEncoder."
+                f"X holds strings (dtype {X.dtype}); labelclean needs numeric features: pass a pandas DataFrame "
+                "instead (its text and categorical "
+                "columns are encoded, one column each), or encode them first, e.g. with "
+                "sklearn.preprocessing.OneHotEncoder."
             )
         if hasattr(X, "dtype") and getattr(X.dtype, "kind", "") == "c":
             raise ValueError(
@@ -351,7 +359,8 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
         >>> from sklearn.datasets import make_classification
         >>> from labelclean import CoTeachingFilter
         >>> X, y = make_classification(100, n_features=5, random_state=0)
-        >>> f = CoTeachingFilter(max_epochs=1, refine_epochs=0, forget_rate=0.1, random_state=0).fit(X, y)
+        >>> f = CoTeachingFilter(estimator="network", max_epochs=1, refine_epochs=0, forget_rate=0.1, random_state=0)
+        >>> f = f.fit(X, y)
         >>> path = f.save(os.path.join(tempfile.mkdtemp(), "filter.pt"))
         >>> g = CoTeachingFilter.load(path)
         >>> bool((g.predict_proba(X) == f.predict_proba(X)).all())
@@ -432,13 +441,11 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
         return super().score(X, y, sample_weight=sample_weight)
 
     # ------------------------------------------------------------ row contract
-    def _set_contract(self, y: np.ndarray, y_enc: np.ndarray, proba: np.ndarray, clean: np.ndarray) -> None:
-        """Fill ``clean_mask_``, ``pseudo_labels_`` and ``label_quality_`` from the final probabilities."""
-        self.clean_mask_ = np.asarray(clean, dtype=bool)
-        self.label_quality_ = _pick(proba, y_enc)
-        best = np.argmax(proba, axis=1)
-        np.copyto(best, y_enc, where=self.clean_mask_)  # in place: large data sets hold few row-sized arrays
-        self.pseudo_labels_ = self.classes_[best]
+    def _set_contract(self, verdict: Detection) -> None:
+        """Fill ``clean_mask_``, ``pseudo_labels_`` and ``label_quality_`` from the detection rule's verdict."""
+        self.clean_mask_ = np.asarray(verdict.clean, dtype=bool)
+        self.pseudo_labels_ = self.classes_[verdict.pseudo]
+        self.label_quality_ = np.asarray(verdict.quality, dtype=np.float32)
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
         """Fit, then return the rows whose labels are trusted (``clean_mask_``) with their given labels.

@@ -8,6 +8,7 @@ select each other's training rows, the small-loss exchange of Co-teaching done a
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +77,8 @@ def cross_fit_proba(
     n_classes: int,
     *,
     trusted: np.ndarray | None = None,
-) -> np.ndarray:
-    """Out-of-fold probabilities, the average of the backbones: each fold predicted by models fitted on the others.
+) -> list[np.ndarray]:
+    """Out-of-fold probabilities of each backbone: each fold predicted by models fitted on the other folds.
 
     Parameters
     ----------
@@ -94,9 +95,9 @@ def cross_fit_proba(
 
     Returns
     -------
-    ndarray of float32, shape (n, n_classes)
+    list of ndarray of float32, shape (n, n_classes), one per backbone
     """
-    proba = np.zeros((len(y), n_classes), dtype=np.float32)
+    probas = [np.zeros((len(y), n_classes), dtype=np.float32) for _ in backbones]
     for fold in np.unique(folds):  # a loop over folds, not rows
         held = folds == fold
         fit_rows = ~held if trusted is None else ~held & trusted
@@ -104,8 +105,39 @@ def cross_fit_proba(
         if len(np.unique(y[fit_rows])) < 2:  # too few trusted rows: fall back to all rows of the other folds
             fit_rows = np.flatnonzero(~held)
         held_rows = np.flatnonzero(held)
-        for b in backbones:
+        if len(np.unique(y[fit_rows])) < 2:  # a tiny set: nothing to learn from, the class shares are the guess
+            shares = np.bincount(y, minlength=n_classes) / len(y)
+            for proba in probas:
+                proba[held_rows] = shares
+            continue
+        for b, proba in zip(backbones, probas):
             model = fit_model(b.model, views[b.view], y, fit_rows)
-            proba[held_rows] += aligned_proba(model, views[b.view][held_rows], n_classes)
-    proba /= len(backbones)
-    return proba
+            proba[held_rows] = aligned_proba(model, views[b.view][held_rows], n_classes)
+    return probas
+
+
+def log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the labels ``y`` under ``proba`` (clipped away from 0)."""
+    return float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-7, 1.0))))
+
+
+def choose_weights(probas: Sequence[np.ndarray], y: np.ndarray) -> np.ndarray:
+    """Weights of the backbones: the one, or the equal mix of several, whose calibrated probabilities fit ``y`` best.
+
+    Every candidate is temperature-scaled first (:func:`labelclean.detection.calibrate`) so that
+    an overconfident model is not penalised for its confidence alone; the candidate with the
+    smallest out-of-fold log-loss on the given labels wins. Under label noise that is still the
+    model that predicts the true labels best, since the wrong labels cost every candidate alike.
+    """
+    from .detection import calibrate
+
+    m = len(probas)
+    subsets = itertools.chain.from_iterable(itertools.combinations(range(m), r) for r in range(1, m + 1))
+    candidates = [np.isin(np.arange(m), s).astype(float) / len(s) for s in subsets]
+    scores = [log_loss(calibrate(mix(probas, w), y)[0], y) for w in candidates]
+    return candidates[int(np.argmin(scores))]
+
+
+def mix(probas: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """The weighted average of the backbones' probabilities."""
+    return sum(w * p for w, p in zip(weights, probas) if w > 0)

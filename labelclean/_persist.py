@@ -115,7 +115,7 @@ def _params(estimator: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     params = estimator.get_params(deep=False)
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if name in _MODEL_PARAMS and value is not None:
+        if name in _MODEL_PARAMS and value is not None and not isinstance(value, str):
             raise ValueError(
                 f"{type(estimator).__name__}.save cannot store {name}={type(value).__name__}(...): scikit-learn "
                 "models need pickle, which labelclean does not use. Refit with the default networks to save, "
@@ -160,10 +160,11 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
     for name, value in vars(estimator).items():
         if name in skip:
             continue
-        if name in ("estimator_", "teacher_") and value is not None:
+        if name in ("estimator_", "teacher_", "estimators_") and value is not None and (name != "estimators_" or value):
+            kind = type(value[0] if name == "estimators_" else value).__name__
             raise ValueError(
-                f"{type(estimator).__name__}.save cannot store the fitted scikit-learn model {name} "
-                f"({type(value).__name__}) without pickle; refit with the default networks to save."
+                f"{type(estimator).__name__}.save cannot store the fitted scikit-learn model {name} ({kind}) without "
+                "pickle; refit with the networks (estimator='network' for CoTeachingFilter) to save."
             )
         try:
             fitted[name] = _encode(value, name, tensors)

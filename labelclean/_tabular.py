@@ -56,7 +56,7 @@ class TablePlan:
     """How each training column becomes numbers (plain lists, so it is saved as JSON with the estimator)."""
 
     columns: list[str]
-    kinds: list[str]  # per column: "numeric" or "categorical"
+    kinds: list[str]  # per column: "numeric", "categorical" or "empty" (never observed in fit: left out)
     fill: list[float]  # numeric columns: training mean (0.0 when never observed)
     missing: list[bool]  # numeric columns: the training rows had missing values (a "was missing" column)
     categories: list[list[str]]  # categorical columns: kept categories, most frequent first
@@ -72,10 +72,14 @@ class TablePlan:
             if numbers is not None:
                 observed = np.isfinite(numbers)
                 columns.append(name)
+                if not observed.any():  # never observed: carries nothing (and breaks the trees' binning)
+                    kinds.append("empty")
+                    continue
                 kinds.append("numeric")
                 fill.append(float(numbers[observed].mean()) if observed.any() else 0.0)
                 missing.append(bool((~observed).any()))
                 continue
+            _check_cell_types(name, values)
             text, absent = _category_strings(values)
             uniq, counts = np.unique(text[~absent], return_counts=True)
             if len(uniq) > max(MAX_ONEHOT, n_rows // 2):
@@ -88,6 +92,11 @@ class TablePlan:
             columns.append(name)
             kinds.append("categorical")
             categories.append([str(v) for v in uniq[order]])
+        if columns and all(k == "empty" for k in kinds):
+            raise ValueError(
+                "every column of X is missing (NaN / null) in every row, so there is nothing to learn from; "
+                "check how the features were read."
+            )
         return cls(columns, kinds, fill, missing, categories)
 
     @classmethod
@@ -101,7 +110,7 @@ class TablePlan:
     @property
     def categorical(self) -> np.ndarray:
         """Mask over the columns of :meth:`codes`: True for categorical columns."""
-        return np.array([k == "categorical" for k in self.kinds], dtype=bool)
+        return np.array([k == "categorical" for k in self.kinds if k != "empty"], dtype=bool)
 
     @property
     def n_dense(self) -> int:
@@ -112,13 +121,15 @@ class TablePlan:
 
     def codes(self, X: Any) -> np.ndarray:
         """The trees' view: float32 ``(n, n_columns)``, NaN for missing or unseen values."""
-        out = np.empty((len(X), len(self.columns)), dtype=np.float32)
+        used = [k for k in self.kinds if k != "empty"]
+        out = np.empty((len(X), len(used)), dtype=np.float32)
         cat = iter(self.categories)
-        for j, (kind, (name, values)) in enumerate(zip(self.kinds, self._columns_of(X))):
-            if kind == "numeric":
-                out[:, j] = self._numbers(name, values)
-            else:
-                out[:, j] = _lookup(values, next(cat))
+        j = 0
+        for kind, (name, values) in zip(self.kinds, self._columns_of(X)):
+            if kind == "empty":
+                continue
+            out[:, j] = self._numbers(name, values) if kind == "numeric" else _lookup(values, next(cat))
+            j += 1
         return out
 
     def dense(self, X: Any) -> np.ndarray:
@@ -128,6 +139,8 @@ class TablePlan:
         cat = iter(self.categories)
         numeric = iter(zip(self.fill, self.missing))
         for kind, (name, values) in zip(self.kinds, self._columns_of(X)):
+            if kind == "empty":
+                continue
             if kind == "numeric":
                 fill, had_missing = next(numeric)
                 numbers = self._numbers(name, values)
@@ -211,6 +224,21 @@ def _column_numbers(values: Any) -> np.ndarray | None:
     except (TypeError, ValueError):
         pass
     return _as_numbers(values)
+
+
+def _check_cell_types(name: str, values: Any) -> None:
+    """Refuse cells that are neither text, numbers nor missing (dicts, lists, objects) with a TypeError."""
+    import pandas as pd
+
+    if pd.api.types.infer_dtype(values, skipna=True) not in ("mixed", "mixed-integer"):
+        return
+    plain = (str, bytes, int, float, bool, np.generic)
+    bad = next((v for v in np.asarray(values, dtype=object) if v is not None and not isinstance(v, plain)), None)
+    if bad is not None:
+        raise TypeError(
+            f"column {name!r} holds a {type(bad).__name__} value ({bad!r:.40}); the argument must be a string or "
+            "a number (or missing) in every feature cell: flatten or drop that column."
+        )
 
 
 def _lookup(values: Any, categories: list[str]) -> np.ndarray:

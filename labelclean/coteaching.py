@@ -11,13 +11,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import LabelEstimatorBase
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
-from sklearn.utils.validation import check_is_fitted
-
-from ._crossfit import Backbone, aligned_proba, cross_fit_proba, fit_model, stratified_folds
-from .detection import calibrate, detect, flag_by_class_noise
+from ._crossfit import Backbone, aligned_proba, choose_weights, cross_fit_proba, fit_model, mix, stratified_folds
 from ._train import (
     adam,
     affine_warp,
@@ -30,6 +28,7 @@ from ._train import (
     train_epoch,
     update_averages,
 )
+from .detection import calibrate, detect, flag_by_class_noise
 
 # ---------------------------------------------------------------------------
 # Pure functions: the algorithms, on tensors.
@@ -278,15 +277,41 @@ def resolve_batch(batch_size: int | str, lr: float, n_rows: int, *, mlp: bool) -
 
 
 class CoTeachingFilter(LabelEstimatorBase):
-    """Find wrong labels and learn despite them with Co-teaching, Co-teaching+ or JoCoR.
+    """Find wrong labels and learn despite them: cross-fitted models on tables, Co-teaching networks elsewhere.
 
-    Two networks are trained side by side. On every mini-batch each keeps the rows on
-    which it has the smallest loss — deep networks fit clean labels before noisy ones —
-    and its peer is updated on them. The share of rows dropped grows as
-    ``R(T) = min(T / T_k · τ, τ)`` over the epochs ``T``.
+    **Tables** (2-D rows of at most 128 columns: DataFrames with text, categories and nulls,
+    or numeric arrays), by default: the rows are split into ``n_folds`` folds and every fold
+    is predicted by gradient-boosted trees and a logistic regression fitted on the other
+    folds (the better fitting of them, or both, chosen on those out-of-fold predictions); a
+    second round refits each fold's models on the rows the first round trusts, pruned per
+    class by the class's estimated noise. The averaged, calibrated out-of-fold probabilities
+    decide the row contract (:func:`labelclean.detection.detect`), and the final models learn
+    the trusted rows. Any scikit-learn classifier can take the models' place (``estimator``).
+
+    **Images, wide vectors (embeddings, pixels), or** ``estimator="network"``: two networks
+    are trained side by side. On every mini-batch each keeps the rows on which it has the
+    smallest loss — deep networks fit clean labels before noisy ones — and its peer is updated
+    on them. The share of rows dropped grows as ``R(T) = min(T / T_k · τ, τ)`` over the epochs
+    ``T``. The network parameters below (``method`` … ``augment``) apply to this path.
+
+    How the defaults were chosen: ``docs/benchmarks.md``, section *Real data*.
 
     Parameters
     ----------
+    estimator : "auto", "network" or a classifier, default="auto"
+        ``"auto"``: the cross-fitted table models for 2-D rows of at most 128 columns, the
+        networks otherwise; ``"network"``: always the networks; a scikit-learn classifier with
+        ``predict_proba``: that classifier, cross-fitted, on the numeric view of the rows
+        (categories one-hot encoded, missing values filled).
+    n_folds : int >= 2, default=5
+        Folds of the cross-fitted models: each row is judged by models that never saw it.
+    n_rounds : int >= 1, default=3
+        Rounds of cross-fitting; from the second on, each fold's models learn only the rows the
+        earlier rounds trust, and the evidence is the average over the rounds.
+    relabel_threshold : float in [0, 1], default=0.9
+        Cross-fitted models: the evidence a flagged row needs before ``pseudo_labels_`` changes
+        its label (see :func:`labelclean.detection.detect`); flagged rows below it keep their
+        given label. ``0`` relabels every flagged row.
     method : {"coteaching", "coteaching+", "jocor"}, default="coteaching"
         ``"coteaching"`` (Han et al., NeurIPS 2018); ``"coteaching+"`` (Yu et al., ICML 2019)
         exchanges small-loss rows only among rows the nets disagree on; ``"jocor"`` (Wei et
@@ -385,14 +410,28 @@ class CoTeachingFilter(LabelEstimatorBase):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
+    backbone_ : {"table", "estimator", "network"}
+        The path taken (``estimator`` resolved).
     clean_mask_ : ndarray of bool, shape (n_samples,)
-        Rows whose given label the two networks agree with.
+        Rows whose given label is trusted: the models' most probable class (after the shift
+        to the estimated true class balance) is the given label.
     pseudo_labels_ : ndarray of shape (n_samples,)
-        Given label where trusted, the networks' consensus elsewhere.
+        The most likely true label: the given label where trusted or where the evidence
+        against it is weak (``relabel_threshold``), the models' label elsewhere.
     label_quality_ : ndarray of float32, shape (n_samples,)
-        Averaged network probability of the given label.
+        Probability that the given label is right (cross-fitted models: its label posterior;
+        networks: their averaged probability of it).
+    class_noise_ : ndarray of shape (n_classes,)
+        Cross-fitted models: estimated share of wrong labels among the rows given each class.
+    estimators_ : list of fitted classifiers
+        Cross-fitted models: the final models (empty on the network path).
+    backbone_weights_ : ndarray
+        Cross-fitted models: the weight of each model in the averaged probabilities.
+    temperature_ : float
+        Cross-fitted models: the temperature that calibrated the out-of-fold probabilities.
     noise_rate_ : float
-        ``τ`` used (estimated when ``forget_rate="auto"``).
+        ``τ`` used (estimated when ``forget_rate="auto"``); cross-fitted models: the estimated
+        share of wrong labels.
     batch_size_ : int
         Rows per step used (``batch_size`` resolved).
     lr_ : float
@@ -412,10 +451,13 @@ class CoTeachingFilter(LabelEstimatorBase):
     >>> from labelclean.noise import make_noisy_labels
     >>> X, y = make_classification(600, n_features=10, n_informative=6, n_classes=3, random_state=0)
     >>> y_noisy = make_noisy_labels(y, 0.3, random_state=0)
-    >>> f = CoTeachingFilter(max_epochs=10, random_state=0).fit(X, y_noisy)
-    >>> f.clean_mask_.shape, f.pseudo_labels_.shape
-    ((600,), (600,))
-    >>> bool((f.pseudo_labels_ == y).mean() > (y_noisy == y).mean())
+    >>> f = CoTeachingFilter(random_state=0).fit(X, y_noisy)
+    >>> f.backbone_, f.clean_mask_.shape, f.pseudo_labels_.shape
+    ('table', (600,), (600,))
+    >>> from labelclean import detection_scores
+    >>> bool(detection_scores(f.clean_mask_, y_noisy, y)["recall"] > 0.7)  # most wrong labels are flagged
+    True
+    >>> bool((f.pseudo_labels_ == y).mean() >= (y_noisy == y).mean())  # corrections never make it worse
     True
     """
 
@@ -435,6 +477,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "ema_decay": [Interval(Real, 0.0, 1.0, closed="left")],
         "estimator": [StrOptions({"auto", "network"}), HasMethods(["fit", "predict_proba"])],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
+        "n_rounds": [Interval(Integral, 1, None, closed="left")],
         "relabel_threshold": [Interval(Real, 0.0, 1.0, closed="both")],
     }
 
@@ -443,6 +486,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         *,
         estimator: Any = "auto",
         n_folds: int = 5,
+        n_rounds: int = 3,
         relabel_threshold: float = 0.9,
         method: str = "coteaching",
         forget_rate: float | str = "auto",
@@ -470,6 +514,7 @@ class CoTeachingFilter(LabelEstimatorBase):
     ) -> None:
         self.estimator = estimator
         self.n_folds = n_folds
+        self.n_rounds = n_rounds
         self.relabel_threshold = relabel_threshold
         self.method = method
         self.forget_rate = forget_rate
@@ -637,12 +682,13 @@ class CoTeachingFilter(LabelEstimatorBase):
         return views
 
     def _fit_cross_fitted(self, X: Any, Xt: torch.Tensor, y_enc: np.ndarray) -> CoTeachingFilter:
-        """Two rounds of cross-fitting, then the detection rule; the final models learn the trusted rows.
+        """``n_rounds`` rounds of cross-fitting, then the detection rule; the final models learn the trusted rows.
 
-        Round 1: each fold's rows are predicted by models fitted on the other folds. Round 2:
-        the same, but each fold's models learn only the rows round 1 trusts in the other
-        folds (pruned per class by the estimated class noise, so that the selection follows
-        the estimated true class balance). The evidence is the average of both rounds,
+        Round 1: each fold's rows are predicted by models fitted on the other folds, and the
+        backbones that fit the given labels best are kept (:func:`choose_weights`). Each later
+        round: the same, but each fold's models learn only the rows the rounds so far trust in
+        the other folds (pruned per class by the estimated class noise, so that the selection
+        follows the estimated true class balance). The evidence is the average over the rounds,
         calibrated to the given labels.
         """
         k = len(self.classes_)
@@ -650,37 +696,42 @@ class CoTeachingFilter(LabelEstimatorBase):
         backbones = self._backbones()
         folds = stratified_folds(y_enc, self.n_folds, self._seed)
         t0 = time.perf_counter()
-        first = cross_fit_proba(backbones, views, y_enc, folds, k)
-        if self.forget_rate == "auto":
-            class_noise = detect(y_enc, first, relabel_threshold=1.0).class_noise
-        else:
-            class_noise = np.full(k, float(self.forget_rate))
-        trusted = ~flag_by_class_noise(y_enc, first, class_noise)
+        firsts = cross_fit_proba(backbones, views, y_enc, folds, k)
+        self.backbone_weights_ = choose_weights(firsts, y_enc)
+        backbones = [b for b, w in zip(backbones, self.backbone_weights_) if w > 0]
+        weights = self.backbone_weights_[self.backbone_weights_ > 0]
+        rounds = [mix([p for p, w in zip(firsts, self.backbone_weights_) if w > 0], weights)]
         self.history_.append({"phase": "crossfit", "round": 1, "seconds": time.perf_counter() - t0})
+        for r in range(2, self.n_rounds + 1):  # each round learns the rows the rounds so far trust
+            t0 = time.perf_counter()
+            trusted = self._trusted(y_enc, sum(rounds) / len(rounds))
+            rounds.append(mix(cross_fit_proba(backbones, views, y_enc, folds, k, trusted=trusted), weights))
+            self.history_.append(
+                {"phase": "crossfit", "round": r, "trusted": float(trusted.mean()), "seconds": time.perf_counter() - t0}
+            )
+        proba, self.temperature_ = calibrate(sum(rounds) / len(rounds), y_enc)
+        verdict = detect(y_enc, proba, flag="disagreement", relabel_threshold=self.relabel_threshold, calibrated=True)
         t0 = time.perf_counter()
-        second = cross_fit_proba(backbones, views, y_enc, folds, k, trusted=trusted)
-        self.history_.append(
-            {"phase": "crossfit", "round": 2, "trusted": float(trusted.mean()), "seconds": time.perf_counter() - t0}
-        )
-        proba, self.temperature_ = calibrate((first + second) / 2.0, y_enc)
-        verdict = detect(y_enc, proba, relabel_threshold=self.relabel_threshold, calibrated=True)
-        t0 = time.perf_counter()
-        keep = np.flatnonzero(verdict.clean)
+        keep = np.flatnonzero(self._trusted(y_enc, proba))
         if len(np.unique(y_enc[keep])) < 2:
             keep = np.arange(len(y_enc))
         self.estimators_ = [fit_model(b.model, views[b.view], y_enc, keep) for b in backbones]
+        self._estimator_views = [b.view for b in backbones]
         self.history_.append({"phase": "final", "rows": len(keep), "seconds": time.perf_counter() - t0})
         self.networks_ = []
-        self.noise_rate_ = verdict.noise_rate
+        self.noise_rate_ = verdict.noise_rate if self.forget_rate == "auto" else float(self.forget_rate)
         self.class_noise_ = verdict.class_noise
         self.batch_size_, self.lr_, self.refine_epochs_ = None, None, 0
-        self._set_verdict(verdict, proba)
+        self._set_contract(verdict)
         return self
 
-    def _set_verdict(self, verdict, proba: np.ndarray) -> None:
-        self.clean_mask_ = verdict.clean
-        self.pseudo_labels_ = self.classes_[verdict.pseudo]
-        self.label_quality_ = verdict.quality
+    def _trusted(self, y_enc: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """Rows the second round learns from: each class pruned by its estimated (or the given) noise rate."""
+        if self.forget_rate == "auto":
+            noise = detect(y_enc, proba, relabel_threshold=1.0).class_noise
+        else:
+            noise = np.full(len(self.classes_), float(self.forget_rate))
+        return ~flag_by_class_noise(y_enc, proba, noise)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: the average of the final networks, or of the final cross-fitted models.
@@ -702,9 +753,9 @@ class CoTeachingFilter(LabelEstimatorBase):
         if self.backbone_ == "table":
             views["codes"], _ = self._tree_view(X)
         k = len(self.classes_)
-        backbones = self._backbones() if self.backbone_ == "estimator" else [Backbone(None, "codes"), Backbone(None, "dense")]
-        proba = sum(aligned_proba(m, views[b.view], k) for m, b in zip(self.estimators_, backbones))
-        return (proba / len(self.estimators_)).astype(np.float32)
+        weights = self.backbone_weights_[self.backbone_weights_ > 0]
+        probas = [aligned_proba(m, views[v], k) for m, v in zip(self.estimators_, self._estimator_views)]
+        return mix(probas, weights).astype(np.float32)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> CoTeachingFilter:
@@ -765,5 +816,5 @@ class CoTeachingFilter(LabelEstimatorBase):
                 proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen, averages)
         self.networks_ = [a.module for a in averages] if averages else nets
         self.noise_rate_ = float(tau)
-        self._set_contract(y_raw, y_enc, proba, np.argmax(proba, axis=1) == y_enc)
+        self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))
         return self

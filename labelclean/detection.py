@@ -16,6 +16,7 @@ rate, the noise of each class and the balance of the true classes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -175,13 +176,18 @@ class Detection:
     @property
     def class_noise(self) -> np.ndarray:
         """Per given class, the estimated share of its rows whose label is wrong."""
-        given = self.joint.sum(axis=1)
-        return np.where(given > 0, 1.0 - np.diag(self.joint) / np.maximum(given, _TINY), 0.0)
+        return class_noise(self.joint)
 
     @property
     def true_prior(self) -> np.ndarray:
         """Estimated share of each class among the true labels."""
         return self.joint.sum(axis=0)
+
+
+def class_noise(joint: np.ndarray) -> np.ndarray:
+    """Per given class, the estimated share of its rows whose label is wrong: ``1 − Q[i, i] / Σ_j Q[i, j]``."""
+    given = joint.sum(axis=1)
+    return np.where(given > 0, 1.0 - np.diag(joint) / np.maximum(given, _TINY), 0.0)
 
 
 def prior_shift(pred_probs: np.ndarray, joint: np.ndarray) -> np.ndarray:
@@ -201,7 +207,12 @@ def prior_shift(pred_probs: np.ndarray, joint: np.ndarray) -> np.ndarray:
 
 
 def detect(
-    labels: np.ndarray, pred_probs: np.ndarray, *, relabel_threshold: float = 0.9, calibrated: bool = False
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    *,
+    flag: str = "class_noise",
+    relabel_threshold: float = 0.9,
+    calibrated: bool = False,
 ) -> Detection:
     """Decide the row contract from out-of-sample probabilities and the given labels.
 
@@ -210,7 +221,10 @@ def detect(
     2. The joint distribution of given and true labels is estimated by confident learning
        (:func:`estimate_joint`) and the probabilities are moved to its true class balance
        (:func:`prior_shift`).
-    3. A row is flagged (``clean`` False) where its most probable class is not the given label.
+    3. Rows are flagged (``clean`` False) by the ``flag`` rule: ``"class_noise"`` flags, in each
+       given class, as many rows as its estimated noise says are wrong, those with the largest
+       margin against the given label (:func:`flag_by_class_noise`); ``"disagreement"`` flags
+       every row whose most probable class is not the given label (:func:`flag_disagreement`).
     4. A flagged row's pseudo-label becomes that class only where both the probabilities and
        the label posterior (:func:`label_posterior`, which weighs in how often the given label
        is wrong for that class) give it at least ``relabel_threshold``: a wrong label left in
@@ -223,6 +237,7 @@ def detect(
         Given labels, encoded ``0 .. K-1``.
     pred_probs : ndarray of shape (n, K)
         Each row's class probabilities from a model that did not train on it.
+    flag : {"class_noise", "disagreement"}, default="class_noise"
     relabel_threshold : float in [0, 1], default=0.9
         Evidence a flagged row needs before its label is changed; ``0`` changes every flagged
         row to its most probable class.
@@ -243,15 +258,119 @@ def detect(
     ([True, True, False], 0)
     """
     labels = np.asarray(labels, dtype=np.int64)
-    proba = np.asarray(pred_probs, dtype=np.float64)
+    proba = np.asarray(pred_probs, dtype=np.float32)
     if not calibrated:
         proba, _ = calibrate(proba, labels)
     rows = np.arange(len(labels))
     joint = estimate_joint(labels, proba)
     proba = prior_shift(proba, joint)
     best = np.argmax(proba, axis=1)
-    flagged = best != labels
+    if flag == "disagreement":
+        flagged = flag_disagreement(labels, proba)
+    elif flag == "class_noise":
+        flagged = flag_by_class_noise(labels, proba, class_noise(joint))
+    else:
+        raise ValueError(f"flag={flag!r}; use 'class_noise' or 'disagreement'.")
     post = label_posterior(proba, labels, noise_matrix(joint))
     strong = (proba[rows, best] >= relabel_threshold) & (post[rows, best] >= relabel_threshold)
-    pseudo = np.where(flagged & strong, best, labels)
+    pseudo = np.where(flagged & strong & (best != labels), best, labels)
     return Detection(~flagged, pseudo, post[rows, labels].astype(np.float32), joint)
+
+
+def find_label_issues(
+    labels: Any,
+    pred_probs: Any,
+    *,
+    classes: Any = None,
+    relabel_threshold: float = 0.9,
+    calibrated: bool = False,
+) -> Any:
+    """Which given labels do *your* model's out-of-sample probabilities contradict?
+
+    The rule every labelclean estimator uses (:func:`detect`), applied to probabilities from
+    any model: a fine-tuned network, gradient-boosted trees, a model served elsewhere. The
+    probabilities must be out of sample (cross-validated, or from a model that never trained
+    on the rows), or the model's memory of a wrong label hides it.
+
+    Parameters
+    ----------
+    labels : array-like of shape (n,)
+        The given labels, of any type (strings included).
+    pred_probs : array-like of shape (n, K), a sequence of per-row lists, or a DataFrame
+        Class probabilities per row. A DataFrame's columns name the classes; otherwise the
+        columns follow ``classes``.
+    classes : array-like of shape (K,), optional
+        The class of each column of ``pred_probs``; default: the sorted distinct labels, or
+        ``0 .. K-1`` when the labels are integers in that range.
+    relabel_threshold : float in [0, 1], default=0.9
+        Evidence a flagged row needs before ``pseudo_label`` differs from ``given_label``.
+    calibrated : bool, default=False
+        The probabilities are calibrated already (no temperature scaling).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input row, columns ``given_label``, ``is_clean``, ``label_quality`` (the
+        probability that the given label is right) and ``pseudo_label`` (the most likely true
+        label). ``df.attrs`` holds ``noise_rate`` (estimated share of wrong labels),
+        ``class_noise`` (per given class) and ``noise_matrix`` (``P(given | true)``, a
+        DataFrame with the given classes along the rows).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array(["cat"] * 6 + ["dog"] * 6)
+    >>> p = np.array([[0.9, 0.1]] * 5 + [[0.01, 0.99]] + [[0.1, 0.9]] * 6)   # row 5 is given "cat"
+    >>> issues = find_label_issues(labels, p, relabel_threshold=0.5)
+    >>> issues.loc[5, "given_label"], bool(issues.loc[5, "is_clean"]), issues.loc[5, "pseudo_label"]
+    ('cat', False, 'dog')
+    >>> int((~issues["is_clean"]).sum())
+    1
+    """
+    import pandas as pd
+
+    labels = np.asarray(labels)
+    if isinstance(pred_probs, pd.DataFrame):
+        classes = np.asarray(pred_probs.columns) if classes is None else np.asarray(classes)
+        proba = pred_probs.to_numpy(dtype=np.float32)
+    else:
+        proba = np.asarray(list(pred_probs) if isinstance(pred_probs, pd.Series) else pred_probs, dtype=np.float32)
+    if proba.ndim != 2 or len(proba) != len(labels):
+        raise ValueError(
+            f"pred_probs must hold one row of class probabilities per label: got shape {proba.shape} for "
+            f"{len(labels)} labels."
+        )
+    if classes is None:
+        present = np.unique(labels)
+        integer = labels.dtype.kind in "iu" and present.min() >= 0 and present.max() < proba.shape[1]
+        classes = np.arange(proba.shape[1]) if integer else present
+    classes = np.asarray(classes)
+    if len(classes) != proba.shape[1]:
+        raise ValueError(
+            f"pred_probs has {proba.shape[1]} columns but there are {len(classes)} classes {classes[:10].tolist()}; "
+            "pass classes= with the class of each column."
+        )
+    order = np.argsort(classes, kind="stable")
+    position = np.searchsorted(classes[order], labels)
+    unknown = (position >= len(classes)) | (classes[order][np.minimum(position, len(classes) - 1)] != labels)
+    if unknown.any():
+        raise ValueError(
+            f"label {labels[np.argmax(unknown)]!r} (row {int(np.argmax(unknown))}) is not one of the classes "
+            f"{classes[:10].tolist()}; pass classes= with the class of each column of pred_probs."
+        )
+    if (proba < 0).any() or not np.isfinite(proba).all():
+        raise ValueError("pred_probs holds negative, NaN or infinite values; pass probabilities in [0, 1].")
+    encoded = order[position]
+    verdict = detect(encoded, proba, relabel_threshold=relabel_threshold, calibrated=calibrated, flag="disagreement")
+    out = pd.DataFrame(
+        {
+            "given_label": labels,
+            "is_clean": verdict.clean,
+            "label_quality": verdict.quality,
+            "pseudo_label": classes[verdict.pseudo],
+        }
+    )
+    out.attrs["noise_rate"] = verdict.noise_rate
+    out.attrs["class_noise"] = dict(zip(classes.tolist(), verdict.class_noise.tolist()))
+    out.attrs["noise_matrix"] = pd.DataFrame(noise_matrix(verdict.joint), index=classes, columns=classes)
+    return out

@@ -636,5 +636,4 @@ class PUClassifier(LabelEstimatorBase):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
-        tags.input_tags.allow_nan = False
         return tags

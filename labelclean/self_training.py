@@ -30,6 +30,7 @@ from ._train import (
     set_lr,
     train_epoch,
 )
+from .detection import detect
 
 #: ``consistency_epochs="auto"``: consistency-train the first teacher for this many passes when
 #: every class has at least ``AUTO_CONSISTENCY_MIN_LABELS`` labeled rows (see SelfTrainer).
@@ -275,9 +276,11 @@ class SelfTrainer(LabelEstimatorBase):
         students lost accuracy).
     threshold : float in [0, 1), default=0.0
         Minimum teacher confidence (top probability) for a row to get a pseudo-label.
-    balance : bool, default=True
-        Give every class the same number of pseudo-labeled rows (most confident first,
-        rare classes repeated), as Noisy Student does (100 MNIST labels: 92.0 % vs 90.1 % without).
+    balance : bool or "auto", default="auto"
+        Give every class the same number of pseudo-labeled rows (most confident first, rare
+        classes repeated), as Noisy Student does. ``"auto"``: in semi-supervised mode only; in
+        relabel mode the classes keep the shares the teacher finds (balancing them would push
+        a rare class's share up and relabel rows to it).
     labeled_share : float in [0, 1), default=0.17
         Share of each student's training rows that carry a given label: the labeled rows are
         repeated (each copy with fresh training noise) until they make up about this share
@@ -391,12 +394,16 @@ class SelfTrainer(LabelEstimatorBase):
         The label values, without the unlabeled marker ``-1``.
     pseudo_labels_ : ndarray of shape (n_samples,)
         Given label on labeled rows (semi-supervised mode), the final model's label elsewhere.
+        Relabel mode: the final model's label where it doubts the given one, else the given one.
     label_quality_ : ndarray of float32, shape (n_samples,)
-        The final model's probability of ``pseudo_labels_`` (its confidence).
+        Semi-supervised mode: the final model's probability of ``pseudo_labels_`` (its
+        confidence). Relabel mode: the quality of the *given* label, as on
+        :class:`~labelclean.CoTeachingFilter` (:func:`labelclean.detection.detect`).
     clean_mask_ : ndarray of bool, shape (n_samples,)
-        Rows the final model trained on: labeled rows plus the confidently pseudo-labeled ones
-        (for a consistency-trained teacher kept as the final model, the rows its prediction
-        reaches ``consistency_threshold`` on).
+        Semi-supervised mode: rows the final model trained on, labeled rows plus the
+        confidently pseudo-labeled ones (for a consistency-trained teacher kept as the final
+        model, the rows its prediction reaches ``consistency_threshold`` on). Relabel mode:
+        the given label is trusted, i.e. the final model agrees with it.
     consistency_epochs_ : int
         Passes of consistency training the first teacher got (``consistency_epochs`` resolved;
         0: trained on the labeled rows alone).
@@ -437,7 +444,7 @@ class SelfTrainer(LabelEstimatorBase):
         "relabel": ["boolean"],
         "soft": ["boolean"],
         "threshold": [Interval(Real, 0.0, 1.0, closed="left")],
-        "balance": ["boolean"],
+        "balance": ["boolean", StrOptions({"auto"})],
         "labeled_share": [Interval(Real, 0.0, 1.0, closed="left")],
         "max_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "student_width": [Interval(Real, 1.0, None, closed="left")],
@@ -461,7 +468,7 @@ class SelfTrainer(LabelEstimatorBase):
         relabel: bool = False,
         soft: bool = False,
         threshold: float = 0.0,
-        balance: bool = True,
+        balance: bool | str = "auto",
         labeled_share: float = 0.17,
         max_iter: int | str = "auto",
         student_width: float = 1.0,
@@ -778,7 +785,8 @@ class SelfTrainer(LabelEstimatorBase):
         if max_iter == "auto":  # a consistency-trained teacher is the final model; otherwise five students
             max_iter = 0 if self.consistency_epochs_ > 0 else AUTO_STUDENTS
         for rnd in range(1, max_iter + 1):
-            selected, rows = select_pseudo_rows(proba, ~given, threshold=self.threshold, balance=self.balance)
+            balance = (not self.relabel) if self.balance == "auto" else bool(self.balance)
+            selected, rows = select_pseudo_rows(proba, ~given, threshold=self.threshold, balance=balance)
             labels = np.where(selected, proba.argmax(1), -1)
             changed = None if previous is None else int(np.sum(labels != previous))
             copies = labeled_repeats(len(given_rows), len(rows), self.labeled_share)
@@ -808,6 +816,9 @@ class SelfTrainer(LabelEstimatorBase):
             model = self.teacher_
         self.networks_ = model if isinstance(model, list) else [model] if isinstance(model, torch.nn.Module) else []
         self.estimator_ = None if self.networks_ else model
+        if self.relabel:  # every label was given and may be wrong: the detection rule on the final model
+            self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))
+            return
         best = np.where(given, y_enc, proba.argmax(1))
         self.clean_mask_ = np.asarray(trained, dtype=bool)
         self.pseudo_labels_ = self.classes_[best]

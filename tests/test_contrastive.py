@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
+from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer, detection_scores
 from labelclean.api import filter_labels, pu_labels, run_labeling, selftrain_labels
 from labelclean.cli import cli
 from labelclean.contrastive import (
@@ -213,7 +213,8 @@ def test_pipeline_with_coteaching_filter(circle):
     pipe = make_pipeline(ContrastiveEncoder(**ENC), CoTeachingFilter(**params)).fit(X, y_noisy)
     filt = pipe[-1]
     assert filt.n_features_in_ == 64 and filt.clean_mask_.shape == (len(X),)
-    assert np.mean(filt.pseudo_labels_ == y) > np.mean(y_noisy == y)
+    assert np.mean(filt.pseudo_labels_ == y) >= np.mean(y_noisy == y)
+    assert detection_scores(filt.clean_mask_, y_noisy, y)["f1"] > 0.8
     raw = CoTeachingFilter(**params).fit(X, y_noisy)
     assert pipe.score(X_test, y_test) > max(0.9, raw.score(X_test, y_test) + 0.15)
 
@@ -274,7 +275,6 @@ def test_sklearn_compatible(estimator, check):
 @pytest.mark.parametrize(
     ("X", "params", "error", "match"),
     [
-        (np.array([[0.0, np.nan], [1.0, 2.0]] * 5), {}, ValueError, "NaN"),
         (np.array([[0.0, np.inf], [1.0, 2.0]] * 5), {}, ValueError, "infinity"),
         (np.zeros((0, 3)), {}, ValueError, "0 sample"),
         (np.zeros((1, 3)), {}, ValueError, "1 sample"),
@@ -295,10 +295,10 @@ def test_bad_input_is_named(X, params, error, match):
         ContrastiveEncoder(max_epochs=1, **params).fit(X)
 
 
-def test_string_dataframe_column_is_named():
-    df = pd.DataFrame({"x": np.arange(10.0), "colour": ["red", "blue"] * 5})
-    with pytest.raises(ValueError, match=r"colour.*OneHotEncoder"):
-        ContrastiveEncoder(max_epochs=1).fit(df)
+def test_text_column_and_missing_values_are_encoded():
+    df = pd.DataFrame({"x": np.r_[np.arange(9.0), np.nan], "colour": ["red", "blue"] * 5})
+    Z = ContrastiveEncoder(max_epochs=1, n_components=2, random_state=0).fit(df).transform(df)
+    assert Z.shape == (10, 2) and np.isfinite(Z).all()
 
 
 def test_transform_errors(circle, fitted):

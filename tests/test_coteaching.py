@@ -175,8 +175,10 @@ def test_posterior_targets_use_the_given_label(kind, rate):
 
 def test_refine_labels_posterior_runs_through_fit(blobs10):
     X, y_true, y_noisy, X_test, y_test = blobs10
-    a = CoTeachingFilter(max_epochs=3, refine_epochs=2, random_state=0).fit(X, y_noisy)
-    b = CoTeachingFilter(max_epochs=3, refine_epochs=2, refine_labels="posterior", random_state=0).fit(X, y_noisy)
+    a = CoTeachingFilter(estimator="network", max_epochs=3, refine_epochs=2, random_state=0).fit(X, y_noisy)
+    b = CoTeachingFilter(
+        estimator="network", max_epochs=3, refine_epochs=2, refine_labels="posterior", random_state=0
+    ).fit(X, y_noisy)
     assert b.history_[-1]["phase"] == "refine" and b.score(X_test, y_test) > 0.5
     # The co-teaching stage is the same; only the refinement's labels differ.
     assert [h["loss"] for h in a.history_ if h["phase"] != "refine"] == [
@@ -200,8 +202,8 @@ def test_posterior_targets_follow_a_sure_consensus():
 @pytest.fixture(scope="module")
 def fitted_blobs(blobs10):
     X, y_true, y_noisy, X_test, y_test = blobs10
-    f = CoTeachingFilter(random_state=0).fit(X, y_noisy)
-    clean = CoTeachingFilter(forget_rate=0.0, refine_epochs=0, random_state=0).fit(X, y_true)
+    f = CoTeachingFilter(estimator="network", random_state=0).fit(X, y_noisy)
+    clean = CoTeachingFilter(estimator="network", forget_rate=0.0, refine_epochs=0, random_state=0).fit(X, y_true)
     return f, clean
 
 
@@ -223,8 +225,9 @@ def test_row_contract(blobs10, fitted_blobs):
     assert f.clean_mask_.dtype == bool and f.clean_mask_.shape == (n,)
     assert f.label_quality_.dtype == np.float32 and np.all((f.label_quality_ >= 0) & (f.label_quality_ <= 1))
     assert np.array_equal(f.pseudo_labels_[f.clean_mask_], y_noisy[f.clean_mask_])
-    # flagged rows get a label other than the given one
-    assert np.all(f.pseudo_labels_[~f.clean_mask_] != y_noisy[~f.clean_mask_])
+    # labels change only on flagged rows, and on most of them here (the networks are sure)
+    changed = f.pseudo_labels_ != y_noisy
+    assert not changed[f.clean_mask_].any() and changed[~f.clean_mask_].mean() > 0.9
     # trusted rows have higher quality than flagged ones on average
     assert f.label_quality_[f.clean_mask_].mean() > f.label_quality_[~f.clean_mask_].mean() + 0.5
     proba = f.predict_proba(X[:10])
@@ -254,7 +257,7 @@ def test_images_in_every_layout(images4):
 @pytest.mark.parametrize("method", ["coteaching+", "jocor"])
 def test_variants_clean_labels(blobs10, method):
     X, y_true, y_noisy, X_test, y_test = blobs10
-    f = CoTeachingFilter(method=method, max_epochs=12, random_state=0).fit(X, y_noisy)
+    f = CoTeachingFilter(estimator="network", method=method, max_epochs=12, random_state=0).fit(X, y_noisy)
     assert detection_scores(f.clean_mask_, y_noisy, y_true)["f1"] >= 0.85
     assert f.score(X_test, y_test) >= 0.9
 
@@ -263,7 +266,8 @@ def test_string_labels_dataframe_and_given_forget_rate(blobs10):
     X, y_true, y_noisy, X_test, y_test = blobs10
     names = np.array([f"class-{c}" for c in range(10)])
     df = pd.DataFrame(X[:600], columns=[f"f{i}" for i in range(X.shape[1])])
-    f = CoTeachingFilter(forget_rate=0.35, max_epochs=10, refine_epochs=2, random_state=0).fit(df, names[y_noisy[:600]])
+    f = CoTeachingFilter(estimator="network", forget_rate=0.35, max_epochs=10, refine_epochs=2, random_state=0)
+    f.fit(df, names[y_noisy[:600]])
     assert f.noise_rate_ == 0.35 and not any(h["phase"] == "warmup" for h in f.history_)
     assert list(f.classes_) == sorted(names) and f.pseudo_labels_.dtype == names.dtype
     assert set(f.predict(df)) <= set(names)
@@ -283,9 +287,10 @@ def test_custom_module(blobs10):
         CoTeachingFilter(module=lambda s, k: "not a net", max_epochs=1).fit(X, y_noisy)
 
 
-def test_determinism_without_touching_global_rng(blobs10):
+@pytest.mark.parametrize("estimator", ["network", "auto"])
+def test_determinism_without_touching_global_rng(blobs10, estimator):
     X, _, y_noisy, X_test, _ = blobs10
-    params = dict(max_epochs=3, refine_epochs=1, dropout=0.2, random_state=7)
+    params = dict(estimator=estimator, max_epochs=3, refine_epochs=1, dropout=0.2, random_state=7)
     torch.manual_seed(123)
     before = torch.rand(3)
     torch.manual_seed(123)
@@ -302,7 +307,7 @@ def test_determinism_without_touching_global_rng(blobs10):
 def test_refine_epochs_auto_is_ten_for_images_and_five_for_vectors(blobs10, images4):
     X, _, y_noisy, _, _ = blobs10
     images, _, y_img, _, _ = images4
-    quick = dict(max_epochs=1, forget_rate=0.2, random_state=0)
+    quick = dict(estimator="network", max_epochs=1, forget_rate=0.2, random_state=0)
     for data, labels, expected in [(X[:400], y_noisy[:400], 5), (images[:400], y_img[:400], 10)]:
         f = CoTeachingFilter(**quick).fit(data, labels)
         assert f.refine_epochs_ == expected
@@ -314,7 +319,7 @@ def test_refine_epochs_auto_is_ten_for_images_and_five_for_vectors(blobs10, imag
 def test_moving_average_of_the_weights_labels_and_predicts(blobs10):
     # ema_decay > 0: the final networks are the moving averages, not the trained networks, and they still learn
     X, y_true, y_noisy, X_test, y_test = blobs10
-    params = dict(max_epochs=4, refine_epochs=2, random_state=0)
+    params = dict(estimator="network", max_epochs=4, refine_epochs=2, random_state=0)
     plain = CoTeachingFilter(**params).fit(X, y_noisy)
     a = CoTeachingFilter(ema_decay=0.99, **params).fit(X, y_noisy)
     b = CoTeachingFilter(ema_decay=0.99, **params).fit(X, y_noisy)
@@ -330,7 +335,7 @@ def test_moving_average_of_the_weights_labels_and_predicts(blobs10):
 
 def test_pipeline_gridsearch_clone(blobs10):
     X, y_true, y_noisy, X_test, y_test = blobs10
-    small = dict(max_epochs=4, refine_epochs=1, forget_rate=0.4, random_state=0)
+    small = dict(estimator="network", max_epochs=4, refine_epochs=1, forget_rate=0.4, random_state=0)
     pipe = Pipeline([("scale", StandardScaler()), ("clean", CoTeachingFilter(**small))]).fit(X, y_noisy)
     assert pipe.score(X_test, y_test) > 0.8
     search = GridSearchCV(CoTeachingFilter(**small), {"method": ["coteaching", "jocor"]}, cv=2).fit(X, y_noisy)
@@ -391,7 +396,7 @@ def test_fit_records_the_batch_size_and_lr_it_used():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(12_800, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int)
-    quick = dict(max_epochs=1, refine_epochs=0, forget_rate=0.1, hidden_dims=(8,), random_state=0)
+    quick = dict(estimator="network", max_epochs=1, refine_epochs=0, forget_rate=0.1, hidden_dims=(8,), random_state=0)
     f = CoTeachingFilter(**quick).fit(X, y)
     assert (f.batch_size_, f.lr_) == (512, pytest.approx(4e-3))
     given = CoTeachingFilter(batch_size=512, lr=4e-3, **quick).fit(X, y)  # the same fit, spelled out
@@ -411,7 +416,6 @@ def test_fit_records_the_batch_size_and_lr_it_used():
 @pytest.mark.parametrize(
     ("X", "y", "params", "error", "match"),
     [
-        (np.array([[0.0, np.nan], [1.0, 2.0]] * 5), [0, 1] * 5, {}, ValueError, "NaN"),
         (np.array([[0.0, np.inf], [1.0, 2.0]] * 5), [0, 1] * 5, {}, ValueError, "infinity"),
         (np.zeros((0, 3)), [], {}, ValueError, "0 sample"),
         (np.zeros((10, 3)), [0, 1] * 4, {}, ValueError, "inconsistent numbers of samples"),
@@ -436,10 +440,11 @@ def test_bad_input_is_named(X, y, params, error, match):
         CoTeachingFilter(max_epochs=1, **params).fit(X, y)
 
 
-def test_string_dataframe_column_is_named():
-    df = pd.DataFrame({"x": np.arange(10.0), "colour": ["red", "blue"] * 5})
-    with pytest.raises(ValueError, match=r"colour.*OneHotEncoder"):
-        CoTeachingFilter(max_epochs=1).fit(df, [0, 1] * 5)
+@pytest.mark.parametrize("estimator", ["auto", "network"])
+def test_text_column_and_missing_values_are_encoded(estimator):
+    df = pd.DataFrame({"x": np.tile(np.r_[np.arange(9.0), np.nan], 3), "colour": ["red", "blue"] * 15})
+    f = CoTeachingFilter(estimator=estimator, max_epochs=1, random_state=0).fit(df, [0, 1] * 15)
+    assert f.predict_proba(df).shape == (30, 2) and np.isfinite(f.label_quality_).all()
 
 
 def test_predict_errors(blobs10, fitted_blobs):

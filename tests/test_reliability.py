@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ESTIMATORS = [CoTeachingFilter, SelfTrainer, PUClassifier]
 TINY = {"hidden_dims": (8,), "max_epochs": 1, "batch_size": 16, "device": "cpu"}
 EXTRA = {
-    CoTeachingFilter: {"forget_rate": 0.2, "refine_epochs": 0},
+    CoTeachingFilter: {"estimator": "network", "forget_rate": 0.2, "refine_epochs": 0},
     SelfTrainer: {"max_iter": 1, "min_steps": 1},
     PUClassifier: {"prior": 0.6, "prior_epochs": 1},
 }
@@ -114,17 +114,18 @@ def _case(X, y=None, params=None, error=ValueError, match=""):
 
 
 BAD_FIT = {
-    "NaN in X": _case(_NAN, match=r"X contains NaN.*row 5, column 2.*impute"),
     "inf in X": _case(_INF, match=r"X contains infinity.*row 7, column 1"),
     "float64 too large for float32": _case(_X.astype(np.float64) * 1e300, match="too large for float32"),
     "float16 overflowed to inf": _case(np.full((40, 4), 1e5).astype(np.float16), match="infinity"),
     "empty X": _case(np.zeros((0, 4)), np.zeros(0, int), match="0 sample"),
     "zero features": _case(np.zeros((40, 0)), match="0 feature"),
     "mismatched lengths": _case(_X, _Y[:-3], match="inconsistent numbers of samples"),
-    "string X": _case(_X.astype(str), match="X holds strings.*OneHotEncoder"),
-    "object X with None": _case(np.where(np.eye(40, 4) > 0, None, _X.astype(object)), match="NaN"),
-    "DataFrame with text column": _case(
-        pd.DataFrame({"a": _X[:, 0], "colour": ["red", "blue"] * 20}), match=r"\['colour'\] are not numeric"
+    "string X": _case(_X.astype(str), match="X holds strings.*DataFrame.*OneHotEncoder"),
+    "DataFrame with a dict column": _case(
+        pd.DataFrame({"a": _X[:, 0], "meta": [{"k": 1}] * 40}), error=TypeError, match=r"column 'meta'.*dict"
+    ),
+    "DataFrame with a date column": _case(
+        pd.DataFrame({"a": _X[:, 0], "day": pd.date_range("2026-01-01", periods=40)}), match="dates or times"
     ),
     "complex X": _case(_X.astype(np.complex64), match="complex numbers.*np.abs"),
     "ragged rows": _case([[1.0, 2.0], [3.0]] * 20, match="rows of different lengths"),
@@ -168,6 +169,35 @@ def test_bad_fit_input_raises_a_clear_error(case, cls):
         tiny(cls, **params).fit(X, y)
     # A clear error is ours or scikit-learn's, never a torch/numpy internal one.
     assert type(info.value).__module__.split(".")[0] in ("builtins", "sklearn", "labelclean")
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_tables_with_text_categories_and_missing_values_are_accepted(cls):
+    # what users have: strings, a pandas category, nulls in numbers and in text, numbers stored as text
+    df = pd.DataFrame(
+        {
+            "a": np.where(np.arange(40) % 7 == 0, np.nan, _X[:, 0]),
+            "colour": pd.Series(["red", "blue", None, "green"] * 10, dtype=object),
+            "size": pd.Categorical(["S", "M", "L", "M"] * 10),
+            "price": [f"{v:.2f}" for v in _X[:, 1]],
+        }
+    )
+    est = tiny(cls, random_state=0).fit(df, labels_for(cls, _Y))
+    assert np.isfinite(est.label_quality_).all() and est.predict_proba(df).shape == (40, 2)
+    assert est.n_features_in_ == 4 and list(est.feature_names_in_) == list(df.columns)
+    unseen = df.assign(colour=["purple"] * 40)  # a category never seen in fit counts as missing
+    assert np.isfinite(est.predict_proba(unseen)).all()
+    with pytest.raises(ValueError, match="same order"):
+        est.predict(df[["colour", "a", "size", "price"]])
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_free_text_column_is_named_with_the_fix(cls):
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame({"a": rng.normal(size=200), "review": [f"review number {i}" for i in range(200)]})
+    y = labels_for(cls, (df["a"] > 0).astype(int).to_numpy())
+    with pytest.raises(ValueError, match=r"column 'review'.*free text or ids.*TfidfVectorizer"):
+        tiny(cls).fit(df, y)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,174 @@
+"""The detection rule (labelclean.detection), the noise generators and the cross-fitting helpers."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+
+from labelclean import detection as D
+from labelclean._crossfit import Backbone, choose_weights, cross_fit_proba, stratified_folds
+from labelclean.noise import make_asymmetric_labels, make_instance_labels
+
+
+def noisy_probs(n=2000, k=3, noise=0.3, seed=0):
+    """True labels, labels with symmetric noise, and probabilities that know the truth 90 % of the way."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    flip = rng.random(n) < noise
+    given = np.where(flip, (y + rng.integers(1, k, n)) % k, y)
+    p = np.full((n, k), 0.1 / (k - 1))
+    p[np.arange(n), y] = 0.9
+    return y, given, p
+
+
+def test_confident_joint_counts_given_against_confident_label():
+    p = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.2, 0.8], [0.95, 0.05]])
+    y = np.array([0, 0, 1, 1, 1])  # the last row is given 1 but looks like 0
+    cj = D.confident_joint(y, p)
+    assert cj.tolist() == [[1, 0], [1, 2]]  # row 1 (0.8 < threshold 0.85) is not counted
+
+
+def test_estimated_joint_finds_the_noise_rate_and_keeps_given_shares():
+    y, given, p = noisy_probs()
+    joint = D.estimate_joint(given, p)
+    assert joint.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(joint.sum(axis=1), np.bincount(given) / len(given))
+    true_rate = np.mean(given != y)
+    assert abs((1 - np.trace(joint)) - true_rate) < 0.03
+    np.testing.assert_allclose(D.noise_matrix(joint).sum(axis=0), 1.0)
+
+
+def test_calibrate_lowers_the_log_loss_of_an_overconfident_model():
+    y, given, _ = noisy_probs()
+    over = np.full((len(y), 3), 0.005)
+    over[np.arange(len(y)), y] = 0.99
+    scaled, t = D.calibrate(over, given)
+    nll = lambda q: -np.mean(np.log(q[np.arange(len(given)), given]))  # noqa: E731
+    assert t > 1 and nll(scaled) < nll(over) - 0.5
+    assert (scaled.argmax(1) == over.argmax(1)).all()
+
+
+def test_flag_by_class_noise_flags_each_class_by_its_own_share():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(100, int), np.ones(20, int)]
+    p = rng.dirichlet([1, 1], size=120)
+    flagged = D.flag_by_class_noise(labels, p, np.array([0.1, 0.5]))
+    assert flagged[:100].sum() <= 10 and flagged[100:].sum() <= 10
+    margin = p[np.arange(120), 1 - labels] - p[np.arange(120), labels]
+    assert (margin[flagged] > 0).all()  # never a row whose given label is its most probable one
+
+
+def test_prior_shift_moves_probabilities_to_the_true_balance():
+    p = np.tile([0.6, 0.4], (10, 1))
+    joint = np.array([[0.5, 0.2], [0.0, 0.3]])  # given shares 0.7 / 0.3, true shares 0.5 / 0.5
+    shifted = D.prior_shift(p, joint)
+    assert shifted[0, 1] > 0.4 and np.allclose(shifted.sum(1), 1)
+
+
+def test_detect_flags_the_noise_and_relabels_only_on_strong_evidence():
+    y, given, p = noisy_probs()
+    verdict = D.detect(given, p, flag="disagreement")
+    noisy = given != y
+    assert (~verdict.clean == noisy).mean() > 0.98
+    changed = verdict.pseudo != given
+    assert not changed[verdict.clean].any()
+    assert np.mean(verdict.pseudo == y) >= np.mean(given == y)
+    eager = D.detect(given, p, flag="disagreement", relabel_threshold=0.0)
+    assert np.array_equal(eager.pseudo[~eager.clean], p.argmax(1)[~eager.clean])
+    assert np.mean(eager.pseudo == y) > 0.97
+    assert verdict.quality.dtype == np.float32 and ((verdict.quality >= 0) & (verdict.quality <= 1)).all()
+    assert verdict.quality[noisy].mean() < verdict.quality[~noisy].mean() - 0.3
+    with pytest.raises(ValueError, match="flag="):
+        D.detect(given, p, flag="margin")
+
+
+def test_asymmetric_noise_moves_only_other_classes_to_the_majority():
+    y = np.r_[np.zeros(900, int), np.ones(60, int), np.full(40, 2)]
+    noisy = make_asymmetric_labels(y, 0.3, random_state=0)
+    assert (noisy[y == 0] == 0).all()
+    assert (noisy[y == 1] == 0).sum() == 18 and (noisy[y == 2] == 0).sum() == 12
+    assert set(noisy[(y != 0) & (noisy != y)]) == {0}
+
+
+def test_instance_noise_flips_the_hardest_rows_to_the_second_choice():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    p = rng.dirichlet([1, 1, 1], size=300)
+    noisy = make_instance_labels(y, p, 0.2)
+    flipped = noisy != y
+    own = p[np.arange(300), y]
+    assert flipped.sum() == 60 and own[flipped].max() <= own[~flipped].min()
+    second = p.copy()
+    second[np.arange(300), y] = -1
+    assert (noisy[flipped] == second.argmax(1)[flipped]).all()
+
+
+def test_stratified_folds_spread_every_class_even_a_rare_one():
+    y = np.r_[np.zeros(50, int), np.ones(3, int)]
+    folds = stratified_folds(y, 5, seed=0)
+    assert np.bincount(folds[:50]).tolist() == [10] * 5
+    assert len(set(folds[50:])) == 3
+    assert np.array_equal(folds, stratified_folds(y, 5, seed=0))
+
+
+def test_cross_fitted_probabilities_come_from_models_that_never_saw_the_row():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = rng.integers(0, 2, 200)  # random labels: a memorising model is right in sample only
+    memo = [Backbone(KNeighborsClassifier(1), "dense")]
+    proba = cross_fit_proba(memo, {"dense": X}, y, stratified_folds(y, 5, 0), 2)[0]
+    assert abs(np.mean(proba.argmax(1) == y) - 0.5) < 0.1
+    trusted = np.arange(200) < 100
+    only = cross_fit_proba(memo, {"dense": X}, y, stratified_folds(y, 5, 0), 2, trusted=trusted)[0]
+    assert not np.array_equal(only, proba)
+
+
+def test_choose_weights_prefers_the_backbone_that_fits_the_labels():
+    y = np.r_[np.zeros(100, int), np.ones(100, int)]
+    good = np.c_[np.where(y == 0, 0.9, 0.1), np.where(y == 0, 0.1, 0.9)]
+    bad = np.full((200, 2), 0.5)
+    assert choose_weights([bad, good], y).tolist() == [0.0, 1.0]
+    assert choose_weights([good], y).tolist() == [1.0]
+
+
+def test_cross_fit_on_a_tiny_set_falls_back_to_the_class_shares():
+    y = np.array([0, 1])
+    proba = cross_fit_proba([Backbone(LogisticRegression(), "dense")], {"dense": np.eye(2)}, y, np.array([0, 1]), 2)
+    np.testing.assert_allclose(proba[0], [[0.5, 0.5], [0.5, 0.5]])
+
+
+def test_find_label_issues_takes_any_labels_and_any_form_of_probabilities():
+    import pandas as pd
+
+    from labelclean import find_label_issues
+
+    y, given, p = noisy_probs(n=600)
+    names = np.array(["ant", "bee", "cat"])
+    table = find_label_issues(names[given], p)
+    assert list(table.columns) == ["given_label", "is_clean", "label_quality", "pseudo_label"]
+    assert (table["given_label"] == names[given]).all() and set(table["pseudo_label"]) <= set(names)
+    assert detection_scores_f1(table["is_clean"].to_numpy(), given, y) > 0.95
+    assert abs(table.attrs["noise_rate"] - np.mean(given != y)) < 0.05
+    assert set(table.attrs["class_noise"]) == set(names) and table.attrs["noise_matrix"].shape == (3, 3)
+    # the same verdict from a DataFrame with the columns in another order, and from a list column
+    frame = pd.DataFrame(p, columns=names)[["cat", "ant", "bee"]]
+    for other in (
+        find_label_issues(names[given], frame),
+        find_label_issues(names[given], pd.Series(list(p)), classes=names),
+        find_label_issues(given, p).assign(given_label=names[given], pseudo_label=lambda t: names[t.pseudo_label]),
+    ):
+        for column in ("given_label", "is_clean", "pseudo_label"):
+            assert (other[column].to_numpy() == table[column].to_numpy()).all()
+        np.testing.assert_allclose(other["label_quality"], table["label_quality"], rtol=1e-5)
+    with pytest.raises(ValueError, match="classes="):
+        find_label_issues(names[given], p[:, :2])
+    with pytest.raises(ValueError, match="not one of the classes"):
+        find_label_issues(np.r_[names[given][:-1], ["eel"]], p, classes=names)
+    with pytest.raises(ValueError, match="one row of class probabilities per label"):
+        find_label_issues(names[given][:10], p)
+
+
+def detection_scores_f1(clean, given, y):
+    from labelclean import detection_scores
+
+    return detection_scores(clean, given, y)["f1"]
