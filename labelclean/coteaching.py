@@ -211,7 +211,7 @@ AUTO_REFINE_EPOCHS_IMAGES = 10
 AUTO_REFINE_EPOCHS = 5
 #: ``estimator="auto"``: 2-D rows of at most this many columns are a table (cross-fitted trees and a
 #: linear model); wider rows (embeddings, pixels) and images get the networks.
-AUTO_TABLE_MAX_COLUMNS = 128
+AUTO_TABLE_MAX_COLUMNS = 512
 
 
 def default_table_backbones(categorical: np.ndarray, seed: int) -> list[Backbone]:
@@ -279,7 +279,7 @@ def resolve_batch(batch_size: int | str, lr: float, n_rows: int, *, mlp: bool) -
 class CoTeachingFilter(LabelEstimatorBase):
     """Find wrong labels and learn despite them: cross-fitted models on tables, Co-teaching networks elsewhere.
 
-    **Tables** (2-D rows of at most 128 columns: DataFrames with text, categories and nulls,
+    **Tables** (2-D rows of at most 512 columns: DataFrames with text, categories and nulls,
     or numeric arrays), by default: the rows are split into ``n_folds`` folds and every fold
     is predicted by gradient-boosted trees and a logistic regression fitted on the other
     folds (the better fitting of them, or both, chosen on those out-of-fold predictions); a
@@ -299,7 +299,7 @@ class CoTeachingFilter(LabelEstimatorBase):
     Parameters
     ----------
     estimator : "auto", "network" or a classifier, default="auto"
-        ``"auto"``: the cross-fitted table models for 2-D rows of at most 128 columns, the
+        ``"auto"``: the cross-fitted table models for 2-D rows of at most 512 columns, the
         networks otherwise; ``"network"``: always the networks; a scikit-learn classifier with
         ``predict_proba``: that classifier, cross-fitted, on the numeric view of the rows
         (categories one-hot encoded, missing values filled).

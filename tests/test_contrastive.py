@@ -215,7 +215,7 @@ def test_pipeline_with_coteaching_filter(circle):
     assert filt.n_features_in_ == 64 and filt.clean_mask_.shape == (len(X),)
     assert np.mean(filt.pseudo_labels_ == y) >= np.mean(y_noisy == y)
     assert detection_scores(filt.clean_mask_, y_noisy, y)["f1"] > 0.8
-    raw = CoTeachingFilter(**params).fit(X, y_noisy)
+    raw = CoTeachingFilter(estimator="network", **params).fit(X, y_noisy)  # the same networks on the raw features
     assert pipe.score(X_test, y_test) > max(0.9, raw.score(X_test, y_test) + 0.15)
 
 

@@ -676,7 +676,7 @@ _FINGERPRINT = textwrap.dedent(
     from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
 
     EXTRA = {
-        CoTeachingFilter: {"forget_rate": 0.2, "refine_epochs": 1},
+        CoTeachingFilter: {"estimator": "network", "forget_rate": 0.2, "refine_epochs": 1},
         SelfTrainer: {"max_iter": 1, "min_steps": 1},
         PUClassifier: {"prior": "auto", "prior_epochs": 1},
     }
