@@ -218,7 +218,7 @@ def run_method(method: str, cell: dict, seed: int) -> dict:
     """Fit ``method`` on the cell's training rows; return its flags, corrected labels and test predictions."""
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    X, y_noisy, X_test, kind = cell["X"], cell["y_noisy"], cell["X_test"], cell["kind"]
+    X, y_noisy, X_test = cell["X"], cell["y_noisy"], cell["X_test"]
     if method == OURS:
         from labelclean import CoTeachingFilter
 
@@ -408,7 +408,8 @@ def run_cell(cell: dict, methods: list[str], seed: int, split: str, out: Any) ->
             + (
                 rec.get("error")
                 or f"F1 {rec.get('f1', float('nan')):.3f} pseudo {rec.get('pseudo_accuracy', float('nan')):.3f} "
-                f"(given {rec.get('given_accuracy', float('nan')):.3f}) bal.acc {rec['balanced_accuracy']:.3f} {rec['seconds']:.1f}s"
+                f"(given {rec.get('given_accuracy', float('nan')):.3f}) bal.acc {rec['balanced_accuracy']:.3f} "
+                f"{rec['seconds']:.1f}s"
             )
         )
     return records

@@ -110,15 +110,17 @@ def cell_table(judged: Mapping[tuple, Mapping]) -> str:
         "| --- | --- | --- | ---: | --- | :-: | --- | :-: | ---: | --- | :-: | --- | ---: |"
     )
     rows = []
-    for (dataset, kind, noise, seed), j in sorted(judged.items()):
+    for (dataset, kind, noise, _seed), j in sorted(judged.items()):
         f1 = "–" if noise == "none" else f"{j['f1']:.3f}"
         peer_f1 = "–" if noise == "none" else f"{j['best_peer_f1']:.3f} ({PEER_NAMES.get(j['best_peer_f1_name'], '?')})"
         f1_mark = "–" if noise == "none" else mark(j["f1_ok"])
         changed = f"{j['changed']} ({j['cleanlab_changed']:.0f})" if noise == "none" else f"{j['changed']}"
+        peer_bal = f"{j['best_peer_bal']:.3f} ({PEER_NAMES.get(j['best_peer_bal_name'], '?')})"
+        clean_mark = " " + mark(j["clean_ok"]) if noise == "none" else ""
         rows.append(
             f"| {dataset} | {kind} | {noise} | {f1} | {peer_f1} | {f1_mark} | {j['given']:.3f} → {j['pseudo']:.3f} | "
-            f"{mark(j['never_worse'])} | {j['bal']:.3f} | {j['best_peer_bal']:.3f} ({PEER_NAMES.get(j['best_peer_bal_name'], '?')}) | "
-            f"{mark(j['bal_ok'])} | {changed}{' ' + mark(j['clean_ok']) if noise == 'none' else ''} | {j['seconds']:.1f} |"
+            f"{mark(j['never_worse'])} | {j['bal']:.3f} | {peer_bal} | {mark(j['bal_ok'])} | {changed}{clean_mark} | "
+            f"{j['seconds']:.1f} |"
         )
     return head + "\n" + "\n".join(rows)
 
@@ -179,7 +181,7 @@ def summary(judged: Mapping[tuple, Mapping]) -> tuple[str, dict]:
 def minority_table(judged: Mapping[tuple, Mapping], threshold: float = 0.06) -> str:
     """Sets whose rarest class is under ``threshold`` of the rows: its share true / given / corrected."""
     rows = []
-    for (dataset, kind, noise, seed), j in sorted(judged.items()):
+    for (dataset, _kind, noise, _seed), j in sorted(judged.items()):
         if j["minority_true"] < threshold:
             ok = abs(j["minority_pseudo"] - j["minority_true"]) <= max(
                 0.01, abs(j["minority_given"] - j["minority_true"])

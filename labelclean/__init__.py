@@ -2,8 +2,9 @@
 
 Estimators (scikit-learn compatible, PyTorch inside): :class:`CoTeachingFilter`,
 :class:`SelfTrainer`, :class:`PUClassifier`; and :class:`ContrastiveEncoder`, a transformer
-that learns features without labels, to put in front of them. Your own model's probabilities: :func:`find_label_issues`. Data-ops API: :func:`filter_labels`,
-:func:`selftrain_labels`, :func:`pu_labels`. Command line: ``labelclean --help``.
+that learns features without labels, to put in front of them. Your own model's probabilities:
+:func:`find_label_issues`. Data-ops API: :func:`filter_labels`, :func:`selftrain_labels`,
+:func:`pu_labels`. Command line: ``labelclean --help``.
 """
 
 from .api import filter_labels, pu_labels, selftrain_labels

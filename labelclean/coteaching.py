@@ -212,6 +212,9 @@ AUTO_REFINE_EPOCHS = 5
 #: ``estimator="auto"``: 2-D rows of at most this many columns are a table (cross-fitted trees and a
 #: linear model); wider rows (embeddings, pixels) and images get the networks.
 AUTO_TABLE_MAX_COLUMNS = 512
+#: ... and at most this many rows: the cross-fitted models are refitted ``n_rounds · n_folds + 1`` times,
+#: the networks make a few passes over the rows, so larger sets go to the networks.
+AUTO_TABLE_MAX_ROWS = 200_000
 
 
 def default_table_backbones(categorical: np.ndarray, seed: int) -> list[Backbone]:
@@ -299,8 +302,8 @@ class CoTeachingFilter(LabelEstimatorBase):
     Parameters
     ----------
     estimator : "auto", "network" or a classifier, default="auto"
-        ``"auto"``: the cross-fitted table models for 2-D rows of at most 512 columns, the
-        networks otherwise; ``"network"``: always the networks; a scikit-learn classifier with
+        ``"auto"``: the cross-fitted table models for 2-D rows of at most 512 columns (and at
+        most 200,000 rows), the networks otherwise; ``"network"``: always the networks; a scikit-learn classifier with
         ``predict_proba``: that classifier, cross-fitted, on the numeric view of the rows
         (categories one-hot encoded, missing values filled).
     n_folds : int >= 2, default=5
@@ -661,14 +664,14 @@ class CoTeachingFilter(LabelEstimatorBase):
         return predict_proba_nets(averages or nets, X, self.device_, out=proba)  # overwrites proba: no second matrix
 
     # -- the cross-fitted path (scikit-learn backbones) ------------------
-    def _backbone_kind(self) -> str:
+    def _backbone_kind(self, n_rows: int) -> str:
         """``"network"``, ``"table"`` (the default tabular backbones) or ``"estimator"`` (the user's)."""
         if not isinstance(self.estimator, str):
             return "estimator"
         if self.estimator == "network" or self.module is not None or len(self.input_shape_) != 1:
             return "network"
-        columns = self.n_features_in_
-        return "table" if columns <= AUTO_TABLE_MAX_COLUMNS else "network"
+        small = self.n_features_in_ <= AUTO_TABLE_MAX_COLUMNS and n_rows <= AUTO_TABLE_MAX_ROWS
+        return "table" if small else "network"
 
     def _backbones(self) -> list[Backbone]:
         if self.backbone_ == "estimator":
@@ -776,7 +779,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         if len(self.classes_) < 2:
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
         self.history_ = []
-        self.backbone_ = self._backbone_kind()
+        self.backbone_ = self._backbone_kind(len(y_enc))
         if self.backbone_ != "network":
             return self._fit_cross_fitted(X, Xt, y_enc)
         self.estimators_ = []
