@@ -15,12 +15,23 @@ rate, the noise of each class and the balance of the true classes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 _TINY = np.finfo(np.float32).tiny
+
+
+#: Rows per block of the row-wise steps, so that large sets need no (n, K) temporaries.
+BLOCK_ROWS = 65_536
+#: Rows the calibration temperature is fitted on, at most (evenly spaced).
+CALIBRATION_ROWS = 200_000
+
+
+def _blocks(n: int):
+    return (slice(start, min(start + BLOCK_ROWS, n)) for start in range(0, n, BLOCK_ROWS))
 
 
 def per_class_thresholds(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
@@ -48,11 +59,15 @@ def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     counted. Returns an ``(K, K)`` int64 matrix, given labels along the rows.
     """
     k = pred_probs.shape[1]
-    above = pred_probs >= per_class_thresholds(labels, pred_probs)[None, :] - 1e-6
-    confident = np.where(above, pred_probs, -1.0)
-    true = np.argmax(confident, axis=1)
-    counted = above.any(axis=1)
-    return np.bincount(labels[counted] * k + true[counted], minlength=k * k).reshape(k, k)
+    thresholds = per_class_thresholds(labels, pred_probs)[None, :] - 1e-6
+    counts = np.zeros(k * k, dtype=np.int64)
+    for block in _blocks(len(labels)):  # blocks of rows: no (n, K) temporaries on large sets
+        p = pred_probs[block]
+        above = p >= thresholds
+        true = np.argmax(np.where(above, p, -1.0), axis=1)
+        counted = above.any(axis=1)
+        counts += np.bincount(labels[block][counted] * k + true[counted], minlength=k * k)
+    return counts.reshape(k, k)
 
 
 def estimate_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
@@ -93,9 +108,9 @@ def calibrate(pred_probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, f
     """Temperature scaling (Guo et al., ICML 2017) fitted to the given labels: ``softmax(log p / t)``.
 
     Boosted trees and networks are overconfident out of sample, most of all on noisy labels;
-    one temperature ``t``, chosen to maximise the likelihood of the given labels, makes their
-    probabilities honest enough to weigh against the label. Returns the scaled
-    probabilities and ``t``.
+    one temperature ``t``, chosen to maximise the likelihood of the given labels (on at most
+    :data:`CALIBRATION_ROWS` evenly spaced rows), makes their probabilities honest enough to
+    weigh against the label. Returns the scaled probabilities (float32) and ``t``.
 
     Examples
     --------
@@ -107,21 +122,39 @@ def calibrate(pred_probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, f
     """
     from scipy.optimize import minimize_scalar
 
-    logp = np.log(np.clip(pred_probs, 1e-7, 1.0))
-    rows = np.arange(len(labels))
+    step = max(1, len(labels) // CALIBRATION_ROWS)
+    logp = np.log(np.clip(pred_probs[::step], 1e-7, 1.0))
+    sample = labels[::step]
+    rows = np.arange(len(sample))
 
-    def scaled(t: float) -> np.ndarray:
-        z = logp / t
-        z -= z.max(axis=1, keepdims=True)
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z - z.max(axis=1, keepdims=True)
         return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
-    t = float(minimize_scalar(lambda t: -scaled(t)[rows, labels].mean(), bounds=(0.05, 50.0), method="bounded").x)
-    return np.exp(scaled(t)), t
+    t = float(
+        minimize_scalar(lambda t: -log_softmax(logp / t)[rows, sample].mean(), bounds=(0.05, 50.0), method="bounded").x
+    )
+    out = np.empty(pred_probs.shape, dtype=np.float32)
+    for block in _blocks(len(labels)):
+        out[block] = np.exp(log_softmax(np.log(np.clip(pred_probs[block], 1e-7, 1.0)) / t))
+    return out, t
 
 
 def flag_disagreement(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     """Rows whose most probable class is not the given label."""
     return np.argmax(pred_probs, axis=1) != labels
+
+
+def _margins(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+    """``max_{j≠given} p_j − p_given`` per row, block by block."""
+    margin = np.empty(len(labels), dtype=np.float32)
+    for block in _blocks(len(labels)):
+        p = np.array(pred_probs[block], dtype=np.float32)
+        rows = np.arange(len(p))
+        own = p[rows, labels[block]].copy()
+        p[rows, labels[block]] = -np.inf
+        margin[block] = p.max(axis=1) - own
+    return margin
 
 
 def flag_by_class_noise(labels: np.ndarray, pred_probs: np.ndarray, class_noise: np.ndarray) -> np.ndarray:
@@ -134,10 +167,7 @@ def flag_by_class_noise(labels: np.ndarray, pred_probs: np.ndarray, class_noise:
     """
     n, k = pred_probs.shape
     flagged = np.zeros(n, dtype=bool)
-    own = pred_probs[np.arange(n), labels]
-    other = pred_probs.copy()
-    other[np.arange(n), labels] = -np.inf
-    margin = other.max(axis=1) - own
+    margin = _margins(labels, pred_probs)
     for i in range(k):  # a loop over classes, not rows
         rows = np.flatnonzero(labels == i)
         count = int(round(float(class_noise[i]) * len(rows)))
@@ -199,11 +229,17 @@ def prior_shift(pred_probs: np.ndarray, joint: np.ndarray) -> np.ndarray:
     shares of the estimated joint) undoes that, so a rare class is neither erased nor
     inflated by the relabeling.
     """
+    return _shift(np.array(pred_probs, dtype=np.float32), joint)
+
+
+def _shift(proba: np.ndarray, joint: np.ndarray) -> np.ndarray:
+    """:func:`prior_shift` in place, block by block."""
     given, true = joint.sum(axis=1), joint.sum(axis=0)
-    weight = np.where(given > 0, true / np.maximum(given, _TINY), 1.0)
-    shifted = pred_probs * weight
-    shifted /= np.maximum(shifted.sum(axis=1, keepdims=True), _TINY)
-    return shifted
+    weight = np.where(given > 0, true / np.maximum(given, _TINY), 1.0).astype(proba.dtype)
+    for block in _blocks(len(proba)):
+        proba[block] *= weight
+        proba[block] /= np.maximum(proba[block].sum(axis=1, keepdims=True), _TINY)
+    return proba
 
 
 def detect(
@@ -258,23 +294,31 @@ def detect(
     ([True, True, False], 0)
     """
     labels = np.asarray(labels, dtype=np.int64)
-    proba = np.asarray(pred_probs, dtype=np.float32)
-    if not calibrated:
-        proba, _ = calibrate(proba, labels)
-    rows = np.arange(len(labels))
+    if calibrated:
+        proba = np.array(pred_probs, dtype=np.float32)  # a copy: shifted in place below
+    else:
+        proba, _ = calibrate(np.asarray(pred_probs, dtype=np.float32), labels)
     joint = estimate_joint(labels, proba)
-    proba = prior_shift(proba, joint)
+    proba = _shift(proba, joint)
     best = np.argmax(proba, axis=1)
     if flag == "disagreement":
-        flagged = flag_disagreement(labels, proba)
+        flagged = best != labels
     elif flag == "class_noise":
         flagged = flag_by_class_noise(labels, proba, class_noise(joint))
     else:
         raise ValueError(f"flag={flag!r}; use 'class_noise' or 'disagreement'.")
-    post = label_posterior(proba, labels, noise_matrix(joint))
-    strong = (proba[rows, best] >= relabel_threshold) & (post[rows, best] >= relabel_threshold)
+    noise = noise_matrix(joint).astype(np.float32)
+    quality = np.empty(len(labels), dtype=np.float32)
+    strong = np.empty(len(labels), dtype=bool)
+    for block in _blocks(len(labels)):  # the label posterior at the given and at the best class only
+        p, y, b = proba[block], labels[block], best[block]
+        rows = np.arange(len(p))
+        norm = np.maximum(np.einsum("ik,ik->i", p, noise[y]), _TINY)
+        quality[block] = p[rows, y] * noise[y, y] / norm
+        post_best = p[rows, b] * noise[y, b] / norm
+        strong[block] = (p[rows, b] >= relabel_threshold) & (post_best >= relabel_threshold)
     pseudo = np.where(flagged & strong & (best != labels), best, labels)
-    return Detection(~flagged, pseudo, post[rows, labels].astype(np.float32), joint)
+    return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
 
 
 def find_label_issues(
@@ -358,8 +402,25 @@ def find_label_issues(
             f"label {labels[np.argmax(unknown)]!r} (row {int(np.argmax(unknown))}) is not one of the classes "
             f"{classes[:10].tolist()}; pass classes= with the class of each column of pred_probs."
         )
-    if (proba < 0).any() or not np.isfinite(proba).all():
-        raise ValueError("pred_probs holds negative, NaN or infinite values; pass probabilities in [0, 1].")
+    if not np.isfinite(proba).all() or (proba < 0).any():
+        bad = int(np.argmax(~np.isfinite(proba).all(axis=1) | (proba < 0).any(axis=1)))
+        raise ValueError(
+            f"pred_probs holds negative, NaN or infinite values (first at row {bad}); pass probabilities in [0, 1] "
+            "(apply a softmax to logits first)."
+        )
+    sums = proba.sum(axis=1)
+    if np.abs(sums - 1.0).max() > 1e-3:
+        if (sums <= 0).any():
+            raise ValueError(
+                f"row {int(np.argmax(sums <= 0))} of pred_probs is all zeros; every row needs a probability."
+            )
+        warnings.warn(
+            f"pred_probs rows sum to {sums.min():.4g}..{sums.max():.4g}, not 1; they were divided by their sums. "
+            "Pass probabilities (a softmax of the logits), not scores.",
+            UserWarning,
+            stacklevel=2,
+        )
+        proba = proba / sums[:, None]
     encoded = order[position]
     verdict = detect(encoded, proba, relabel_threshold=relabel_threshold, calibrated=calibrated, flag="disagreement")
     out = pd.DataFrame(

@@ -166,6 +166,11 @@ def test_find_label_issues_takes_any_labels_and_any_form_of_probabilities():
         find_label_issues(np.r_[names[given][:-1], ["eel"]], p, classes=names)
     with pytest.raises(ValueError, match="one row of class probabilities per label"):
         find_label_issues(names[given][:10], p)
+    with pytest.raises(ValueError, match="NaN.*first at row 3.*softmax"):
+        find_label_issues(names[given], np.where(np.arange(600)[:, None] == 3, np.nan, p))
+    with pytest.warns(UserWarning, match="divided by their sums"):
+        scaled = find_label_issues(names[given], p * 7)
+    assert (scaled["is_clean"] == table["is_clean"]).all()
 
 
 def detection_scores_f1(clean, given, y):
