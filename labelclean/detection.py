@@ -30,6 +30,10 @@ BLOCK_ROWS = 65_536
 CALIBRATION_ROWS = 200_000
 
 
+#: A proposed label replaces or fills a given one only where its probability reaches this (see :func:`detect`).
+RELABEL_THRESHOLD = 0.9
+
+
 def _blocks(n: int):
     return (slice(start, min(start + BLOCK_ROWS, n)) for start in range(0, n, BLOCK_ROWS))
 
@@ -247,7 +251,7 @@ def detect(
     pred_probs: np.ndarray,
     *,
     flag: str = "class_noise",
-    relabel_threshold: float = 0.9,
+    relabel_threshold: float = RELABEL_THRESHOLD,
     calibrated: bool = False,
 ) -> Detection:
     """Decide the row contract from out-of-sample probabilities and the given labels.
@@ -326,7 +330,7 @@ def find_label_issues(
     pred_probs: Any,
     *,
     classes: Any = None,
-    relabel_threshold: float = 0.9,
+    relabel_threshold: float = RELABEL_THRESHOLD,
     calibrated: bool = False,
 ) -> Any:
     """Which given labels do *your* model's out-of-sample probabilities contradict?

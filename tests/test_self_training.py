@@ -16,6 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from labelclean._train import ema_update
 from labelclean.coteaching import CoTeachingFilter
+from labelclean.detection import RELABEL_THRESHOLD
 from labelclean.noise import make_noisy_labels
 from labelclean.self_training import (
     SelfTrainer,
@@ -354,9 +355,11 @@ def test_self_training_beats_the_teacher_alone(semi, teacher_only_accuracy, soft
     assert accuracy > teacher_only_accuracy + 0.02, (accuracy, teacher_only_accuracy)
     assert 1 <= st.n_iter_ <= 3
     assert st.termination_condition_ in {"max_iter", "no_change"}
-    # the row contract: labeled rows keep their given label; every row trained on
+    # the row contract: labeled rows keep their given label; a filled label is trusted only when confident
     np.testing.assert_array_equal(st.pseudo_labels_[~unl], y_semi[~unl])
-    assert st.clean_mask_.all()
+    np.testing.assert_array_equal(st.clean_mask_, ~unl | (st.label_quality_ >= RELABEL_THRESHOLD))
+    right = st.pseudo_labels_[unl] == y[unl]
+    assert right[st.clean_mask_[unl]].mean() >= right.mean()  # dropping the doubtful fills keeps better labels
     assert st.label_quality_.dtype == np.float32 and ((st.label_quality_ >= 0) & (st.label_quality_ <= 1)).all()
     assert {"student", "teacher", "pseudo_label"} <= {h["phase"] for h in st.history_}
 
@@ -368,7 +371,8 @@ def test_threshold_keeps_confident_rows_only(semi):
     assert st.clean_mask_[~unl].all()
     assert 0 < st.clean_mask_[unl].sum() < unl.sum()
     selected = [h["n_selected"] for h in st.history_ if h["phase"] == "pseudo_label"]
-    assert selected[0] == st.clean_mask_[unl].sum()
+    assert st.clean_mask_[unl].sum() <= selected[-1]  # trusted fills are among the rows trained on
+    assert st.label_quality_[unl][st.clean_mask_[unl]].min() >= RELABEL_THRESHOLD
 
 
 class _RowCountingLogReg(LogisticRegression):
