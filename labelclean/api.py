@@ -600,9 +600,12 @@ def clean_file(
     keep = result.added.column("is_clean").to_numpy(zero_copy_only=False) if drop else None
     written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)
     if report_path is not None:
-        from .report import write_report
+        from .report import run_metadata, write_report
 
-        write_report(report_path, result, source=source)
+        options = {"label": label, "features": features, "drop": drop, "positive": positive, "negative": negative}
+        parameters = {**options, "pretrain": pretrain, **params}
+        meta = run_metadata(task, src_path, parameters, time.perf_counter() - t0, output=out_path)
+        write_report(report_path, result, source=source, metadata=meta)
     summary = {
         **result.summary,
         "input": str(src_path),
