@@ -330,6 +330,7 @@ def find_label_issues(
     pred_probs: Any,
     *,
     classes: Any = None,
+    noise_rate: float | str = "auto",
     relabel_threshold: float = RELABEL_THRESHOLD,
     calibrated: bool = False,
 ) -> Any:
@@ -350,6 +351,12 @@ def find_label_issues(
     classes : array-like of shape (K,), optional
         The class of each column of ``pred_probs``; default: the sorted distinct labels, or
         ``0 .. K-1`` when the labels are integers in that range.
+    noise_rate : "auto" or float in [0, 1), default="auto"
+        ``"auto"``: the rule decides which rows to flag (a row is flagged where the model's
+        most likely class is not the given one, see :func:`detect`). A number: flag exactly
+        that share of the rows, those with the lowest ``label_quality`` (ties broken by the
+        margin of the best class over the given one), e.g. when the share of wrong labels is
+        known from an audit.
     relabel_threshold : float in [0, 1], default=0.9
         Evidence a flagged row needs before ``pseudo_label`` differs from ``given_label``.
     calibrated : bool, default=False
@@ -377,6 +384,8 @@ def find_label_issues(
     """
     import pandas as pd
 
+    if not (noise_rate == "auto" or (isinstance(noise_rate, (int, float)) and 0.0 <= noise_rate < 1.0)):
+        raise ValueError(f"noise_rate must be 'auto' or a number in [0, 1), got {noise_rate!r}.")
     labels = np.asarray(labels)
     if isinstance(pred_probs, pd.DataFrame):
         classes = np.asarray(pred_probs.columns) if classes is None else np.asarray(classes)
@@ -427,6 +436,8 @@ def find_label_issues(
         proba = proba / sums[:, None]
     encoded = order[position]
     verdict = detect(encoded, proba, relabel_threshold=relabel_threshold, calibrated=calibrated, flag="disagreement")
+    if noise_rate != "auto":
+        verdict = _flag_share(verdict, encoded, proba, float(noise_rate))
     out = pd.DataFrame(
         {
             "given_label": labels,
@@ -439,3 +450,14 @@ def find_label_issues(
     out.attrs["class_noise"] = dict(zip(classes.tolist(), verdict.class_noise.tolist()))
     out.attrs["noise_matrix"] = pd.DataFrame(noise_matrix(verdict.joint), index=classes, columns=classes)
     return out
+
+
+def _flag_share(verdict: Detection, labels: np.ndarray, proba: np.ndarray, share: float) -> Detection:
+    """``verdict`` with exactly ``round(share * n)`` rows flagged: the lowest quality, then the widest margin."""
+    n = len(labels)
+    margin = _margins(labels, proba)
+    order = np.lexsort((-margin, verdict.quality))  # last key first: quality ascending, then margin descending
+    clean = np.ones(n, dtype=bool)
+    clean[order[: int(round(share * n))]] = False
+    pseudo = np.where(clean, labels, verdict.pseudo)
+    return Detection(clean, pseudo, verdict.quality, verdict.joint)

@@ -177,3 +177,22 @@ def detection_scores_f1(clean, given, y):
     from labelclean import detection_scores
 
     return detection_scores(clean, given, y)["f1"]
+
+
+def test_a_known_noise_rate_flags_that_share_lowest_quality_first():
+    find_label_issues = D.find_label_issues
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 300)
+    p = rng.dirichlet(np.ones(3), 300).astype(np.float32)
+    auto = find_label_issues(y, p)
+    fixed = find_label_issues(y, p, noise_rate=0.1)
+    assert int((~fixed["is_clean"]).sum()) == 30
+    np.testing.assert_array_equal(fixed["label_quality"], auto["label_quality"])  # the ranking is the same
+    worst = np.argsort(auto["label_quality"].to_numpy(), kind="stable")[:25]
+    assert not fixed["is_clean"].to_numpy()[worst].any()  # the lowest-quality rows are among the flagged
+    kept = fixed["is_clean"].to_numpy()
+    assert (fixed["pseudo_label"].to_numpy()[kept] == y[kept]).all()  # a row not flagged keeps its label
+    assert find_label_issues(y, p, noise_rate=0.0)["is_clean"].all()
+    for bad in (1.0, -0.1, "half"):
+        with pytest.raises(ValueError, match="noise_rate must be 'auto' or a number"):
+            find_label_issues(y, p, noise_rate=bad)
