@@ -22,16 +22,23 @@ import pyarrow.compute as pc
 
 from .io import (
     DataError,
+    DatasetSource,
     FeaturePlan,
     OptionError,
     ProgressFn,
     as_source,
+    is_dataset_input,
+    open_dataset,
+    part_names,
+    part_output_name,
     plan_features,
     read_column,
     read_features,
     release_free_memory,
+    resolve_inputs,
     source_rows,
     source_schema,
+    write_parts,
     write_with_columns,
 )
 
@@ -535,16 +542,38 @@ def pu_labels(
 
 
 def default_output(path: str | os.PathLike) -> Path:
-    """``data.parquet`` → ``data.clean.parquet`` beside it."""
+    """``data.parquet`` → ``data.clean.parquet`` beside it; a folder ``DIR`` → ``DIR.clean.parquet`` beside it.
+
+    Examples
+    --------
+    >>> str(default_output("runs/data.csv")), str(default_output("runs/parts/"))
+    ('runs/data.clean.parquet', 'runs/parts.clean.parquet')
+    """
     p = Path(path)
+    if p.is_dir() or os.fspath(path).endswith(("/", os.sep)):
+        return p.with_name(f"{p.name}.clean.parquet")
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
     return p.with_name(f"{stem}.clean.parquet")
 
 
-def check_output(path: Path, *, inputs: Sequence[Path], force: bool, option: str) -> None:
-    """Fail early when ``path`` cannot be written: exists without ``force``, is an input, or has no folder."""
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+def check_output(
+    path: Path, *, inputs: Sequence[Path], force: bool, option: str, input_root: Path | None = None
+) -> None:
+    """Fail early when ``path`` cannot be written: exists without ``force``, is an input, or has no folder.
+
+    ``input_root``: the folder read as a dataset; an output inside it would become one of its parts.
+    """
     if any(path.resolve() == p.resolve() for p in inputs):
         raise OptionError(f"{option} '{path}' is the input file; labelclean never overwrites its input.")
+    if input_root is not None and _inside(path, input_root):
+        raise OptionError(
+            f"{option} '{path}' is inside the input folder '{input_root}', where it would be read as part of the "
+            "dataset; write it elsewhere."
+        )
     if path.exists() and not force:
         raise OptionError(f"{option} '{path}' already exists; pass --force to overwrite it, or choose another name.")
     if path.is_dir():
@@ -553,11 +582,43 @@ def check_output(path: Path, *, inputs: Sequence[Path], force: bool, option: str
         raise OptionError(f"the folder of {option} '{path}' does not exist; create it first.")
 
 
+def _part_targets(
+    output_dir: Path, names: Sequence[str], *, inputs: Sequence[Path], force: bool, input_root: Path | None
+) -> list[Path]:
+    """The files ``--output-dir`` will write, checked like :func:`check_output`."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise OptionError(f"--output-dir '{output_dir}' is a file; give a folder.")
+    if not output_dir.exists() and not output_dir.parent.is_dir():
+        raise OptionError(f"the folder of --output-dir '{output_dir}' does not exist; create it first.")
+    if input_root is not None and (_inside(output_dir, input_root) or _inside(input_root, output_dir)):
+        raise OptionError(
+            f"--output-dir '{output_dir}' and the input folder '{input_root}' overlap; write the parts to a "
+            "folder outside the input."
+        )
+    targets = [output_dir / part_output_name(n) for n in names]
+    resolved = {p.resolve() for p in inputs}
+    for target in targets:
+        if target.resolve() in resolved:
+            raise OptionError(f"--output-dir would overwrite the input '{target}'; choose another folder.")
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OptionError(
+            f"--output-dir file '{existing[0]}'{more} already exists; pass --force to overwrite, or choose another "
+            "folder."
+        )
+    for target in existing:
+        if target.is_dir():
+            raise OptionError(f"--output-dir file '{target}' is a folder; remove it or choose another folder.")
+    return targets
+
+
 def clean_file(
     task: str,
-    input: str | os.PathLike,
+    input: str | os.PathLike | Sequence[str | os.PathLike],
     output: str | os.PathLike | None = None,
     *,
+    output_dir: str | os.PathLike | None = None,
     label: str = "label",
     features: Sequence[str] | None = None,
     drop: bool = False,
@@ -569,21 +630,45 @@ def clean_file(
     pretrain: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
-    """Parquet in, parquet out: the whole ``labelclean filter|selftrain|pu`` run; returns the summary.
+    """Parquet (or CSV) in, parquet out: the whole ``labelclean filter|selftrain|pu`` run; returns the summary.
 
-    The input is never modified. The output (default ``DATA.clean.parquet``) holds every
-    input column unchanged, in order, plus ``is_clean``, ``pseudo_label`` and
-    ``label_quality`` (only the rows with ``is_clean`` when ``drop``); it is written to a
-    temporary file and renamed into place, so a failed run leaves no partial file.
+    ``input`` is a parquet or CSV file, a folder of them (hive ``key=value`` subfolders
+    included), a glob or a list of paths, read as one table (see
+    :func:`labelclean.io.open_dataset`: files in sorted path order, rows in file order).
+    The input is never modified. The output (default ``DATA.clean.parquet``, for a folder
+    ``DIR.clean.parquet`` beside it; several paths or a glob need ``output`` or
+    ``output_dir``) holds every input column unchanged, in order, plus ``is_clean``,
+    ``pseudo_label`` and ``label_quality`` (only the rows with ``is_clean`` when ``drop``).
+    With ``output_dir``, one file per input part is written there instead, under the part's
+    own name (a CSV part's ending becomes ``.parquet``). Every file is written to a temporary
+    file and renamed into place, so a failed run leaves no partial file.
     """
     t0 = time.perf_counter()
-    src_path = Path(input)
-    out_path = Path(output) if output is not None else default_output(src_path)
-    check_output(out_path, inputs=[src_path], force=force, option="output")
+    items = [input] if isinstance(input, (str, os.PathLike)) else list(input)
+    files, input_root = resolve_inputs(items)
+    src_path: Path | str = Path(items[0]) if len(items) == 1 else ", ".join(map(os.fspath, items))
+    if output is not None and output_dir is not None:
+        raise OptionError("-o/--output (one file) and --output-dir (one file per part) exclude each other; pick one.")
+    targets: list[Path] = []
+    if output_dir is not None:
+        out_path = Path(output_dir)
+        targets = _part_targets(
+            out_path, part_names(files, input_root), inputs=files, force=force, input_root=input_root
+        )
+    else:
+        if output is None and (len(items) > 1 or not Path(items[0]).exists()):
+            raise OptionError(
+                "several inputs (or a glob) have no default output name; pass -o FILE for one output file, "
+                "or --output-dir DIR for one file per input part."
+            )
+        out_path = Path(output) if output is not None else default_output(items[0])
+        check_output(out_path, inputs=files, force=force, option="output", input_root=input_root)
     report_path = Path(report) if report is not None else None
     if report_path is not None:
-        check_output(report_path, inputs=[src_path, out_path], force=force, option="report")
-    source = as_source(src_path)
+        check_output(
+            report_path, inputs=[*files, out_path, *targets], force=force, option="report", input_root=input_root
+        )
+    source = as_source(items if is_dataset_input(items) else files[0])
     result = run_labeling(
         task,
         source,
@@ -598,7 +683,13 @@ def clean_file(
     if report_path is None:
         result.X = None  # only the report needs the features again: free them before writing
     keep = result.added.column("is_clean").to_numpy(zero_copy_only=False) if drop else None
-    written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)
+    outputs: list[tuple[Path, int]] | None = None
+    if output_dir is not None:
+        parts = source if isinstance(source, DatasetSource) else _single_part(source, files[0])
+        outputs = write_parts(parts, out_path, result.added, keep=keep, progress=progress)
+        written = sum(rows for _, rows in outputs)
+    else:
+        written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)
     if report_path is not None:
         from .report import run_metadata, write_report
 
@@ -613,5 +704,37 @@ def clean_file(
         "rows_written": written,
         "report": None if report_path is None else str(report_path),
         "seconds": time.perf_counter() - t0,
+        **_source_facts(source, result.plan, files, outputs),
     }
     return summary
+
+
+def _single_part(source: Any, path: Path) -> DatasetSource:
+    """One parquet file as a dataset of one part, so that ``--output-dir`` writes it like any dataset."""
+    return open_dataset([path]) if not isinstance(source, DatasetSource) else source
+
+
+def _source_facts(
+    source: Any, plan: FeaturePlan, files: Sequence[Path], outputs: list[tuple[Path, int]] | None
+) -> dict[str, Any]:
+    """What the summary says about the input: parts, text read as numbers, skipped columns and how to use them."""
+    facts: dict[str, Any] = {
+        "inputs": [str(f) for f in files],
+        "read_as_numbers": plan.read_as_numbers,
+        "skipped": {
+            name: {
+                "reason": reason,
+                "include_with": None if name not in plan.include else "--features " + ",".join(plan.include[name]),
+            }
+            for name, reason in plan.skipped.items()
+        },
+        "notes": [],
+    }
+    if outputs is not None:
+        facts["outputs"] = [{"path": str(p), "rows_written": rows} for p, rows in outputs]
+    if isinstance(source, DatasetSource) and source.format == "csv":
+        facts["notes"].append(
+            "CSV is parsed anew on every run; convert it to parquet once (this output is parquet) for faster "
+            "repeated runs."
+        )
+    return facts

@@ -113,7 +113,7 @@ def calibrate(pred_probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, f
 
     Boosted trees and networks are overconfident out of sample, most of all on noisy labels;
     one temperature ``t``, chosen to maximise the likelihood of the given labels (on at most
-    :data:`CALIBRATION_ROWS` evenly spaced rows), makes their probabilities honest enough to
+    ``CALIBRATION_ROWS`` (200,000) evenly spaced rows), makes their probabilities honest enough to
     weigh against the label. Returns the scaled probabilities (float32) and ``t``.
 
     Examples

@@ -4,6 +4,12 @@ Features are streamed record batch by record batch into one preallocated float32
 with no pandas round trip, so reading needs little more memory than the feature matrix
 itself. Outputs are written to a temporary file beside the target and renamed into place.
 
+An input is one parquet file, a CSV file, or a dataset of several files read as one table
+with :mod:`pyarrow.dataset` (see :func:`open_dataset`): a folder (hive-style ``key=value``
+subfolders become columns; hidden and ``_``-prefixed side files such as ``_SUCCESS`` are
+ignored), a glob, or a list of paths. The rows of a dataset come file by file, the files in
+sorted path order, each file's rows in its own order.
+
 Examples
 --------
 >>> import numpy as np, pyarrow as pa
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob as _glob
 import io as _stdio
 import os
 import sys
@@ -35,6 +42,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 #: Names of the columns labelclean adds to its outputs.
@@ -43,6 +51,13 @@ OUTPUT_COLUMNS = ("is_clean", "pseudo_label", "label_quality")
 MAX_CATEGORIES = 50
 #: Rows per record batch when streaming.
 BATCH_ROWS = 65_536
+
+#: File endings a folder or a glob contributes to a dataset (other files are ignored).
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+CSV_SUFFIXES = (".csv",)
+#: Text read as missing when a text column holds numbers (pyarrow's CSV null markers).
+TEXT_NULLS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN")
+TEXT_NULLS += ("N/A", "NA", "NULL", "NaN", "n/a", "nan", "null")
 
 _READ_BUFFER = 8 << 20
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -67,6 +82,21 @@ class OptionError(ValueError):
 # ---------------------------------------------------------------------------
 
 
+def _check_parquet_file(p: Path) -> None:
+    """Raise a clear error unless ``p`` is a file that starts like a parquet file."""
+    if not p.exists():
+        raise FileNotFoundError(f"input file '{p}' does not exist; check the path.")
+    if p.is_dir():
+        raise OptionError(f"input '{p}' is a folder; pass a parquet file, or the folder itself as a dataset.")
+    with open(p, "rb") as fh:
+        head = fh.read(4)
+    if head != b"PAR1":
+        raise DataError(
+            f"'{p}' is not a parquet file (it does not start with the PAR1 marker); "
+            "convert it first, e.g. pandas.read_csv(...).to_parquet(...), or name it .csv to read it as CSV."
+        )
+
+
 def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
     """Open a parquet file for streaming, with errors that say what is wrong and what to do.
 
@@ -74,21 +104,13 @@ def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
     ------
     FileNotFoundError
         No such file.
+    OptionError
+        The path is a folder.
     DataError
         Not a parquet file, a truncated or damaged one.
     """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"input file '{p}' does not exist; check the path.")
-    if p.is_dir():
-        raise OptionError(f"input '{p}' is a folder; pass a single parquet file.")
-    with open(p, "rb") as fh:
-        head = fh.read(4)
-    if head != b"PAR1":
-        raise DataError(
-            f"'{p}' is not a parquet file (it does not start with the PAR1 marker); "
-            "convert it first, e.g. pandas.read_csv(...).to_parquet(...)."
-        )
+    _check_parquet_file(p)
     try:
         # A read buffer streams each column chunk page by page instead of loading a whole row group.
         return pq.ParquetFile(p, buffer_size=_READ_BUFFER, pre_buffer=False)
@@ -98,43 +120,370 @@ def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
         ) from exc
 
 
-def as_source(data: Any) -> pa.Table | pq.ParquetFile:
-    """A pyarrow Table, a pandas DataFrame or a path → a Table or an open :class:`pyarrow.parquet.ParquetFile`."""
-    if isinstance(data, (pa.Table, pq.ParquetFile)):
+@dataclass(frozen=True)
+class Part:
+    """One file of a dataset: its path, its name below the dataset's root and its number of rows."""
+
+    path: Path
+    name: str
+    rows: int
+
+
+class DatasetSource:
+    """Several parquet files, or CSV files, read as one table (built by :func:`open_dataset`).
+
+    Rows come part by part in the order of :attr:`parts` (sorted path order), each part's
+    rows in file order. Parquet parts are streamed with :mod:`pyarrow.dataset`, record batch
+    by record batch, cast to the unified :attr:`schema`; CSV parts are parsed once, whole,
+    and kept in memory as Arrow columns.
+
+    Attributes
+    ----------
+    parts : list of Part
+    schema : pyarrow.Schema
+        Every column of every part (types unified), then the hive partition columns.
+    file_schema : pyarrow.Schema
+        :attr:`schema` without the partition columns (what each part's file holds).
+    format : {"parquet", "csv"}
+    num_rows : int
+    """
+
+    def __init__(
+        self,
+        parts: list[Part],
+        schema: pa.Schema,
+        file_schema: pa.Schema,
+        format: str,
+        *,
+        dataset: ds.Dataset | None = None,
+        tables: list[pa.Table] | None = None,
+    ) -> None:
+        self.parts = parts
+        self.schema = schema
+        self.file_schema = file_schema
+        self.format = format
+        self.num_rows = sum(p.rows for p in parts)
+        self._dataset = dataset
+        self._fragments = None if dataset is None else list(dataset.get_fragments())
+        self._tables = tables
+
+    def __repr__(self) -> str:
+        return f"DatasetSource({self.format}, {len(self.parts)} parts, {self.num_rows} rows)"
+
+    def part(self, i: int, *, file_columns: bool = False) -> DatasetSource:
+        """Part ``i`` alone, as a source of its own (``file_columns``: without the partition columns)."""
+        schema = self.file_schema if file_columns else self.schema
+        sub = DatasetSource([self.parts[i]], schema, self.file_schema, self.format)
+        sub._dataset = self._dataset
+        sub._fragments = None if self._fragments is None else [self._fragments[i]]
+        sub._tables = None if self._tables is None else [self._tables[i]]
+        return sub
+
+    def iter_batches(
+        self, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """Record batches of ``columns`` (all when None), part after part, in row order."""
+        names = list(self.schema.names if columns is None else columns)
+        if self._tables is not None:
+            for table in self._tables:
+                yield from table.select(names).to_batches(max_chunksize=batch_rows)
+            return
+        for part, fragment in zip(self.parts, self._fragments, strict=True):
+            scanner = ds.Scanner.from_fragment(
+                fragment, schema=self._dataset.schema, columns=names, batch_size=batch_rows, batch_readahead=2
+            )
+            try:
+                yield from scanner.to_batches()
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as exc:
+                raise DataError(
+                    f"could not read '{part.path}' ({_first_line(exc)}); the file may be damaged or its "
+                    "columns may not match the other parts."
+                ) from exc
+
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """The whole table (or ``columns``) in memory."""
+        names = list(self.schema.names if columns is None else columns)
+        schema = pa.schema([self.schema.field(n) for n in names], metadata=self.schema.metadata)
+        return pa.Table.from_batches(list(self.iter_batches(names)), schema=schema)
+
+
+def _is_side_file(name: str) -> bool:
+    """Hidden or ``_``-prefixed files and folders (``_SUCCESS``, ``.part-0.crc``, ``_temporary``): not data."""
+    return name.startswith((".", "_"))
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _data_files(paths: Sequence[Path], where: str) -> list[Path]:
+    """The parquet files among ``paths``, else the CSV files; an error when there are none or both."""
+    parquet = [p for p in paths if p.name.lower().endswith(PARQUET_SUFFIXES)]
+    csv = [p for p in paths if p.name.lower().endswith(CSV_SUFFIXES)]
+    if parquet and csv:
+        raise OptionError(
+            f"{where} holds both parquet and CSV files; a dataset is one or the other. "
+            "Pass the files of one kind (a glob such as 'DIR/*.parquet')."
+        )
+    return parquet or csv
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not _is_side_file(d))
+        found += [Path(dirpath) / f for f in filenames if not _is_side_file(f)]
+    files = _data_files(found, f"folder '{folder}'")
+    if not files:
+        raise OptionError(
+            f"input '{folder}' is a folder with no parquet or CSV files in it (files ending in "
+            f"{', '.join(PARQUET_SUFFIXES + CSV_SUFFIXES)}; hidden and '_' files are ignored); check the path."
+        )
+    return files
+
+
+def resolve_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> tuple[list[Path], Path | None]:
+    """The files an input names, in sorted path order, and the folder that partitions are relative to.
+
+    ``inputs`` is one path (a file or a folder), a glob (``'data/part-*.parquet'``) or a
+    sequence of those. A folder contributes every parquet (else CSV) file below it, hidden
+    and ``_``-prefixed files and folders left out; a folder alone is the root of its hive
+    partitions (``key=value`` subfolders). The files of several paths keep the order given
+    (each folder's and glob's files sorted).
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that does not exist, or a glob that matches no file.
+    OptionError
+        An empty folder, or parquet and CSV files mixed.
+    """
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not items:
+        raise OptionError("no input given; pass a parquet or CSV file, a folder or a glob.")
+    files: list[Path] = []
+    for item in items:
+        text = os.fspath(item)
+        p = Path(text)
+        if p.is_dir():
+            files += sorted(_folder_files(p))
+        elif not p.exists() and _is_glob(text):
+            matched = [Path(m) for m in _glob.glob(text, recursive=True)]
+            matched = [m for m in matched if m.is_file() and not _is_side_file(m.name)]
+            matched = sorted(_data_files(matched, f"glob '{text}'"))
+            if not matched:
+                raise FileNotFoundError(
+                    f"glob '{text}' matches no parquet or CSV file; check the pattern (quote it so that "
+                    "labelclean, not the shell, expands it)."
+                )
+            files += matched
+        elif not p.exists():
+            raise FileNotFoundError(f"input file '{p}' does not exist; check the path.")
+        else:
+            files.append(p)
+    seen: set[Path] = set()
+    for f in files:
+        key = f.resolve()
+        if key in seen:
+            raise OptionError(f"input '{f}' is given twice; pass each file once.")
+        seen.add(key)
+    root = Path(os.fspath(items[0])) if len(items) == 1 and Path(os.fspath(items[0])).is_dir() else None
+    return files, root
+
+
+def part_names(files: list[Path], root: Path | None) -> list[str]:
+    """Names of the parts below ``root`` (else below the folder the files share): what ``--output-dir`` writes."""
+    if root is None:
+        parents = [os.path.abspath(f.parent) for f in files]
+        root = Path(os.path.commonpath(parents))
+    return [Path(os.path.abspath(f)).relative_to(os.path.abspath(root)).as_posix() for f in files]
+
+
+def _unify(schemas: list[pa.Schema], files: list[Path]) -> pa.Schema:
+    """One schema for every part: columns in order of appearance, types widened where they can be.
+
+    A column whose types cannot be unified (``int64`` and ``string``, say) is a :class:`DataError`
+    naming it, its two types and the two files.
+    """
+    unified = schemas[0]
+    origin = {name: files[0] for name in unified.names}
+    for schema, f in zip(schemas[1:], files[1:], strict=True):
+        try:
+            unified = pa.unify_schemas([unified, schema], promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            for field_ in schema:
+                if field_.name not in unified.names:
+                    continue
+                known = unified.field(field_.name)
+                try:
+                    pa.unify_schemas([pa.schema([known]), pa.schema([field_])], promote_options="permissive")
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    raise DataError(
+                        f"column '{field_.name}' is {known.type} in '{origin[field_.name]}' but {field_.type} "
+                        f"in '{f}'; the parts cannot be read as one table. Write '{field_.name}' with one type "
+                        "in every part, or leave the odd part out."
+                    ) from exc
+            raise DataError(f"the schema of '{f}' cannot be merged with the others ({_first_line(exc)}).") from exc
+        for name in schema.names:
+            origin.setdefault(name, f)
+    return unified
+
+
+def _read_csv(path: Path) -> pa.Table:
+    from pyarrow import csv
+
+    try:
+        return csv.read_csv(path)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"'{path}' cannot be read as CSV ({_first_line(exc)}); check its delimiter, quoting and column count."
+        ) from exc
+
+
+def open_dataset(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> DatasetSource:
+    """Open a folder, a glob, a CSV file or several paths as one table.
+
+    Parquet parts are checked (marker and footer) and streamed later; the schemas of all
+    parts are unified (a column missing from a part reads as nulls there; ``int32`` and
+    ``int64`` become ``int64``, integers and floats ``double``). The hive ``key=value``
+    subfolders of a folder become columns after the files' own. CSV parts are read with
+    pyarrow's CSV reader, column types inferred from the whole file.
+
+    Raises
+    ------
+    FileNotFoundError, OptionError
+        See :func:`resolve_inputs`.
+    DataError
+        A part that is damaged or not parquet, or a column whose types clash between parts.
+    """
+    files, root = resolve_inputs(inputs)
+    names = part_names(files, root)
+    if all(f.name.lower().endswith(CSV_SUFFIXES) for f in files):
+        tables = [_read_csv(f) for f in files]
+        schema = _unify([t.schema for t in tables], files)
+        tables = [_conform(t, schema, f) for t, f in zip(tables, files, strict=True)]
+        parts = [Part(f, n, t.num_rows) for f, n, t in zip(files, names, tables, strict=True)]
+        return DatasetSource(parts, schema, schema, "csv", tables=tables)
+    if any(f.name.lower().endswith(CSV_SUFFIXES) for f in files):
+        raise OptionError("the inputs mix parquet and CSV files; a dataset is one or the other.")
+    metas = []
+    for f in files:
+        _check_parquet_file(f)
+        try:
+            metas.append(pq.read_metadata(f))
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise DataError(
+                f"'{f}' looks truncated or damaged ({_first_line(exc)}); write or copy the file again."
+            ) from exc
+    file_schema = _unify([m.schema.to_arrow_schema() for m in metas], files)
+    fmt = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+            use_buffered_stream=True, buffer_size=_READ_BUFFER, pre_buffer=False
+        )
+    )
+    paths = [os.fspath(f) for f in files]
+    schema = file_schema
+    partitioning = None
+    if root is not None and any("=" in n for n in names):
+        probe = ds.dataset(paths, format=fmt, partitioning="hive", partition_base_dir=os.fspath(root))
+        partitioning = probe.partitioning
+        extra = [f for f in partitioning.schema if f.name not in file_schema.names]
+        schema = pa.schema(list(file_schema) + extra, metadata=file_schema.metadata)
+    dataset = ds.dataset(
+        paths,
+        schema=schema,
+        format=fmt,
+        partitioning=partitioning,
+        partition_base_dir=None if partitioning is None else os.fspath(root),
+    )
+    parts = [Part(f, n, m.num_rows) for f, n, m in zip(files, names, metas, strict=True)]
+    return DatasetSource(parts, schema, file_schema, "parquet", dataset=dataset)
+
+
+def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
+    """``table`` with the columns and types of ``schema`` (missing columns as nulls)."""
+    arrays = []
+    for f in schema:
+        if f.name in table.column_names:
+            col = table.column(f.name)
+            try:
+                arrays.append(col if col.type == f.type else col.cast(f.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise DataError(
+                    f"column '{f.name}' of '{path}' cannot be read as {f.type} ({_first_line(exc)})."
+                ) from exc
+        else:
+            arrays.append(pa.nulls(table.num_rows, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def is_dataset_input(data: Any) -> bool:
+    """Whether ``data`` names a dataset rather than one parquet file: a folder, a glob, a CSV file or several paths."""
+    if isinstance(data, (list, tuple)):
+        return len(data) != 1 or is_dataset_input(data[0])
+    if not isinstance(data, (str, os.PathLike)):
+        return False
+    text = os.fspath(data)
+    p = Path(text)
+    return p.is_dir() or (not p.exists() and _is_glob(text)) or p.name.lower().endswith(CSV_SUFFIXES)
+
+
+def as_source(data: Any) -> pa.Table | pq.ParquetFile | DatasetSource:
+    """A Table, a pandas DataFrame or paths → a Table, an open :class:`pyarrow.parquet.ParquetFile` or a dataset.
+
+    One parquet file opens as a ``ParquetFile``; a folder, a glob, a CSV file or a list of
+    paths as a :class:`DatasetSource` (see :func:`open_dataset`).
+    """
+    if isinstance(data, (pa.Table, pq.ParquetFile, DatasetSource)):
         return data
-    if isinstance(data, (str, os.PathLike)):
-        return open_parquet(data)
+    if isinstance(data, (str, os.PathLike)) or (
+        isinstance(data, (list, tuple)) and all(isinstance(d, (str, os.PathLike)) for d in data)
+    ):
+        if is_dataset_input(data):
+            return open_dataset(data)
+        return open_parquet(data[0] if isinstance(data, (list, tuple)) else data)
     if hasattr(data, "columns") and hasattr(data, "dtypes"):
         return pa.Table.from_pandas(data, preserve_index=False)
-    raise TypeError(f"data must be a pandas DataFrame, a pyarrow Table or a parquet path, not {type(data).__name__}.")
+    raise TypeError(
+        "data must be a pandas DataFrame, a pyarrow Table or a parquet path (a file, a folder, a glob, a CSV "
+        f"file or a list of paths), not {type(data).__name__}."
+    )
 
 
-def source_schema(source: pa.Table | pq.ParquetFile) -> pa.Schema:
-    return source.schema if isinstance(source, pa.Table) else source.schema_arrow
+def source_schema(source: pa.Table | pq.ParquetFile | DatasetSource) -> pa.Schema:
+    if isinstance(source, pq.ParquetFile):
+        return source.schema_arrow
+    return source.schema
 
 
-def source_rows(source: pa.Table | pq.ParquetFile) -> int:
-    return source.num_rows if isinstance(source, pa.Table) else source.metadata.num_rows
+def source_rows(source: pa.Table | pq.ParquetFile | DatasetSource) -> int:
+    return source.metadata.num_rows if isinstance(source, pq.ParquetFile) else source.num_rows
 
 
 def iter_batches(
-    source: pa.Table | pq.ParquetFile, columns: Sequence[str] | None = None, batch_rows: int = BATCH_ROWS
+    source: pa.Table | pq.ParquetFile | DatasetSource,
+    columns: Sequence[str] | None = None,
+    batch_rows: int = BATCH_ROWS,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of ``columns`` (all when None), in row order."""
     try:
         if isinstance(source, pa.Table):
             table = source if columns is None else source.select(list(columns))
             yield from table.to_batches(max_chunksize=batch_rows)
+        elif isinstance(source, DatasetSource):
+            yield from source.iter_batches(columns, batch_rows)
         else:
             yield from source.iter_batches(batch_size=batch_rows, columns=None if columns is None else list(columns))
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(f"could not read the data ({_first_line(exc)}); the file may be damaged.") from exc
 
 
-def read_column(source: pa.Table | pq.ParquetFile, name: str) -> pa.ChunkedArray:
+def read_column(source: pa.Table | pq.ParquetFile | DatasetSource, name: str) -> pa.ChunkedArray:
     """One whole column."""
     if isinstance(source, pa.Table):
         return source.column(name)
+    if isinstance(source, DatasetSource):
+        return source.read([name]).column(0)
     try:
         return source.read(columns=[name]).column(0)
     except (pa.ArrowInvalid, OSError) as exc:
@@ -161,19 +510,30 @@ class FeatureColumn:
     categories: pa.Array | None = None
     image_shape: tuple[int, int, int] | None = None  # (C, H, W)
     image_mode: str | None = None  # Pillow mode the images are converted to
+    from_text: bool = False  # a text column whose values are all numbers, parsed as it is read
 
 
 @dataclass
 class FeaturePlan:
-    """The feature columns chosen, the columns skipped (with why), and the shape of ``X``."""
+    """The feature columns chosen, the columns skipped (with why), and the shape of ``X``.
+
+    ``include`` maps a skipped column that could be used to the feature list that would use
+    it (pass it as ``--features``, ``features=`` in Python).
+    """
 
     columns: list[FeatureColumn]
     skipped: dict[str, str] = field(default_factory=dict)
     n_rows: int = 0
+    include: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def read_as_numbers(self) -> list[str]:
+        """The text columns whose values are all numbers, used as numeric features."""
+        return [c.name for c in self.columns if c.from_text]
 
     @property
     def is_image(self) -> bool:
@@ -210,13 +570,13 @@ def _is_stringish(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
-def _first_valid(source: pa.Table | pq.ParquetFile, name: str) -> Any:
+def _first_valid(source: pa.Table | pq.ParquetFile | DatasetSource, name: str) -> Any:
     """The first non-null value of a column, reading as little as possible."""
     if isinstance(source, pa.Table):
         col = source.column(name)
         valid = pc.drop_null(col)
         return valid[0].as_py() if len(valid) else None
-    for batch in source.iter_batches(batch_size=1024, columns=[name]):
+    for batch in iter_batches(source, [name], 1024):
         col = batch.column(0)
         if col.null_count < len(col):
             return col.filter(pc.is_valid(col))[0].as_py()
@@ -229,7 +589,7 @@ def _list_width_from_metadata(source: pa.Table | pq.ParquetFile, name: str) -> i
     Without nulls a list column's leaf holds ``rows × width`` values when every list has
     ``width`` items; the read pass checks every row's length anyway.
     """
-    if isinstance(source, pa.Table) or source.metadata.num_row_groups == 0:
+    if not isinstance(source, pq.ParquetFile) or source.metadata.num_row_groups == 0:
         return None
     meta = source.metadata
     leaves = [i for i in range(meta.num_columns) if meta.schema.column(i).path.split(".")[0] == name]
@@ -256,6 +616,35 @@ def _all_distinct(col: pa.ChunkedArray) -> bool:
     return bool(np.all(values[1:] != values[:-1]))
 
 
+def _text_numbers(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray | None:
+    """A text column as float64 when every value is a number (blanks and ``NA``-style markers are nulls), else None."""
+    trimmed = pc.utf8_trim_whitespace(col)
+    trimmed = pc.if_else(pc.is_in(trimmed, value_set=pa.array(TEXT_NULLS)), pa.scalar(None, trimmed.type), trimmed)
+    if trimmed.null_count == len(trimmed):
+        return None
+    try:
+        return pc.cast(trimmed, pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _all_blank(col: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every value of a text column is null, blank or an ``NA``-style marker."""
+    trimmed = pc.utf8_trim_whitespace(col)
+    return bool(pc.all(pc.or_kleene(pc.is_null(trimmed), pc.is_in(trimmed, value_set=pa.array(TEXT_NULLS)))).as_py())
+
+
+def _whole_distinct(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether numbers have no nulls, are whole and all differ (an identifier written as text)."""
+    if values.null_count:
+        return False
+    v = values.to_numpy() if isinstance(values, pa.ChunkedArray) else values.to_numpy(zero_copy_only=False)
+    if not np.all(np.isfinite(v)) or not np.all(v == np.floor(v)):
+        return False
+    v = np.sort(v)
+    return bool(np.all(v[1:] != v[:-1]))
+
+
 def _image_info(data: bytes) -> tuple[str, tuple[int, int, int]]:
     from PIL import Image
 
@@ -265,22 +654,30 @@ def _image_info(data: bytes) -> tuple[str, tuple[int, int, int]]:
     return mode, (1 if mode == "L" else 3, h, w)
 
 
+@dataclass(frozen=True)
+class _Skip:
+    """Why a column is not a feature; ``usable``: naming it in ``--features`` would use it."""
+
+    reason: str
+    usable: bool = False
+
+
 def _describe_column(
-    source: pa.Table | pq.ParquetFile, f: pa.Field, n_rows: int, explicit: bool
-) -> FeatureColumn | str:
-    """How ``f`` becomes features, or a string saying why it cannot."""
+    source: pa.Table | pq.ParquetFile | DatasetSource, f: pa.Field, n_rows: int, explicit: bool
+) -> FeatureColumn | _Skip:
+    """How ``f`` becomes features, or why it cannot."""
     t = f.type
     if f.name.startswith("__index_level_"):
-        return "pandas index"
+        return _Skip("pandas index")
     if f.name in OUTPUT_COLUMNS:
-        return "a labelclean output column (replaced in the output)"
+        return _Skip("a labelclean output column (replaced in the output)")
     if _is_numeric(t):
         if pa.types.is_integer(t) and not explicit and n_rows > 1 and _all_distinct(read_column(source, f.name)):
-            return "all values distinct: looks like an identifier (name it in --features to use it)"
+            return _Skip("all values distinct: looks like an identifier", usable=True)
         return FeatureColumn(f.name, "numeric", 1)
     if _is_list(t):
         if not _is_numeric(t.value_type):
-            return f"list of {t.value_type}, not of numbers"
+            return _Skip(f"list of {t.value_type}, not of numbers")
         if pa.types.is_fixed_size_list(t):
             return FeatureColumn(f.name, "embedding", t.list_size)
         width = _list_width_from_metadata(source, f.name)
@@ -288,51 +685,62 @@ def _describe_column(
             return FeatureColumn(f.name, "embedding", width)
         first = _first_valid(source, f.name)
         if first is None:
-            return "all values are null"
+            return _Skip("all values are null")
         return FeatureColumn(f.name, "embedding", len(first))
     if _is_binary(t):
         first = _first_valid(source, f.name)
         if first is None:
-            return "all values are null"
+            return _Skip("all values are null")
         if not (first.startswith(_PNG_MAGIC) or first.startswith(_JPEG_MAGIC)):
-            return "binary data that is not PNG or JPEG"
+            return _Skip("binary data that is not PNG or JPEG")
         try:
             mode, shape = _image_info(first)
         except ImportError:
-            return "PNG/JPEG images need Pillow: pip install pillow"
+            return _Skip("PNG/JPEG images need Pillow: pip install pillow")
         except Exception as exc:  # noqa: BLE001 - any decoder error means "not an image we can read"
-            return f"first image cannot be decoded ({_first_line(exc)})"
+            return _Skip(f"first image cannot be decoded ({_first_line(exc)})")
         return FeatureColumn(f.name, "image", int(np.prod(shape)), image_shape=shape, image_mode=mode)
     if _is_stringish(t):
         col = read_column(source, f.name)
         if pa.types.is_dictionary(t):
             col = col.cast(t.value_type)
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            numbers = _text_numbers(col)
+            if numbers is not None:
+                if not explicit and n_rows > 1 and _whole_distinct(numbers):
+                    return _Skip("whole numbers stored as text, all distinct: looks like an identifier", usable=True)
+                return FeatureColumn(f.name, "numeric", 1, from_text=True)
         cats = pc.drop_null(pc.unique(col))
         limit = MAX_CATEGORIES if explicit else min(MAX_CATEGORIES, max(2, n_rows // 2))
         if len(cats) > limit:
-            return f"{len(cats)} distinct values: too many to one-hot encode (limit {limit})"
+            reason = f"{len(cats)} distinct values: too many to one-hot encode (limit {limit})"
+            return _Skip(reason, usable=len(cats) <= MAX_CATEGORIES)
         if len(cats) == 0:
-            return "all values are null"
+            return _Skip("all values are null")
         cats = cats.take(pc.array_sort_indices(cats))
         return FeatureColumn(f.name, "onehot", len(cats), categories=cats)
-    return f"type {t} is not usable as a feature"
+    return _Skip(f"type {t} is not usable as a feature")
 
 
 def plan_features(
-    source: pa.Table | pq.ParquetFile, label: str | None = "label", features: Sequence[str] | None = None
+    source: pa.Table | pq.ParquetFile | DatasetSource,
+    label: str | None = "label",
+    features: Sequence[str] | None = None,
 ) -> FeaturePlan:
     """Choose the feature columns by type.
 
     Numeric scalars are used as they are; list and fixed-size-list columns of numbers are
     embeddings (all rows of one column must have the same length); binary columns of PNG
-    or JPEG bytes are images (decoded to ``N×C×H×W``, used alone); string or categorical
-    columns with few distinct values are one-hot encoded. By default every other usable
-    column except ``label`` is used; integer columns whose values are all distinct look
-    like identifiers and are skipped.
+    or JPEG bytes are images (decoded to ``N×C×H×W``, used alone); text columns whose
+    non-null values all parse as numbers are numbers (blanks and ``NA``-style markers are
+    missing); other string or categorical columns with few distinct values are one-hot
+    encoded. By default every other usable column except ``label`` is used; integer
+    columns (or whole numbers stored as text) whose values are all distinct look like
+    identifiers and are skipped.
 
     Parameters
     ----------
-    source : pyarrow.Table or pyarrow.parquet.ParquetFile
+    source : pyarrow.Table, pyarrow.parquet.ParquetFile or DatasetSource
     label : str or None
         The label column, never a feature.
     features : sequence of str or None
@@ -341,6 +749,8 @@ def plan_features(
     Returns
     -------
     FeaturePlan
+        With the reason each column was skipped, and for those that naming them would
+        include, the feature list that does (:attr:`FeaturePlan.include`).
 
     Raises
     ------
@@ -368,14 +778,18 @@ def plan_features(
         candidates = [f for f in schema if f.name != label]
     columns: list[FeatureColumn] = []
     skipped: dict[str, str] = {}
+    usable: list[str] = []
     for f in candidates:
         described = _describe_column(source, f, n_rows, explicit)
-        if isinstance(described, str):
+        if isinstance(described, _Skip):
             if explicit:
-                raise DataError(f"column '{f.name}' cannot be used as a feature: {described}.")
-            skipped[f.name] = described
+                raise DataError(f"column '{f.name}' cannot be used as a feature: {described.reason}.")
+            skipped[f.name] = described.reason
+            if described.usable:
+                usable.append(f.name)
         else:
             columns.append(described)
+    include: dict[str, list[str]] = {}
     images = [c for c in columns if c.kind == "image"]
     if images and len(columns) > 1:
         if explicit:
@@ -383,9 +797,10 @@ def plan_features(
                 f"image column '{images[0].name}' cannot be combined with other feature columns; "
                 "pass it alone in --features."
             )
-        for c in columns:
-            if c is not images[0]:
-                skipped[c.name] = f"the image column '{images[0].name}' is used alone"
+        others = [c.name for c in columns if c is not images[0]]
+        for name in others:
+            skipped[name] = f"the image column '{images[0].name}' is used alone"
+            include[name] = others  # the other columns, without the image
         columns = [images[0]]
     if not columns:
         why = "; ".join(f"'{k}': {v}" for k, v in skipped.items()) or "the table has no other columns"
@@ -393,7 +808,10 @@ def plan_features(
             f"no usable feature column ({why}); add numeric, embedding (list of numbers), "
             "PNG/JPEG or low-cardinality text columns, or name them with --features."
         )
-    return FeaturePlan(columns, skipped, n_rows)
+    chosen = [c.name for c in columns]
+    for name in usable:
+        include[name] = [*chosen, name] if not images else [name]
+    return FeaturePlan(columns, skipped, n_rows, {k: include[k] for k in skipped if k in include})
 
 
 # ---------------------------------------------------------------------------
@@ -418,7 +836,17 @@ def _check_finite(values: pa.Array, name: str, row_of: Callable[[int], int]) -> 
 
 
 def _fill_numeric(out: np.ndarray, col: pa.Array, name: str = "", start: int = 0) -> bool:
-    """Write a numeric column into ``out`` (1-D view); return whether it had nulls (left as NaN)."""
+    """Write a numeric column into ``out`` (1-D view); return whether it had nulls (left as NaN).
+
+    A text column (numbers stored as text, see :func:`plan_features`) is parsed first.
+    """
+    if pa.types.is_dictionary(col.type):
+        col = col.cast(col.type.value_type)
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        parsed = _text_numbers(col)
+        if parsed is None and col.null_count < len(col) and not _all_blank(col):
+            raise DataError(f"column '{name}' holds text that is not a number near row {start}; fix or drop it.")
+        col = pa.nulls(len(col), pa.float64()) if parsed is None else parsed
     t = col.type
     _check_finite(col, name, lambda i: start + i)
     if pa.types.is_decimal(t):
@@ -660,7 +1088,7 @@ def _target_mode(target: Path) -> int:
 
 
 def write_with_columns(
-    source: pa.Table | pq.ParquetFile,
+    source: pa.Table | pq.ParquetFile | DatasetSource,
     output: str | os.PathLike,
     added: pa.Table,
     *,
@@ -675,30 +1103,113 @@ def write_with_columns(
     appended at the end). ``keep`` (bool per row) writes only those rows. Returns the
     number of rows written.
     """
+    with atomic_path(output) as tmp:
+        return _write_columns(source, tmp, added, keep=keep, batch_rows=batch_rows, progress=progress)
+
+
+def _write_columns(
+    source: pa.Table | pq.ParquetFile | DatasetSource,
+    path: Path,
+    added: pa.Table,
+    *,
+    keep: np.ndarray | None,
+    batch_rows: int,
+    progress: ProgressFn | None,
+    done: int = 0,
+    total: int | None = None,
+) -> int:
+    """Write ``source`` plus ``added`` to ``path`` (no renaming); progress counts from ``done`` of ``total``."""
     schema = source_schema(source)
     kept_names = [n for n in schema.names if n not in added.column_names]
     fields = [schema.field(n) for n in kept_names] + list(added.schema)
     out_schema = pa.schema(fields, metadata=schema.metadata)
     n = source_rows(source)
+    total = n if total is None else total
     written = 0
-    with atomic_path(output) as tmp:
-        with pq.ParquetWriter(tmp, out_schema) as writer:
-            start = 0
-            for batch in iter_batches(source, kept_names, batch_rows):
-                stop = start + batch.num_rows
-                extra = added.slice(start, batch.num_rows)
-                arrays = list(batch.columns) + [extra.column(i).combine_chunks() for i in range(extra.num_columns)]
-                piece = pa.RecordBatch.from_arrays(arrays, schema=out_schema)
-                if keep is not None:
-                    piece = piece.filter(pa.array(keep[start:stop]))
-                if piece.num_rows:
-                    writer.write_batch(piece)
-                written += piece.num_rows
-                start = stop
-                del batch, piece, arrays
-                _release_arrow_memory()
-                if progress is not None:
-                    progress("writing", start, n)
-            if n == 0:
-                writer.write_table(out_schema.empty_table())
+    with pq.ParquetWriter(path, out_schema) as writer:
+        start = 0
+        for batch in iter_batches(source, kept_names, batch_rows):
+            stop = start + batch.num_rows
+            extra = added.slice(start, batch.num_rows)
+            arrays = list(batch.columns) + [extra.column(i).combine_chunks() for i in range(extra.num_columns)]
+            piece = pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+            if keep is not None:
+                piece = piece.filter(pa.array(keep[start:stop]))
+            if piece.num_rows:
+                writer.write_batch(piece)
+            written += piece.num_rows
+            start = stop
+            del batch, piece, arrays
+            _release_arrow_memory()
+            if progress is not None:
+                progress("writing", done + start, total)
+        if n == 0:
+            writer.write_table(out_schema.empty_table())
     return written
+
+
+def part_output_name(name: str) -> str:
+    """The name ``--output-dir`` gives a part: the same, with a CSV part's ending made ``.parquet``.
+
+    Examples
+    --------
+    >>> part_output_name("year=2024/part-0.parquet"), part_output_name("b.csv")
+    ('year=2024/part-0.parquet', 'b.parquet')
+    """
+    lower = name.lower()
+    for suffix in CSV_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)] + ".parquet"
+    return name
+
+
+def write_parts(
+    source: DatasetSource,
+    output_dir: str | os.PathLike,
+    added: pa.Table,
+    *,
+    keep: np.ndarray | None = None,
+    batch_rows: int = 16_384,
+    progress: ProgressFn | None = None,
+) -> list[tuple[Path, int]]:
+    """Write one file per part of ``source`` below ``output_dir``, with the part's name and rows.
+
+    Each file holds the part's own columns (the hive partition columns stay in the folder
+    names, as in the input), unchanged, plus its rows of ``added``. All files are written
+    to temporary files first and renamed into place only when every one is complete, so a
+    failure leaves none of them (and no folder this call made). Returns ``(path, rows
+    written)`` for each part.
+    """
+    root = Path(output_dir)
+    targets = [root / part_output_name(p.name) for p in source.parts]
+    made: list[Path] = []
+    results: list[tuple[Path, int]] = []
+    try:
+        for target in targets:
+            missing = [d for d in [target.parent, *target.parent.parents] if not d.exists()]
+            for d in reversed(missing):
+                d.mkdir()
+                made.append(d)
+        with contextlib.ExitStack() as stack:
+            start = 0
+            for i, (part, target) in enumerate(zip(source.parts, targets, strict=True)):
+                tmp = stack.enter_context(atomic_path(target))
+                rows = slice(start, start + part.rows)
+                written = _write_columns(
+                    source.part(i, file_columns=True),
+                    tmp,
+                    added.slice(start, part.rows),
+                    keep=None if keep is None else keep[rows],
+                    batch_rows=batch_rows,
+                    progress=progress,
+                    done=start,
+                    total=source.num_rows,
+                )
+                results.append((target, written))
+                start += part.rows
+    except BaseException:
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    return results

@@ -58,7 +58,7 @@ def _check_n_jobs(ctx: click.Context, param: click.Parameter, value: int | None)
 def common_options(func: Callable) -> Callable:
     """The argument and options every subcommand takes."""
     options = [
-        click.argument("data", metavar="DATA.parquet", type=str),
+        click.argument("data", metavar="DATA...", nargs=-1, required=True, type=str),
         click.option("--label-column", default="label", show_default=True, help="Column holding the labels."),
         click.option(
             "--features",
@@ -68,7 +68,19 @@ def common_options(func: Callable) -> Callable:
             "PNG/JPEG bytes, low-cardinality text).",
         ),
         click.option(
-            "-o", "--output", default=None, metavar="FILE", help="Output parquet file [default: DATA.clean.parquet]."
+            "-o",
+            "--output",
+            default=None,
+            metavar="FILE",
+            help="Output parquet file, also for a CSV input [default: DATA.clean.parquet; for a folder "
+            "DIR.clean.parquet beside it; several paths or a glob need -o or --output-dir].",
+        ),
+        click.option(
+            "--output-dir",
+            default=None,
+            metavar="DIR",
+            help="Write one parquet file per input part into DIR, under the part's own name (a CSV part's "
+            "ending becomes .parquet), instead of one output file.",
         ),
         click.option("--drop", is_flag=True, help="Write only the rows kept (is_clean), not every row."),
         click.option("--report", default=None, metavar="FILE.html", help="Also write a self-contained HTML report."),
@@ -186,10 +198,11 @@ def _classify(exc: BaseException) -> tuple[int, str]:
 def run_task(
     task: str,
     *,
-    data: str,
+    data: tuple[str, ...],
     label_column: str,
     features: str | None,
     output: str | None,
+    output_dir: str | None,
     drop: bool,
     report: str | None,
     epochs: int | None,
@@ -226,8 +239,9 @@ def run_task(
             warnings.simplefilter("always")
             summary = clean_file(
                 task,
-                data,
+                data[0] if len(data) == 1 else list(data),
                 output,
+                output_dir=output_dir,
                 label=label_column,
                 features=feature_list,
                 drop=drop,
@@ -276,10 +290,26 @@ def format_summary(s: dict[str, Any]) -> str:
         head += f", {s['unlabeled']:,} unlabeled"
         if s.get("filled") is not None:
             head += f" ({s['filled']:,} filled)"
-    lines = [head, f"features: {', '.join(s['features'])} (row shape {tuple(s['feature_shape'])})"]
-    if s["skipped_columns"]:
-        lines.append("skipped: " + "; ".join(f"{k} ({v})" for k, v in s["skipped_columns"].items()))
-    lines.append(f"wrote {s['output']} ({s['rows_written']:,} rows) in {s['seconds']:.1f} s")
+    lines = []
+    if len(s.get("inputs") or ()) > 1:
+        lines.append(f"read {len(s['inputs'])} files as one table (sorted path order)")
+    lines += [head, f"features: {', '.join(s['features'])} (row shape {tuple(s['feature_shape'])})"]
+    if s.get("read_as_numbers"):
+        lines.append("read as numbers: " + ", ".join(f"{name} (text)" for name in s["read_as_numbers"]))
+    skipped = s.get("skipped") or {k: {"reason": v, "include_with": None} for k, v in s["skipped_columns"].items()}
+    if skipped:
+        items = []
+        for name, why in skipped.items():
+            hint = f"; to use it: {why['include_with']}" if why.get("include_with") else ""
+            items.append(f"{name} ({why['reason']}{hint})")
+        lines.append("skipped: " + "; ".join(items))
+    if s.get("outputs") is not None:
+        lines.append(
+            f"wrote {len(s['outputs'])} files to {s['output']} ({s['rows_written']:,} rows) in {s['seconds']:.1f} s"
+        )
+    else:
+        lines.append(f"wrote {s['output']} ({s['rows_written']:,} rows) in {s['seconds']:.1f} s")
+    lines += [f"note: {note}" for note in s.get("notes") or ()]
     if s.get("report"):
         lines.append(f"report: {s['report']}")
     return "\n".join(lines)
