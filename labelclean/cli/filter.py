@@ -22,6 +22,9 @@ Examples:
   labelclean filter data.parquet --noise-rate 0.2 --epochs 10 --report report.html
   labelclean filter data.parquet --features emb --label-column y --drop -o kept.parquet
   labelclean filter data.parquet --pretrain contrastive   # clean on label-free features
+  labelclean filter parts/ --output-dir cleaned/         # a partitioned folder, one output per part
+  labelclean filter 'runs/*.parquet' -o all.parquet      # a glob (quoted), one output file
+  labelclean filter data.csv                             # CSV in, data.clean.parquet out
 """,
 )
 @click.option(
@@ -45,5 +48,11 @@ def command(method: str, noise_rate: float | str, pretrain: str, **options) -> N
 
     Every input column is kept unchanged; is_clean, pseudo_label (a corrected label where
     the given one looks wrong) and label_quality (0-1, higher = more trustworthy) are added.
+
+    DATA is a parquet or CSV file, a folder of parquet files (Spark, Dask and hive-style
+    key=value partitions included), a quoted glob or several paths, read as one table:
+    a folder's or glob's files in sorted path order, several paths in the order given,
+    rows in file order. The output is parquet (one file, or one per input part with
+    --output-dir).
     """
     run_task("filter", params={"method": method, "forget_rate": noise_rate}, pretrain=pretrain, **options)

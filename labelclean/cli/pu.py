@@ -51,6 +51,12 @@ def command(positive: str, negative: str | None, method: str, prior: float | str
 
     pseudo_label is the positive value or the negative one for every row; the summary
     shows the estimated class prior.
+
+    DATA is a parquet or CSV file, a folder of parquet files (Spark, Dask and hive-style
+    key=value partitions included), a quoted glob or several paths, read as one table:
+    a folder's or glob's files in sorted path order, several paths in the order given,
+    rows in file order. The output is parquet (one file, or one per input part with
+    --output-dir).
     """
     run_task(
         "pu",

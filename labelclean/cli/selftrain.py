@@ -57,6 +57,12 @@ def command(
 
     pseudo_label holds the given label where there is one and the inferred one elsewhere;
     is_clean and label_quality say how far each row's label can be trusted.
+
+    DATA is a parquet or CSV file, a folder of parquet files (Spark, Dask and hive-style
+    key=value partitions included), a quoted glob or several paths, read as one table:
+    a folder's or glob's files in sorted path order, several paths in the order given,
+    rows in file order. The output is parquet (one file, or one per input part with
+    --output-dir).
     """
     params = {
         "relabel": relabel or None,
