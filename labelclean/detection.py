@@ -50,8 +50,7 @@ def per_class_thresholds(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarr
     """
     k = pred_probs.shape[1]
     counts = np.bincount(labels, minlength=k).astype(np.float64)
-    sums = np.zeros(k, dtype=np.float64)
-    np.add.at(sums, labels, pred_probs[np.arange(len(labels)), labels])
+    sums = np.bincount(labels, weights=pred_probs[np.arange(len(labels)), labels], minlength=k)
     return np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
 
 
@@ -124,24 +123,45 @@ def calibrate(pred_probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, f
     >>> bool(t > 1), round(float(scaled[0, 0]), 2)
     (True, 0.8)
     """
-    from scipy.optimize import minimize_scalar
-
     step = max(1, len(labels) // CALIBRATION_ROWS)
-    logp = np.log(np.clip(pred_probs[::step], 1e-7, 1.0))
-    sample = labels[::step]
-    rows = np.arange(len(sample))
-
-    def log_softmax(z: np.ndarray) -> np.ndarray:
-        z = z - z.max(axis=1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-
-    t = float(
-        minimize_scalar(lambda t: -log_softmax(logp / t)[rows, sample].mean(), bounds=(0.05, 50.0), method="bounded").x
-    )
+    beta = _inverse_temperature(np.log(np.clip(pred_probs[::step], 1e-7, 1.0), dtype=np.float64), labels[::step])
     out = np.empty(pred_probs.shape, dtype=np.float32)
-    for block in _blocks(len(labels)):
-        out[block] = np.exp(log_softmax(np.log(np.clip(pred_probs[block], 1e-7, 1.0)) / t))
-    return out, t
+    for block in _blocks(len(labels)):  # p ** beta, normalised, in place in the output
+        z = np.clip(pred_probs[block], 1e-7, 1.0, out=out[block])
+        np.log(z, out=z)
+        z *= beta  # no shift by the row maximum is needed: it is at least beta * log(1 / K)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+    return out, 1.0 / beta
+
+
+def _inverse_temperature(logp: np.ndarray, labels: np.ndarray, *, low: float = 0.02, high: float = 20.0) -> float:
+    """``beta = 1 / t`` maximising the mean log-likelihood of ``labels`` under ``softmax(beta * logp)``.
+
+    The negative log-likelihood is convex in ``beta`` (a log-sum-exp of functions linear in
+    it), with gradient ``E[logp] - logp[label]`` and curvature ``Var[logp]`` under the scaled
+    softmax, so a few Newton steps, kept inside ``[low, high]`` by bisection, find it.
+    """
+    own = logp[np.arange(len(labels)), labels]
+    beta, lo, hi = 1.0, low, high
+    for _ in range(30):
+        z = beta * logp
+        z -= z.max(axis=1, keepdims=True)
+        w = np.exp(z)
+        w /= w.sum(axis=1, keepdims=True)
+        mean = np.einsum("ik,ik->i", w, logp)
+        grad = float(np.mean(mean - own))
+        curv = float(np.mean(np.einsum("ik,ik->i", w, logp * logp) - mean * mean))
+        if grad > 0:
+            hi = beta
+        else:
+            lo = beta
+        step = beta - grad / curv if curv > 1e-12 else np.nan
+        new = step if lo < step < hi else 0.5 * (lo + hi)
+        if abs(new - beta) <= 1e-6 * beta:
+            return float(np.clip(new, low, high))
+        beta = new
+    return float(np.clip(beta, low, high))
 
 
 def flag_disagreement(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
