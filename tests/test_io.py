@@ -174,3 +174,40 @@ def test_list_width_from_the_footer_and_with_nulls(tmp_path):
     plan = plan_features(pf2, "label")
     assert plan.columns[0].width == 2
     np.testing.assert_array_equal(read_features(pf2, plan), [[0, 0], [1, 2], [3, 4]])
+
+
+def test_text_numbers_null_markers_and_text_that_is_not_numbers():
+    t = pa.table(
+        {
+            "n": ["1", "N/A", " 2.5 ", "null", "", "-4"],
+            "mixed": ["1", "2", "x", "1", "2", "x"],
+            "label": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    plan = plan_features(t, "label")
+    assert [(c.name, c.kind, c.from_text) for c in plan.columns] == [("n", "numeric", True), ("mixed", "onehot", False)]
+    X = read_features(t, plan)
+    np.testing.assert_allclose(X[:, 0], [1, -1 / 6, 2.5, -1 / 6, -1 / 6, -4], rtol=1e-6)  # missing: the mean
+
+
+def test_skipped_columns_carry_the_features_that_would_include_them():
+    pytest.importorskip("PIL")
+    plan = plan_features(tabular_table(), label="label")
+    assert plan.include == {"id": ["f0", "f1", "f2", "color", "id"]}  # 'note' has too many values for any option
+    images = image_table(10).append_column("x", pa.array(np.arange(10.0)))
+    plan = plan_features(images, "label")
+    assert plan.include["x"] == ["x"]  # the image is used alone; naming x uses it instead
+
+
+def test_write_parts_with_keep_writes_each_parts_kept_rows(tmp_path):
+    t = tabular_table(30)
+    (tmp_path / "in").mkdir()
+    write(t.slice(0, 10), tmp_path / "in" / "a.parquet")
+    write(t.slice(10), tmp_path / "in" / "b.parquet")
+    source = lio.as_source(tmp_path / "in")
+    keep = np.arange(30) % 3 == 0
+    added = pa.table({"is_clean": pa.array(keep)})
+    out = lio.write_parts(source, tmp_path / "out", added, keep=keep)
+    assert [(p.name, n) for p, n in out] == [("a.parquet", 4), ("b.parquet", 6)]
+    b = pq.read_table(tmp_path / "out" / "b.parquet")
+    assert b.select(t.column_names).equals(t.slice(10).filter(pa.array(keep[10:])))
