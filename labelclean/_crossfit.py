@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from . import _progress
+
 
 @dataclass
 class Backbone:
@@ -96,6 +98,9 @@ def cross_fit_proba(
     Returns
     -------
     list of ndarray of float32, shape (n, n_classes), one per backbone
+
+    Each fold done is reported as one step of the current progress phase (:mod:`labelclean._progress`),
+    with the held-out log-loss of the given labels as its loss.
     """
     probas = [np.zeros((len(y), n_classes), dtype=np.float32) for _ in backbones]
     for fold in np.unique(folds):  # a loop over folds, not rows
@@ -109,10 +114,14 @@ def cross_fit_proba(
             shares = np.bincount(y, minlength=n_classes) / len(y)
             for proba in probas:
                 proba[held_rows] = shares
+            _progress.advance(1)
             continue
         for b, proba in zip(backbones, probas):
             model = fit_model(b.model, views[b.view], y, fit_rows)
             proba[held_rows] = aligned_proba(model, views[b.view][held_rows], n_classes)
+        if _progress.listening():
+            held_loss = float(np.mean([log_loss(p[held_rows], y[held_rows]) for p in probas]))
+            _progress.advance(1, rows=len(fit_rows), loss=held_loss)
     return probas
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import _progress
 from ._data import batches
 
 
@@ -155,6 +156,56 @@ def predict_proba_nets(
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
 
 
+def steps_per_epoch(n_rows: int, batch_size: int) -> int:
+    """Mini-batches of one pass over ``n_rows`` rows: as many as :func:`labelclean._data.batches` makes.
+
+    Examples
+    --------
+    >>> steps_per_epoch(1000, 128), steps_per_epoch(257, 128), steps_per_epoch(10, 128)
+    (8, 2, 1)
+    """
+    n_batches = max(1, math.ceil(n_rows / batch_size))
+    if n_batches > 1 and n_rows - (n_batches - 1) * batch_size < 2:  # a last batch of one row is merged
+        n_batches -= 1
+    return n_batches
+
+
+class LossProbe:
+    """Reads a loop's running loss for progress without making the host wait for the device.
+
+    On the CPU the loss is read as it is. On CUDA a copy of it goes to pinned host memory
+    behind the queued work and is read at a later report, once an event says it arrived, so
+    the loss shown lags one report behind. On other devices no loss is shown within an epoch.
+    """
+
+    __slots__ = ("_kind", "_host", "_event", "_seen", "value")
+
+    def __init__(self, device: torch.device) -> None:
+        self._kind = device.type
+        self._host: torch.Tensor | None = None
+        self._event = None
+        self._seen = 0
+        self.value: float | None = None
+
+    def read(self, loss_sum: torch.Tensor, seen: int) -> float | None:
+        """The mean loss ``loss_sum / seen`` (on CUDA: that of an earlier call whose copy has arrived)."""
+        if self._kind == "cpu":
+            return float(loss_sum) / max(seen, 1)
+        if self._kind != "cuda":
+            return None
+        if self._event is not None and self._event.query():  # the copy has arrived: no wait
+            self.value = float(self._host) / max(self._seen, 1)
+            self._event = None
+        if self._event is None:
+            if self._host is None:
+                self._host = torch.empty((), dtype=loss_sum.dtype, pin_memory=True)
+            self._host.copy_(loss_sum, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record(torch.cuda.current_stream(loss_sum.device))
+            self._seen = seen
+        return self.value
+
+
 def train_epoch(
     nets: Sequence[nn.Module],
     optimizer: torch.optim.Optimizer,
@@ -175,6 +226,7 @@ def train_epoch(
     dict of statistics; the statistics are averaged over batches (weighted by batch size).
     ``augment(x, generator)`` may transform each input batch (training noise);
     ``after_step()`` runs after every optimizer step (e.g. a moving average of the weights).
+    The steps are reported to a progress listener (:mod:`labelclean._progress`) where one listens.
     """
     for net in nets:
         net.train()
@@ -182,6 +234,8 @@ def train_epoch(
     totals: dict[str, float] = {}
     loss_sum = torch.zeros((), device=device)
     seen = 0
+    beat = _progress.beat()
+    probe = LossProbe(device) if beat is not None else None
     for idx in batches(n, batch_size, generator):
         if rows is not None:
             idx = rows[idx]
@@ -200,8 +254,12 @@ def train_epoch(
         loss_sum += loss.detach() * b  # summed on the device: no host sync per batch
         for k, v in stats.items():
             totals[k] = totals.get(k, 0.0) + v * b
+        if beat is not None and beat.step(b):
+            beat.report(probe.read(loss_sum, seen))
     loss = float(loss_sum) / max(seen, 1)
     check_finite_loss(loss, optimizer)
+    if beat is not None:
+        beat.report(loss)
     return {"loss": loss, **{k: v / max(seen, 1) for k, v in totals.items()}}
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -128,37 +127,36 @@ def _default_negative(positive: pa.Scalar) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# Progress of a fit: poll history_ from a side thread
+# Progress of a fit: the phases the training loops report
 # ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _watch_epochs(
-    estimator: Any, progress: ProgressFn | None, total: int | None, stage: str = "training"
-) -> Iterator[None]:
-    """Report ``len(estimator.history_)`` as the epochs of ``stage`` done while ``fit`` runs (every 0.2 s)."""
+def _report_phases(progress: ProgressFn | None, stage: str = "training") -> Iterator[None]:
+    """Hand the phases of the fits in the ``with`` block (:mod:`labelclean._progress`) to ``progress``.
+
+    A ``progress`` with an ``on_event(stage, event)`` method (the command line's displays) gets
+    every :class:`labelclean._progress.Event`; any other ``progress(stage, done, total)`` is
+    called as ``progress("training: co-teaching", steps_done, steps_total)``, one stage per phase.
+    """
     if progress is None:
         yield
         return
-    stop = threading.Event()
+    from . import _progress
 
-    def epochs() -> int:
-        h = getattr(estimator, "history_", None)
-        return len(h) if isinstance(h, list) else 0
+    on_event = getattr(progress, "on_event", None)
+    if callable(on_event):
 
-    def poll() -> None:
-        while not stop.wait(0.2):
-            progress(stage, epochs(), total)
+        def listener(event: _progress.Event) -> None:
+            on_event(stage, event)
 
-    thread = threading.Thread(target=poll, name="labelclean-progress", daemon=True)
-    progress(stage, 0, total)
-    thread.start()
-    try:
+    else:
+
+        def listener(event: _progress.Event) -> None:
+            progress(f"{stage}: {event.phase}", event.done, event.total)
+
+    with _progress.reporting(listener):
         yield
-    finally:
-        stop.set()
-        thread.join()
-    progress(stage, epochs(), epochs())
 
 
 # ---------------------------------------------------------------------------
@@ -236,7 +234,7 @@ def _make_encoder(pretrain: str | None, estimator: Any, params: dict[str, Any]) 
 def _pretrain(encoder: Any, estimator: Any, X: np.ndarray, progress: ProgressFn | None) -> tuple[np.ndarray, float]:
     """Fit ``encoder`` on every row (labels unused) and return the embeddings the estimator will see."""
     t0 = time.perf_counter()
-    with _watch_epochs(encoder, progress, encoder.max_epochs, stage="pretraining"):
+    with _report_phases(progress, stage="pretraining"):
         Z = encoder.fit_transform(X)
     if getattr(estimator, "input_shape", None) is not None:
         estimator.set_params(input_shape=None)  # it described the raw rows; embeddings are plain vectors
@@ -246,7 +244,7 @@ def _pretrain(encoder: Any, estimator: Any, X: np.ndarray, progress: ProgressFn 
 def _fit(estimator: Any, X: np.ndarray, y: np.ndarray, progress: ProgressFn | None) -> float:
     release_free_memory()  # what reading and label encoding freed: kept off the peak of training
     t0 = time.perf_counter()
-    with _watch_epochs(estimator, progress, None):  # warm-up epochs make the total unknown in advance
+    with _report_phases(progress):
         estimator.fit(X, y)
     return time.perf_counter() - t0
 

@@ -23,10 +23,11 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from . import _progress
 from ._base import TorchEstimatorMixin, _as_tensor
 from ._compat import Interval, StrOptions, _fit_context
 from ._data import batches
-from ._train import INFERENCE_BATCH, adam, affine_warp, lr_factor, set_lr
+from ._train import INFERENCE_BATCH, LossProbe, adam, affine_warp, lr_factor, set_lr, steps_per_epoch
 
 # ---------------------------------------------------------------------------
 # Pure functions: augmentations and losses, on tensors.
@@ -185,6 +186,8 @@ def contrastive_epoch(
     head.train()
     sums: dict[str, torch.Tensor] = {}
     seen = 0
+    beat = _progress.beat()
+    probe = LossProbe(device) if beat is not None else None
     for idx in batches(X.shape[0], batch_size, generator):
         xb = X[idx].to(device, non_blocking=True)
         views = torch.cat([augment(xb, generator), augment(xb, generator)])
@@ -197,7 +200,12 @@ def contrastive_epoch(
         seen += b
         for k, v in {"loss": loss.detach(), **embedding_stats(z1, z2, margin)}.items():
             sums[k] = sums.get(k, 0.0) + v * b  # summed on the device: no host sync per batch
-    return {k: float(v) / max(seen, 1) for k, v in sums.items()}
+        if beat is not None and beat.step(b):
+            beat.report(probe.read(sums["loss"], seen))
+    out = {k: float(v) / max(seen, 1) for k, v in sums.items()}
+    if beat is not None:
+        beat.report(out.get("loss"))
+    return out
 
 
 def projection_head(n_components: int, projection_dim: int) -> nn.Module:
@@ -413,25 +421,27 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
             head = projection_head(self.n_components, self.projection_dim).to(self.device_)
             params = [*encoder.parameters(), *head.parameters()]
             optimizer = adam(params, self.lr, self.weight_decay)
-            for epoch in range(self.max_epochs):
-                t0 = time.perf_counter()
-                phase = phase_of(epoch, self.phases)
-                set_lr(optimizer, self.lr * lr_factor(epoch, self.max_epochs))
-                stats = contrastive_epoch(
-                    encoder,
-                    head,
-                    optimizer,
-                    Xt,
-                    self._loss(phase),
-                    augment,
-                    batch_size=self.batch_size,
-                    generator=gen,
-                    device=self.device_,
-                    margin=self.margin,
-                )
-                self.history_.append({"phase": phase, "epoch": epoch, **stats, "seconds": time.perf_counter() - t0})
-                if self.verbose:
-                    print(f"[ContrastiveEncoder] epoch {epoch + 1}: {self.history_[-1]}")
+            total = self.max_epochs * steps_per_epoch(Xt.shape[0], self.batch_size)
+            with _progress.phase("contrastive", total):
+                for epoch in range(self.max_epochs):
+                    t0 = time.perf_counter()
+                    phase = phase_of(epoch, self.phases)
+                    set_lr(optimizer, self.lr * lr_factor(epoch, self.max_epochs))
+                    stats = contrastive_epoch(
+                        encoder,
+                        head,
+                        optimizer,
+                        Xt,
+                        self._loss(phase),
+                        augment,
+                        batch_size=self.batch_size,
+                        generator=gen,
+                        device=self.device_,
+                        margin=self.margin,
+                    )
+                    self.history_.append({"phase": phase, "epoch": epoch, **stats, "seconds": time.perf_counter() - t0})
+                    if self.verbose:
+                        print(f"[ContrastiveEncoder] epoch {epoch + 1}: {self.history_[-1]}")
         self.encoder_ = encoder.eval()
         self.head_ = head.eval()
         self._n_features_out = self.n_components

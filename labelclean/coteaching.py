@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 
+from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
 from ._crossfit import Backbone, aligned_proba, choose_weights, cross_fit_proba, fit_model, mix, stratified_folds
@@ -25,6 +26,7 @@ from ._train import (
     predict_proba_nets,
     random_shift,
     set_lr,
+    steps_per_epoch,
     train_epoch,
     update_averages,
 )
@@ -582,35 +584,37 @@ class CoTeachingFilter(LabelEstimatorBase):
         optimizer = adam([p for net in nets for p in net.parameters()], self.lr_)
         ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
         best = 1.0
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            for net, rows in zip(nets, halves):
-                stats = train_epoch(
-                    [net],
-                    optimizer,
-                    X,
-                    y,
-                    ce,
-                    batch_size=self.batch_size_,
-                    generator=gen,
-                    device=self.device_,
-                    augment=self._augmenter(),
-                    rows=rows,
+        total = epochs * sum(steps_per_epoch(len(rows), self.batch_size_) for rows in halves)
+        with _progress.phase("warm-up", total):
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                for net, rows in zip(nets, halves):
+                    stats = train_epoch(
+                        [net],
+                        optimizer,
+                        X,
+                        y,
+                        ce,
+                        batch_size=self.batch_size_,
+                        generator=gen,
+                        device=self.device_,
+                        augment=self._augmenter(),
+                        rows=rows,
+                    )
+                wrong = sum(
+                    int(np.sum(np.argmax(predict_proba_nets([net], X, self.device_, rows=rows), 1) != y[rows].numpy()))
+                    for net, rows in zip(nets, halves[::-1])
                 )
-            wrong = sum(
-                int(np.sum(np.argmax(predict_proba_nets([net], X, self.device_, rows=rows), 1) != y[rows].numpy()))
-                for net, rows in zip(nets, halves[::-1])
-            )
-            best = min(best, wrong / n)
-            self.history_.append(
-                {
-                    "phase": "warmup",
-                    "epoch": epoch,
-                    "loss": stats["loss"],
-                    "oof_disagreement": wrong / n,
-                    "seconds": time.perf_counter() - t0,
-                }
-            )
+                best = min(best, wrong / n)
+                self.history_.append(
+                    {
+                        "phase": "warmup",
+                        "epoch": epoch,
+                        "loss": stats["loss"],
+                        "oof_disagreement": wrong / n,
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
         return best
 
     def _epoch(
@@ -645,22 +649,23 @@ class CoTeachingFilter(LabelEstimatorBase):
         )
         relabeled = float(np.mean(targets != y_enc))
         epochs = self.refine_epochs_
-        for epoch in range(epochs):
-            lr = self.lr_ * (epochs - epoch) / (epochs + 1)
-            self._epoch(
-                "refine",
-                epoch,
-                nets,
-                optimizer,
-                X,
-                torch.from_numpy(targets),
-                loss_fn,
-                lr=lr,
-                gen=gen,
-                averages=averages,
-                forget_rate=rate,
-                relabeled=relabeled,
-            )
+        with _progress.phase("refinement", epochs * steps_per_epoch(X.shape[0], self.batch_size_)):
+            for epoch in range(epochs):
+                lr = self.lr_ * (epochs - epoch) / (epochs + 1)
+                self._epoch(
+                    "refine",
+                    epoch,
+                    nets,
+                    optimizer,
+                    X,
+                    torch.from_numpy(targets),
+                    loss_fn,
+                    lr=lr,
+                    gen=gen,
+                    averages=averages,
+                    forget_rate=rate,
+                    relabeled=relabeled,
+                )
         return predict_proba_nets(averages or nets, X, self.device_, out=proba)  # overwrites proba: no second matrix
 
     # -- the cross-fitted path (scikit-learn backbones) ------------------
@@ -698,27 +703,37 @@ class CoTeachingFilter(LabelEstimatorBase):
         views = self._views(X, Xt)
         backbones = self._backbones()
         folds = stratified_folds(y_enc, self.n_folds, self._seed)
-        t0 = time.perf_counter()
-        firsts = cross_fit_proba(backbones, views, y_enc, folds, k)
-        self.backbone_weights_ = choose_weights(firsts, y_enc)
-        backbones = [b for b, w in zip(backbones, self.backbone_weights_) if w > 0]
-        weights = self.backbone_weights_[self.backbone_weights_ > 0]
-        rounds = [mix([p for p, w in zip(firsts, self.backbone_weights_) if w > 0], weights)]
-        self.history_.append({"phase": "crossfit", "round": 1, "seconds": time.perf_counter() - t0})
-        for r in range(2, self.n_rounds + 1):  # each round learns the rows the rounds so far trust
+        with _progress.phase("cross-fitting", self.n_rounds * len(np.unique(folds)), unit="folds"):
             t0 = time.perf_counter()
-            trusted = self._trusted(y_enc, sum(rounds) / len(rounds))
-            rounds.append(mix(cross_fit_proba(backbones, views, y_enc, folds, k, trusted=trusted), weights))
-            self.history_.append(
-                {"phase": "crossfit", "round": r, "trusted": float(trusted.mean()), "seconds": time.perf_counter() - t0}
-            )
+            firsts = cross_fit_proba(backbones, views, y_enc, folds, k)
+            self.backbone_weights_ = choose_weights(firsts, y_enc)
+            backbones = [b for b, w in zip(backbones, self.backbone_weights_) if w > 0]
+            weights = self.backbone_weights_[self.backbone_weights_ > 0]
+            rounds = [mix([p for p, w in zip(firsts, self.backbone_weights_) if w > 0], weights)]
+            self.history_.append({"phase": "crossfit", "round": 1, "seconds": time.perf_counter() - t0})
+            for r in range(2, self.n_rounds + 1):  # each round learns the rows the rounds so far trust
+                t0 = time.perf_counter()
+                trusted = self._trusted(y_enc, sum(rounds) / len(rounds))
+                rounds.append(mix(cross_fit_proba(backbones, views, y_enc, folds, k, trusted=trusted), weights))
+                self.history_.append(
+                    {
+                        "phase": "crossfit",
+                        "round": r,
+                        "trusted": float(trusted.mean()),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
         proba, self.temperature_ = calibrate(sum(rounds) / len(rounds), y_enc)
         verdict = detect(y_enc, proba, flag="disagreement", relabel_threshold=self.relabel_threshold, calibrated=True)
         t0 = time.perf_counter()
         keep = np.flatnonzero(self._trusted(y_enc, proba))
         if len(np.unique(y_enc[keep])) < 2:
             keep = np.arange(len(y_enc))
-        self.estimators_ = [fit_model(b.model, views[b.view], y_enc, keep) for b in backbones]
+        with _progress.phase("final models", len(backbones), unit="fits"):
+            self.estimators_ = []
+            for b in backbones:
+                self.estimators_.append(fit_model(b.model, views[b.view], y_enc, keep))
+                _progress.advance(1, rows=len(keep))
         self._estimator_views = [b.view for b in backbones]
         self.history_.append({"phase": "final", "rows": len(keep), "seconds": time.perf_counter() - t0})
         self.networks_ = []
@@ -799,21 +814,22 @@ class CoTeachingFilter(LabelEstimatorBase):
             params = [p for net in nets for p in net.parameters()]
             optimizer = adam(params, self.lr_, self.weight_decay)
             averages = moving_averages(nets, self.ema_decay) if self.ema_decay > 0 else None
-            for epoch in range(self.max_epochs):
-                rate = forget_rate_schedule(epoch, tau, self.num_gradual)
-                self._epoch(
-                    "coteaching",
-                    epoch,
-                    nets,
-                    optimizer,
-                    Xt,
-                    yt,
-                    self._loss_fn(rate, epoch),
-                    lr=self.lr_ * lr_factor(epoch, self.max_epochs),
-                    gen=gen,
-                    averages=averages,
-                    forget_rate=rate,
-                )
+            with _progress.phase("co-teaching", self.max_epochs * steps_per_epoch(Xt.shape[0], self.batch_size_)):
+                for epoch in range(self.max_epochs):
+                    rate = forget_rate_schedule(epoch, tau, self.num_gradual)
+                    self._epoch(
+                        "coteaching",
+                        epoch,
+                        nets,
+                        optimizer,
+                        Xt,
+                        yt,
+                        self._loss_fn(rate, epoch),
+                        lr=self.lr_ * lr_factor(epoch, self.max_epochs),
+                        gen=gen,
+                        averages=averages,
+                        forget_rate=rate,
+                    )
             proba = predict_proba_nets(averages or nets, Xt, self.device_)
             if self.refine_epochs_:
                 proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen, averages)

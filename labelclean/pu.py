@@ -15,6 +15,7 @@ from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
 from ._train import INFERENCE_BATCH, adam, check_finite_loss, lr_factor, random_shift, set_lr
@@ -124,14 +125,39 @@ def pu_batches(
     Every batch holds at least ``pos_share`` labeled positives (cycled through shuffled
     passes), so the positive risk is estimated on every step even when positives are rare.
     """
-    share = max(n_pos / (n_pos + n_unl), pos_share)
-    b_pos = min(n_pos, max(1, round(batch_size * share)))
-    b_unl = max(1, batch_size - b_pos)
+    b_pos, b_unl = _pu_batch_sizes(n_pos, n_unl, batch_size, pos_share)
     unl = torch.randperm(n_unl, generator=generator).split(b_unl)
     need = len(unl) * b_pos
     passes = [torch.randperm(n_pos, generator=generator) for _ in range(math.ceil(need / n_pos))]
     pos = torch.cat(passes)[:need].split(b_pos)
     return list(zip(pos, unl, strict=True))
+
+
+def _pu_batch_sizes(n_pos: int, n_unl: int, batch_size: int, pos_share: float) -> tuple[int, int]:
+    """Positives and unlabeled rows in each batch of :func:`pu_batches`."""
+    share = max(n_pos / (n_pos + n_unl), pos_share)
+    b_pos = min(n_pos, max(1, round(batch_size * share)))
+    return b_pos, max(1, batch_size - b_pos)
+
+
+def pu_steps(n_pos: int, n_unl: int, batch_size: int, pos_share: float = 0.25) -> int:
+    """Batches in one epoch of :func:`pu_batches`, without drawing its random numbers.
+
+    Examples
+    --------
+    >>> pu_steps(10, 90, 20)
+    6
+    """
+    return max(1, math.ceil(n_unl / _pu_batch_sizes(n_pos, n_unl, batch_size, pos_share)[1]))
+
+
+def _phase_title(tag: str, spy_iterations: int) -> str:
+    """The progress phase of a ``history_`` phase tag: ``"prior_fold0"`` → ``"class prior, fold 1/2"``."""
+    if tag.startswith("prior_fold"):
+        return f"class prior, fold {int(tag[len('prior_fold') :]) + 1}/2"
+    if tag.startswith("pn"):
+        return f"negatives {int(tag[2:]) + 1}/{spy_iterations}"
+    return {"nnpu": "nnPU", "upu": "uPU", "elkan_noto": "Elkan-Noto", "spy": "spies"}.get(tag, tag)
 
 
 def oversampling_offset(n_pos: int, n_neg: int, batch_size: int, pos_share: float = 0.25) -> float:
@@ -387,27 +413,34 @@ class PUClassifier(LabelEstimatorBase):
         """Train ``net`` for ``epochs`` on batches of positives ``pos`` and other rows ``unl``."""
         optimizer = adam(net.parameters(), self.lr, self.weight_decay)
         augment = self._augmenter()
-        for epoch in range(epochs):
-            t0, totals, seen = time.perf_counter(), {}, 0
-            set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-            net.train()
-            for bp, bu in pu_batches(len(pos), len(unl), self.batch_size, gen):
-                idx = torch.cat([pos[bp], unl[bu]])
-                xb = X[idx].to(self.device_, non_blocking=True)
-                xb = augment(xb, gen) if augment is not None else xb
-                s = torch.cat([torch.ones(len(bp)), torch.zeros(len(bu))]).to(self.device_)
-                loss, stats = loss_fn(net(xb)[:, 0].float(), s)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                seen += len(idx)
-                for k, v in {"loss": float(loss.detach()), **stats}.items():
-                    totals[k] = totals.get(k, 0.0) + v * len(idx)
-            check_finite_loss(totals["loss"], optimizer)
-            entry = {"phase": phase, "epoch": epoch, **{k: v / seen for k, v in totals.items()}}
-            self.history_.append({**entry, "seconds": time.perf_counter() - t0})
-            if self.verbose:
-                print(f"[PUClassifier] {phase} epoch {epoch + 1}/{epochs} {self.history_[-1]}")
+        total = epochs * pu_steps(len(pos), len(unl), self.batch_size)
+        with _progress.phase(_phase_title(phase, self.spy_iterations), total):
+            for epoch in range(epochs):
+                t0, totals, seen = time.perf_counter(), {}, 0
+                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+                beat = _progress.beat()
+                net.train()
+                for bp, bu in pu_batches(len(pos), len(unl), self.batch_size, gen):
+                    idx = torch.cat([pos[bp], unl[bu]])
+                    xb = X[idx].to(self.device_, non_blocking=True)
+                    xb = augment(xb, gen) if augment is not None else xb
+                    s = torch.cat([torch.ones(len(bp)), torch.zeros(len(bu))]).to(self.device_)
+                    loss, stats = loss_fn(net(xb)[:, 0].float(), s)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    seen += len(idx)
+                    for k, v in {"loss": float(loss.detach()), **stats}.items():
+                        totals[k] = totals.get(k, 0.0) + v * len(idx)
+                    if beat is not None and beat.step(len(idx)):
+                        beat.report(totals["loss"] / seen)  # read at every step already
+                check_finite_loss(totals["loss"], optimizer)
+                if beat is not None:
+                    beat.report(totals["loss"] / seen)
+                entry = {"phase": phase, "epoch": epoch, **{k: v / seen for k, v in totals.items()}}
+                self.history_.append({**entry, "seconds": time.perf_counter() - t0})
+                if self.verbose:
+                    print(f"[PUClassifier] {phase} epoch {epoch + 1}/{epochs} {self.history_[-1]}")
 
     def _fit_binary(self, X, pos, neg, epochs: int, gen: torch.Generator, phase: str, *, use_estimator: bool):
         """A positives-vs-rest model on rows ``pos``/``neg``; returns ``predict(rows) -> p`` at natural frequencies.
@@ -417,7 +450,10 @@ class PUClassifier(LabelEstimatorBase):
         if use_estimator and self.estimator is not None:
             est = clone(self.estimator)
             rows = torch.cat([pos, neg]).numpy()
-            est.fit(X[rows].reshape(len(rows), -1).numpy(), np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int))
+            with _progress.phase(_phase_title(phase, self.spy_iterations), 1, unit="fits"):
+                targets = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int)
+                est.fit(X[rows].reshape(len(rows), -1).numpy(), targets)
+                _progress.advance(1, rows=len(rows))
             self.networks_, self.estimator_, self._logit_offset = [], est, 0.0
             column = list(est.classes_).index(1)
             return lambda r: est.predict_proba(X[r].reshape(len(r), -1).numpy())[:, column].astype(np.float32)

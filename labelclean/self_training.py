@@ -16,10 +16,12 @@ from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
 from ._data import batches
 from ._train import (
+    LossProbe,
     adam,
     affine_warp,
     check_finite_loss,
@@ -28,6 +30,7 @@ from ._train import (
     predict_proba_nets,
     random_shift,
     set_lr,
+    steps_per_epoch,
     train_epoch,
 )
 from .detection import detect
@@ -202,6 +205,8 @@ def consistency_epoch(
     loss_sum = torch.zeros((), device=device)
     mask_sum = torch.zeros((), device=device)
     seen = 0
+    beat = _progress.beat()
+    probe = LossProbe(device) if beat is not None else None
     for idx in batches(len(unlabeled), batch_size, generator):
         xu = X[unlabeled[idx]].to(device, non_blocking=True)
         lab = labeled[torch.randint(len(labeled), (labeled_batch,), generator=generator)]
@@ -229,8 +234,12 @@ def consistency_epoch(
         seen += len(idx)
         loss_sum += loss.detach() * len(idx)
         mask_sum += mask.sum()
+        if beat is not None and beat.step(len(idx) + labeled_batch):
+            beat.report(probe.read(loss_sum, seen))
     loss = float(loss_sum) / max(seen, 1)
     check_finite_loss(loss, optimizer)
+    if beat is not None:
+        beat.report(loss)
     return {"loss": loss, "mask_rate": float(mask_sum) / max(seen, 1)}
 
 
@@ -615,32 +624,34 @@ class SelfTrainer(LabelEstimatorBase):
             prior = torch.bincount(y_t[lab], minlength=k).float().to(self.device_)
             prior, running = prior / prior.sum(), torch.full((k,), 1.0 / k, device=self.device_)
         averaged = moving_averages([net], self.consistency_ema)[0] if self.consistency_ema > 0 else None
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-            stats = consistency_epoch(
-                net,
-                optimizer,
-                Xt,
-                y_t,
-                lab,
-                unl,
-                batch_size=self.batch_size,
-                labeled_batch=max(1, self.batch_size // 4),
-                threshold=float(self.consistency_threshold),
-                generator=gen,
-                device=self.device_,
-                weak=weak,
-                strong=strong,
-                prior=prior,
-                running=running,
-                averaged=averaged,
-            )
-            self.history_.append(
-                {"phase": "teacher", "round": 0, "epoch": epoch, **stats, "seconds": time.perf_counter() - t0}
-            )
-            if self.verbose:
-                print(f"[SelfTrainer] {self.history_[-1]}")
+        total = epochs * steps_per_epoch(len(unl), self.batch_size)
+        with _progress.phase("teacher (consistency)", total):
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
+                stats = consistency_epoch(
+                    net,
+                    optimizer,
+                    Xt,
+                    y_t,
+                    lab,
+                    unl,
+                    batch_size=self.batch_size,
+                    labeled_batch=max(1, self.batch_size // 4),
+                    threshold=float(self.consistency_threshold),
+                    generator=gen,
+                    device=self.device_,
+                    weak=weak,
+                    strong=strong,
+                    prior=prior,
+                    running=running,
+                    averaged=averaged,
+                )
+                self.history_.append(
+                    {"phase": "teacher", "round": 0, "epoch": epoch, **stats, "seconds": time.perf_counter() - t0}
+                )
+                if self.verbose:
+                    print(f"[SelfTrainer] {self.history_[-1]}")
         if averaged is not None:
             net = averaged.module
         return predict_proba_nets([net], Xt, self.device_), net
@@ -654,35 +665,38 @@ class SelfTrainer(LabelEstimatorBase):
             epochs = max(epochs, self.max_teacher_epochs)
             held_labels = targets[holdout].argmax(1).numpy()  # the (noisy) labels it is scored against
         best, best_state, stale, noise = -1.0, None, 0, self._noise()
-        for epoch in range(epochs):
-            t0 = time.perf_counter()
-            set_lr(optimizer, self.lr * (1.0 if holdout is not None else lr_factor(epoch, epochs)))
-            stats = train_epoch(
-                [net],
-                optimizer,
-                Xt,
-                targets,
-                soft_cross_entropy,
-                batch_size=self.batch_size,
-                generator=gen,
-                device=self.device_,
-                augment=noise,
-                rows=rows,
-            )
-            record = {**tag, "epoch": epoch, **stats}
-            if holdout is not None:
-                proba = predict_proba_nets([net], Xt, self.device_, rows=holdout)
-                acc = float(np.mean(proba.argmax(1) == held_labels))
-                record["holdout_accuracy"] = acc
-                if acc > best:
-                    best, best_state, stale = acc, copy.deepcopy(net.state_dict()), 0
-                else:
-                    stale += 1
-            self.history_.append({**record, "seconds": time.perf_counter() - t0})
-            if self.verbose:
-                print(f"[SelfTrainer] {self.history_[-1]}")
-            if holdout is not None and stale >= self.patience:
-                break
+        steps = steps_per_epoch(len(rows), self.batch_size)
+        with _progress.phase(self._phase_name(tag), epochs * steps):
+            for epoch in range(epochs):
+                t0 = time.perf_counter()
+                set_lr(optimizer, self.lr * (1.0 if holdout is not None else lr_factor(epoch, epochs)))
+                stats = train_epoch(
+                    [net],
+                    optimizer,
+                    Xt,
+                    targets,
+                    soft_cross_entropy,
+                    batch_size=self.batch_size,
+                    generator=gen,
+                    device=self.device_,
+                    augment=noise,
+                    rows=rows,
+                )
+                record = {**tag, "epoch": epoch, **stats}
+                if holdout is not None:
+                    proba = predict_proba_nets([net], Xt, self.device_, rows=holdout)
+                    acc = float(np.mean(proba.argmax(1) == held_labels))
+                    record["holdout_accuracy"] = acc
+                    if acc > best:
+                        best, best_state, stale = acc, copy.deepcopy(net.state_dict()), 0
+                    else:
+                        stale += 1
+                self.history_.append({**record, "seconds": time.perf_counter() - t0})
+                if self.verbose:
+                    print(f"[SelfTrainer] {self.history_[-1]}")
+                if holdout is not None and stale >= self.patience:
+                    _progress.skip((epochs - epoch - 1) * steps)  # stopped early: these epochs will not run
+                    break
         if best_state is not None:
             net.load_state_dict(best_state)
         return net
@@ -693,13 +707,23 @@ class SelfTrainer(LabelEstimatorBase):
         t0 = time.perf_counter()
         X2, T = Xt.reshape(Xt.shape[0], -1).numpy(), targets.numpy()
         model = clone(self.estimator)
-        if self.soft:
-            r, c, w = weighted_rows(T[rows])
-            model.fit(X2[rows][r], c, sample_weight=w)
-        else:
-            model.fit(X2[rows], T[rows].argmax(1))
+        with _progress.phase(self._phase_name(tag), 1, unit="fits"):
+            if self.soft:
+                r, c, w = weighted_rows(T[rows])
+                model.fit(X2[rows][r], c, sample_weight=w)
+            else:
+                model.fit(X2[rows], T[rows].argmax(1))
+            _progress.advance(1, rows=len(rows))
         self.history_.append({**tag, "epoch": 0, "seconds": time.perf_counter() - t0})
         return model
+
+    def _phase_name(self, tag: dict[str, Any]) -> str:
+        """The progress phase of a model's training, from its ``history_`` tag."""
+        if tag["phase"] == "student":
+            return f"student {tag['round']}"
+        if "fold" in tag:
+            return f"teacher, fold {tag['fold'] + 1}/{self.n_folds}"
+        return "teacher"
 
     def _proba(self, model, Xr: np.ndarray | torch.Tensor) -> np.ndarray:
         if isinstance(model, torch.nn.Module):
@@ -711,7 +735,9 @@ class SelfTrainer(LabelEstimatorBase):
         """First-round probabilities for every row, and the teacher (a list of networks when cross-fitted)."""
         if self.teacher is not None:
             fit_rows = np.flatnonzero(labeled)
-            self.teacher_ = clone(self.teacher).fit(_safe_indexing(X, fit_rows), _safe_indexing(y, fit_rows))
+            with _progress.phase("teacher", 1, unit="fits"):
+                self.teacher_ = clone(self.teacher).fit(_safe_indexing(X, fit_rows), _safe_indexing(y, fit_rows))
+                _progress.advance(1, rows=len(fit_rows))
             proba = self.teacher_.predict_proba(X)
             return align_columns(proba, np.asarray(self.teacher_.classes_), self.classes_), None
         if self.consistency_epochs_ > 0:

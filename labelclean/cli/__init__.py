@@ -60,10 +60,12 @@ Examples:
 def cli() -> None:
     """labelclean: find wrong labels, propose better ones, fill in missing ones.
 
-    Each command reads a parquet file, detects the feature columns (numbers, lists of
-    numbers, PNG/JPEG bytes, low-cardinality text), trains the matching estimator and
-    writes a new parquet file: every input column unchanged plus is_clean, pseudo_label
-    and label_quality. The input is never modified.
+    Each command reads a parquet file, a folder of parquet files, a glob, several paths or
+    a CSV file as one dataset, detects the feature columns (numbers, numbers stored as text,
+    lists of numbers, PNG/JPEG bytes, low-cardinality text), trains the matching estimator
+    and writes a new parquet file: every input column unchanged plus is_clean, pseudo_label
+    and label_quality. The input is never modified. Example files to try it on:
+    python -m labelclean.examples write DIR.
     """
 
 

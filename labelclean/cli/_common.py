@@ -18,8 +18,6 @@ from ..io import DataError, OptionError
 EXIT_USAGE = 2
 EXIT_DATA = 1
 
-_STAGES = {"reading": "reading", "training": "training (epochs)", "writing": "writing"}
-
 
 def _check_device(ctx: click.Context, param: click.Parameter, value: str) -> str:
     if value == "auto":
@@ -142,27 +140,85 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _duration(seconds: float) -> str:
+    """``1.9 s``, ``4 min 05 s``, ``2 h 03 min``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {sec:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _rate(rows: int, seconds: float) -> str:
+    """``5,300 rows/s``, or ``""`` when there is nothing to tell."""
+    return f"{rows / seconds:,.0f} rows/s" if rows > 0 and seconds > 0 else ""
+
+
+def _loss(loss: float | None) -> str:
+    return "" if loss is None else f"loss {loss:.3f}"
+
+
+def _left(done: int, total: int | None, seconds: float) -> str:
+    """The time a stage still needs at its pace so far: ``3 min 10 s left``."""
+    if total is None or done <= 0 or seconds <= 0 or done >= total:
+        return ""
+    return f"{_duration((total - done) * seconds / done)} left"
+
+
+def _count(done: int, total: int | None, unit: str) -> str:
+    return f"{done:,}/{total:,} {unit}" if total is not None else f"{done:,} {unit}"
+
+
 class ProgressBars:
-    """``progress(stage, done, total)`` drawn as rich progress bars on stderr."""
+    """Progress drawn as rich progress bars on stderr, one per stage and per phase of training.
+
+    ``bars(stage, done, total)`` reports rows read or written; ``bars.on_event(stage, event)``
+    a training phase (:class:`labelclean._progress.Event`). Each bar shows what is done of the
+    total, rows per second, the current loss, the time elapsed and the time left.
+    """
 
     def __init__(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description:<18}"),
-            BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.fields[count]}"),
+            TextColumn("{task.fields[rate]}"),
+            TextColumn("{task.fields[loss]}"),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[left]}"),
             console=Console(stderr=True),
         )
         self._tasks: dict[str, Any] = {}
+        self._started: dict[str, float] = {}
+
+    def _show(self, key: str, done: int, total: int | None, unit: str, rows: int, seconds: float, loss) -> None:
+        fields = {
+            "count": _count(done, total, unit),
+            "rate": _rate(rows, seconds),
+            "loss": _loss(loss),
+            "left": _left(done, total, seconds),
+        }
+        if key not in self._tasks:
+            self._tasks[key] = self._progress.add_task(key, total=total, **fields)
+        self._progress.update(self._tasks[key], completed=done, total=total, **fields)
 
     def __call__(self, stage: str, done: int, total: int | None) -> None:
-        if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(_STAGES.get(stage, stage), total=total)
-        self._progress.update(self._tasks[stage], completed=done, total=total)
+        seconds = time.perf_counter() - self._started.setdefault(stage, time.perf_counter())
+        self._show(stage, done, total, "rows", done, seconds, None)
+
+    def on_event(self, stage: str, event: Any) -> None:
+        """Draw one :class:`labelclean._progress.Event` of a training phase of ``stage``."""
+        key = f"{stage}: {event.phase}"
+        if event.kind == "start":
+            self._tasks.pop(key, None)  # a phase of the same name again (another fit): a new bar
+        total = event.done if event.kind == "end" else event.total
+        self._show(key, event.done, total, event.unit, event.rows, event.seconds, event.loss)
 
     def __enter__(self) -> ProgressBars:
         self._progress.start()
@@ -170,6 +226,64 @@ class ProgressBars:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.stop()
+
+
+class ProgressLog:
+    """Progress as plain lines on stderr, for logs (stderr is not a terminal).
+
+    A training phase gets a line when it starts (with its total) and one when it ends (time,
+    rows per second, loss), and a line a minute in between while it runs; reading and writing
+    get a line at their end when they took a second or more.
+    """
+
+    #: Seconds between two lines of one running phase.
+    every = 60.0
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._last: dict[str, float] = {}
+
+    @staticmethod
+    def _line(*parts: str) -> None:
+        click.echo(", ".join(p for p in parts if p), err=True)
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        t0 = self._started.setdefault(stage, now)
+        if total is not None and done >= total and stage not in self._last:
+            self._last[stage] = now
+            if now - t0 >= 1.0:
+                self._line(f"{stage}: {done:,} rows", _duration(now - t0), _rate(done, now - t0))
+
+    def on_event(self, stage: str, event: Any) -> None:
+        """Log one :class:`labelclean._progress.Event` of a training phase of ``stage``."""
+        key = f"{stage}: {event.phase}"
+        now = time.perf_counter()
+        if event.kind == "start":
+            self._last[key] = now
+            self._line(f"{key} {event.total:,} {event.unit} ...")
+        elif event.kind == "end":
+            self._line(
+                f"{key} {event.done:,} {event.unit}",
+                _duration(event.seconds),
+                _rate(event.rows, event.seconds),
+                _loss(event.loss),
+            )
+        elif now - self._last.get(key, now) >= self.every:
+            self._last[key] = now
+            self._line(
+                f"{key} {_count(event.done, event.total, event.unit)}",
+                _duration(event.seconds),
+                _rate(event.rows, event.seconds),
+                _loss(event.loss),
+                _left(event.done, event.total, event.seconds),
+            )
+
+    def __enter__(self) -> ProgressLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 def _classify(exc: BaseException) -> tuple[int, str]:
@@ -231,10 +345,10 @@ def run_task(
         all_params["n_jobs"] = n_jobs
     all_params.update(parse_params(extra_params))
     feature_list = None if features is None else [c.strip() for c in features.split(",") if c.strip()]
-    show_progress = not quiet and sys.stderr.isatty()
+    progress_display = None if quiet else ProgressBars if sys.stderr.isatty() else ProgressLog
     t0 = time.perf_counter()
     try:
-        bars = ProgressBars() if show_progress else None
+        bars = progress_display() if progress_display is not None else None
         with warnings.catch_warnings(record=True) as caught, bars if bars is not None else _nullcontext():
             warnings.simplefilter("always")
             summary = clean_file(
