@@ -164,34 +164,60 @@ def _report_phases(progress: ProgressFn | None, stage: str = "training") -> Iter
 # ---------------------------------------------------------------------------
 
 
-def _make_estimator(task: str, params: dict[str, Any]) -> Any:
-    if task == "filter":
-        from .coteaching import CoTeachingFilter as cls
-    elif task == "selftrain":
-        try:
-            from .self_training import SelfTrainer as cls
-        except ImportError as exc:
-            raise OptionError("'selftrain' needs labelclean.self_training.SelfTrainer, which is missing.") from exc
-    elif task == "pu":
-        try:
-            from .pu import PUClassifier as cls
-        except ImportError as exc:
-            raise OptionError("'pu' needs labelclean.pu.PUClassifier, which is not installed.") from exc
-    else:
-        raise OptionError(f"unknown task {task!r}; use one of {', '.join(TASKS)}.")
-    _check_param_names(cls, params)
-    return cls(**params)
+#: Task -> (module, class) of its estimator.
+_ESTIMATORS = {
+    "filter": ("coteaching", "CoTeachingFilter"),
+    "selftrain": ("self_training", "SelfTrainer"),
+    "pu": ("pu", "PUClassifier"),
+    "contrastive": ("contrastive", "ContrastiveEncoder"),
+}
 
 
-def _check_param_names(cls: type, params: dict[str, Any]) -> None:
-    """Raise :class:`OptionError` naming every key of ``params`` that ``cls`` has no parameter for."""
-    known = set(cls().get_params())
+def _estimator_class(task: str) -> type:
+    """The estimator class of ``task`` (imports it, and with it PyTorch)."""
+    import importlib
+
+    module, name = _ESTIMATORS[task]
+    return getattr(importlib.import_module(f".{module}", __package__), name)
+
+
+def _parameter_names(task: str) -> set[str]:
+    """The constructor parameters of ``task``'s estimator, read from its source without importing it.
+
+    Checking ``--set`` names this way answers a misspelt name at once, before PyTorch loads.
+    Falls back to importing the class where the source is not available (e.g. a zip install).
+    """
+    import ast
+    import importlib.util
+
+    module, name = _ESTIMATORS[task]
+    spec = importlib.util.find_spec(f".{module}", __package__)
+    source = spec.loader.get_source(spec.name) if spec is not None and spec.loader is not None else None
+    if source is not None:
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.ClassDef) and node.name == name:
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef) and item.name == "__init__":
+                        args = item.args
+                        return {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]} - {"self"}
+    return set(_estimator_class(task)().get_params())
+
+
+def _check_param_names(task: str, params: dict[str, Any]) -> None:
+    """Raise :class:`OptionError` naming every key of ``params`` that ``task``'s estimator has no parameter for."""
+    known = _parameter_names(task)
     unknown = sorted(set(params) - known)
     if unknown:
         raise OptionError(
-            f"{cls.__name__} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"{_ESTIMATORS[task][1]} has no parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
             f"its parameters are: {', '.join(sorted(known))}."
         )
+
+
+def _make_estimator(task: str, params: dict[str, Any]) -> Any:
+    """The task's estimator with ``params`` (names checked by :func:`_check_param_names` first)."""
+    _check_param_names(task, params)
+    return _estimator_class(task)(**params)
 
 
 PRETRAIN = ("none", "contrastive")
@@ -216,19 +242,25 @@ def split_pretrain_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[
 def _make_encoder(pretrain: str | None, estimator: Any, params: dict[str, Any]) -> Any:
     """The encoder of ``pretrain`` (None for none), with the estimator's seed, device and threads."""
     if pretrain is None or pretrain == "none":
+        _check_pretrain(pretrain, params)
+        return None
+    _check_pretrain(pretrain, params)
+    shared = {k: v for k, v in estimator.get_params().items() if k in _SHARED_WITH_ENCODER}
+    return _make_estimator("contrastive", {**shared, **params})
+
+
+def _check_pretrain(pretrain: str | None, params: dict[str, Any]) -> None:
+    """Raise :class:`OptionError` for an unknown pretraining or encoder parameters without one."""
+    if pretrain is None or pretrain == "none":
         if params:
             raise OptionError(
                 f"{', '.join(_PRETRAIN_PREFIX + k for k in params)} set, but no pretraining was asked for; "
                 "add --pretrain contrastive (pretrain='contrastive' in Python)."
             )
-        return None
+        return
     if pretrain != "contrastive":
         raise OptionError(f"unknown pretraining {pretrain!r}; use one of {', '.join(PRETRAIN)}.")
-    from .contrastive import ContrastiveEncoder
-
-    _check_param_names(ContrastiveEncoder, params)
-    shared = {k: v for k, v in estimator.get_params().items() if k in _SHARED_WITH_ENCODER}
-    return ContrastiveEncoder(**{**shared, **params})
+    _check_param_names("contrastive", params)
 
 
 def _pretrain(encoder: Any, estimator: Any, X: np.ndarray, progress: ProgressFn | None) -> tuple[np.ndarray, float]:
@@ -257,49 +289,27 @@ def _need_two_classes(classes: pa.Array, name: str, task: str) -> None:
         )
 
 
-def _run_filter(est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, progress: ProgressFn | None):
+def _prepare_filter(labels: pa.ChunkedArray, name: str) -> tuple[np.ndarray, pa.Array, dict[str, Any]]:
     codes, classes = encode_labels(labels, name=name)
-    labeled = codes >= 0
-    if not labeled.any():
+    if not (codes >= 0).any():
         raise DataError(f"all labels in column '{name}' are null; 'filter' needs labels to check.")
     _need_two_classes(classes, name, "filter")
-    if labeled.all():
-        seconds = _fit(est, X, codes, progress)
-        return est.clean_mask_, est.pseudo_labels_, est.label_quality_, classes, seconds, {}
-    rows = np.flatnonzero(labeled)
-    seconds = _fit(est, X[rows], codes[rows], progress)
-    clean = np.zeros(len(codes), dtype=bool)
-    pseudo = np.empty(len(codes), dtype=np.int64)
-    quality = np.zeros(len(codes), dtype=np.float32)
-    clean[rows], pseudo[rows], quality[rows] = est.clean_mask_, est.pseudo_labels_, est.label_quality_
-    missing = np.flatnonzero(~labeled)
-    pseudo[missing] = est.predict(X[missing])
-    return clean, pseudo, quality, classes, seconds, {"unlabeled": int(missing.size)}
+    return codes, classes, {}
 
 
-def _run_selftrain(est: Any, X: np.ndarray, labels: pa.ChunkedArray, name: str, progress: ProgressFn | None):
+def _prepare_selftrain(labels: pa.ChunkedArray, name: str) -> tuple[np.ndarray, pa.Array, dict[str, Any]]:
     codes, classes = encode_labels(labels, name=name, minus_one_unlabeled=True)
     if not (codes >= 0).any():
         raise DataError(
             f"all labels in column '{name}' are null or -1; 'selftrain' needs some labeled rows to learn from."
         )
     _need_two_classes(classes, name, "selftrain")
-    seconds = _fit(est, X, codes, progress)
-    pseudo = np.asarray(est.pseudo_labels_)
-    unlabeled = codes < 0
-    extra = {"unlabeled": int(unlabeled.sum()), "filled": int(np.sum(unlabeled & (pseudo >= 0)))}
-    return est.clean_mask_, pseudo, est.label_quality_, classes, seconds, extra
+    return codes, classes, {}
 
 
-def _run_pu(
-    est: Any,
-    X: np.ndarray,
-    labels: pa.ChunkedArray,
-    name: str,
-    progress: ProgressFn | None,
-    positive: Any,
-    negative: Any,
-):
+def _prepare_pu(
+    labels: pa.ChunkedArray, name: str, positive: Any, negative: Any
+) -> tuple[np.ndarray, pa.Array, dict[str, Any]]:
     values = _label_values(labels, name)
     if positive is None:
         raise OptionError("'pu' needs the positive label value; pass --positive VALUE (positive= in Python).")
@@ -314,11 +324,44 @@ def _run_pu(
         raise DataError(f"no row of column '{name}' has the positive label {positive!r}; labels seen: {seen}.")
     if n_pos == len(y):
         raise DataError(f"every row of column '{name}' is labeled {positive!r}; 'pu' needs unlabeled rows too.")
+    classes = pa.array([neg.as_py(), pos.as_py()], type=_value_type(labels.type))
+    return y, classes, {"labeled_positive": n_pos}
+
+
+def _run_filter(est: Any, X: np.ndarray, codes: np.ndarray, progress: ProgressFn | None):
+    labeled = codes >= 0
+    if labeled.all():
+        seconds = _fit(est, X, codes, progress)
+        return est.clean_mask_, est.pseudo_labels_, est.label_quality_, seconds, {}
+    rows = np.flatnonzero(labeled)
+    seconds = _fit(est, X[rows], codes[rows], progress)
+    clean = np.zeros(len(codes), dtype=bool)
+    pseudo = np.empty(len(codes), dtype=np.int64)
+    quality = np.zeros(len(codes), dtype=np.float32)
+    clean[rows], pseudo[rows], quality[rows] = est.clean_mask_, est.pseudo_labels_, est.label_quality_
+    missing = np.flatnonzero(~labeled)
+    pseudo[missing] = est.predict(X[missing])
+    return clean, pseudo, quality, seconds, {"unlabeled": int(missing.size)}
+
+
+def _run_selftrain(est: Any, X: np.ndarray, codes: np.ndarray, progress: ProgressFn | None):
+    seconds = _fit(est, X, codes, progress)
+    pseudo = np.asarray(est.pseudo_labels_)
+    unlabeled = codes < 0
+    clean = np.asarray(est.clean_mask_, dtype=bool)
+    extra = {
+        "unlabeled": int(unlabeled.sum()),
+        "filled": int(np.sum(unlabeled & (pseudo >= 0))),
+        "filled_trusted": int(np.sum(unlabeled & clean)),
+    }
+    return clean, pseudo, est.label_quality_, seconds, extra
+
+
+def _run_pu(est: Any, X: np.ndarray, y: np.ndarray, progress: ProgressFn | None):
     seconds = _fit(est, X, y, progress)
     pseudo_pos = np.asarray(est.pseudo_labels_) == 1
-    classes = pa.array([neg.as_py(), pos.as_py()], type=_value_type(labels.type))
-    extra = {"labeled_positive": n_pos, "class_prior": float(getattr(est, "class_prior_", np.nan))}
-    return est.clean_mask_, pseudo_pos.astype(np.int64), est.label_quality_, classes, seconds, extra
+    extra = {"class_prior": float(getattr(est, "class_prior_", np.nan))}
+    return est.clean_mask_, pseudo_pos.astype(np.int64), est.label_quality_, seconds, extra
 
 
 def run_labeling(
@@ -332,6 +375,7 @@ def run_labeling(
     negative: Any = None,
     progress: ProgressFn | None = None,
     pretrain: str | None = None,
+    pred_probs: str | Sequence[str] | None = None,
 ) -> LabelingResult:
     """Read ``data``, fit the task's estimator and build the added columns.
 
@@ -355,14 +399,24 @@ def run_labeling(
         ``"contrastive"``: first learn features from all rows without their labels with a
         :class:`~labelclean.ContrastiveEncoder` (same seed, device and threads as the
         estimator), then fit the estimator on those embeddings.
+    pred_probs : str, sequence of str or None
+        ``filter`` only: your own model's out-of-sample class probabilities, as one list
+        column (one list of K numbers per row) or as K number columns. Nothing is trained:
+        :func:`labelclean.find_label_issues` decides the added columns. Column ``j`` is the
+        ``j``-th label value in sorted order (for integer labels ``0 .. K-1``, the label
+        ``j``); ``params`` are not used.
 
     Returns
     -------
     LabelingResult
     """
+    # Everything that can be wrong with the options or the data is checked before PyTorch loads
+    # and before the features are read, so a mistake is answered at once.
+    if task not in TASKS:
+        raise OptionError(f"unknown task {task!r}; use one of {', '.join(TASKS)}.")
     params, encoder_params = split_pretrain_params(dict(params or {}))
-    estimator = _make_estimator(task, params)
-    encoder = _make_encoder(pretrain, estimator, encoder_params)
+    _check_param_names(task, params)
+    _check_pretrain(pretrain, encoder_params)
     source = as_source(data)
     schema = source_schema(source)
     n = source_rows(source)
@@ -375,17 +429,24 @@ def run_labeling(
         raise DataError("the table has no rows; there is nothing to clean.")
     labels = read_column(source, label)
     _label_values(labels, label)
+    if task == "pu":
+        targets, classes, prepared = _prepare_pu(labels, label, positive, negative)
+    else:
+        targets, classes, prepared = (_prepare_filter if task == "filter" else _prepare_selftrain)(labels, label)
+    if pred_probs is not None:
+        if task != "filter":
+            raise OptionError(f"pred_probs (--pred-probs) works with 'filter' only, not '{task}'.")
+        return _label_from_probabilities(source, label, labels, targets, classes, pred_probs, n, progress)
     plan = plan_features(source, label, features)
     t0 = time.perf_counter()
     X = read_features(source, plan, progress=progress)
     read_seconds = time.perf_counter() - t0
+    estimator = _make_estimator(task, params)
+    encoder = _make_encoder(pretrain, estimator, encoder_params)
     X_fit, pretrain_seconds = (X, 0.0) if encoder is None else _pretrain(encoder, estimator, X, progress)
-    if task == "pu":
-        out = _run_pu(estimator, X_fit, labels, label, progress, positive, negative)
-    else:
-        run = _run_filter if task == "filter" else _run_selftrain
-        out = run(estimator, X_fit, labels, label, progress)
-    clean, pseudo, quality, classes, fit_seconds, extra = out
+    run = {"filter": _run_filter, "selftrain": _run_selftrain, "pu": _run_pu}[task]
+    clean, pseudo, quality, fit_seconds, extra = run(estimator, X_fit, targets, progress)
+    extra = {**prepared, **extra}
     added = pa.table(
         {
             "is_clean": pa.array(np.asarray(clean, dtype=bool)),
@@ -412,6 +473,103 @@ def run_labeling(
     if encoder is not None:
         summary.update(pretrain="contrastive", pretrain_seconds=pretrain_seconds, embedding_width=X_fit.shape[1])
     return LabelingResult(task, added, estimator, plan, labels, X, summary, encoder)
+
+
+class GivenProbabilities:
+    """Stands in for a fitted estimator when the probabilities came from the user's model.
+
+    What the report reads of a fitted estimator: ``classes_`` (the label codes), the
+    estimated ``noise_rate_`` and ``class_noise_``, and ``predict_proba``, which returns its
+    input: the run's feature matrix *is* the probabilities.
+    """
+
+    def __init__(self, source: str, classes: np.ndarray, noise_rate: float, class_noise: np.ndarray) -> None:
+        self.source = source
+        self.classes_ = classes
+        self.noise_rate_ = noise_rate
+        self.class_noise_ = class_noise
+
+    def predict_proba(self, P: np.ndarray) -> np.ndarray:
+        return np.asarray(P)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {"pred_probs": self.source}
+
+    def __repr__(self) -> str:
+        return f"probabilities from {self.source}"
+
+
+def _label_from_probabilities(
+    source: Any,
+    label: str,
+    labels: pa.ChunkedArray,
+    codes: np.ndarray,
+    classes: pa.Array,
+    pred_probs: str | Sequence[str],
+    n: int,
+    progress: ProgressFn | None,
+) -> LabelingResult:
+    """The ``filter`` run on the user's probabilities: read them, apply the detection rule, no training."""
+    from .detection import find_label_issues
+
+    names = [pred_probs] if isinstance(pred_probs, str) else list(pred_probs)
+    missing = [c for c in names if c not in source_schema(source).names]
+    if missing:
+        raise OptionError(
+            f"probability column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))} not found; "
+            f"the columns are: {', '.join(source_schema(source).names)}."
+        )
+    plan = plan_features(source, label, names)
+    t0 = time.perf_counter()
+    P = read_features(source, plan, progress=progress)
+    read_seconds = time.perf_counter() - t0
+    if P.ndim != 2:
+        raise DataError(f"{', '.join(names)} must hold one list of class probabilities per row (or one column each).")
+    k = len(classes)
+    if P.shape[1] != k:
+        raise DataError(
+            f"the probabilities have {P.shape[1]} classes but column '{label}' holds {k} label values "
+            f"{classes.to_pylist()[:10]}; give one probability per label value, in sorted order."
+        )
+    t0 = time.perf_counter()
+    labeled = codes >= 0
+    clean = np.zeros(n, dtype=bool)
+    pseudo = np.argmax(P, axis=1).astype(np.int64)
+    quality = np.zeros(n, dtype=np.float32)
+    try:
+        issues = find_label_issues(codes[labeled], P[labeled], classes=np.arange(k))
+    except ValueError as exc:
+        raise DataError(f"{', '.join(names)}: {exc}") from None
+    clean[labeled] = issues["is_clean"].to_numpy()
+    pseudo[labeled] = issues["pseudo_label"].to_numpy()
+    quality[labeled] = issues["label_quality"].to_numpy()
+    class_noise = np.array([issues.attrs["class_noise"][j] for j in range(k)])
+    estimator = GivenProbabilities(", ".join(names), np.arange(k), float(issues.attrs["noise_rate"]), class_noise)
+    added = pa.table(
+        {
+            "is_clean": pa.array(clean),
+            "pseudo_label": decode_labels(pseudo, classes, labels.type),
+            "label_quality": pa.array(quality),
+        }
+    )
+    flagged = int(n - np.count_nonzero(clean))
+    summary: dict[str, Any] = {
+        "task": "filter",
+        "label_column": label,
+        "rows": n,
+        "flagged": flagged,
+        "flagged_fraction": flagged / n,
+        "features": plan.names,
+        "skipped_columns": {},
+        "feature_shape": list(plan.row_shape),
+        "read_seconds": read_seconds,
+        "fit_seconds": time.perf_counter() - t0,
+        "noise_rate": estimator.noise_rate_,
+        "pred_probs": names,
+    }
+    if not labeled.all():
+        summary["unlabeled"] = int(n - labeled.sum())
+    return LabelingResult("filter", added, estimator, plan, labels, P, summary)
 
 
 # ---------------------------------------------------------------------------
@@ -443,6 +601,7 @@ def filter_labels(
     features: Sequence[str] | None = None,
     *,
     pretrain: str | None = None,
+    pred_probs: str | Sequence[str] | None = None,
     **params: Any,
 ):
     """Find wrong labels with :class:`~labelclean.CoTeachingFilter` and return the table with three columns added.
@@ -460,6 +619,10 @@ def filter_labels(
         ``"contrastive"`` fits a :class:`~labelclean.ContrastiveEncoder` on the features of
         all rows (labels unused) and cleans the labels on its embeddings; its parameters go
         in as ``pretrain__NAME=value`` (e.g. ``pretrain__max_epochs=10``).
+    pred_probs : str, sequence of str or None
+        Your own model's out-of-sample probabilities: a list column, or one number column
+        per class (in the sorted order of the label values). Nothing is trained; the
+        columns come from :func:`labelclean.find_label_issues`.
     **params
         Parameters of :class:`~labelclean.CoTeachingFilter` (``forget_rate``,
         ``max_epochs``, ``method``, ``device``, ``random_state``, ...).
@@ -483,7 +646,9 @@ def filter_labels(
     >>> int((~out.is_clean[:10]).sum()) >= 8
     True
     """
-    result = run_labeling("filter", data, label=label, features=features, params=params, pretrain=pretrain)
+    result = run_labeling(
+        "filter", data, label=label, features=features, params=params, pretrain=pretrain, pred_probs=pred_probs
+    )
     return _to_frame(data, result.added, label)
 
 
@@ -626,6 +791,7 @@ def clean_file(
     negative: Any = None,
     progress: ProgressFn | None = None,
     pretrain: str | None = None,
+    pred_probs: str | Sequence[str] | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Parquet (or CSV) in, parquet out: the whole ``labelclean filter|selftrain|pu`` run; returns the summary.
@@ -677,6 +843,7 @@ def clean_file(
         negative=negative,
         progress=progress,
         pretrain=pretrain,
+        pred_probs=pred_probs,
     )
     if report_path is None:
         result.X = None  # only the report needs the features again: free them before writing
@@ -693,6 +860,8 @@ def clean_file(
 
         options = {"label": label, "features": features, "drop": drop, "positive": positive, "negative": negative}
         parameters = {**options, "pretrain": pretrain, **params}
+        if pred_probs is not None:  # nothing was trained: the estimator's parameters did not apply
+            parameters = {**options, "pred_probs": pred_probs}
         meta = run_metadata(task, src_path, parameters, time.perf_counter() - t0, output=out_path)
         write_report(report_path, result, source=source, metadata=meta)
     summary = {

@@ -33,7 +33,7 @@ from ._train import (
     steps_per_epoch,
     train_epoch,
 )
-from .detection import detect
+from .detection import RELABEL_THRESHOLD, detect
 
 #: ``consistency_epochs="auto"``: consistency-train the first teacher for this many passes when
 #: every class has at least ``AUTO_CONSISTENCY_MIN_LABELS`` labeled rows (see SelfTrainer).
@@ -409,10 +409,13 @@ class SelfTrainer(LabelEstimatorBase):
         confidence). Relabel mode: the quality of the *given* label, as on
         :class:`~labelclean.CoTeachingFilter` (:func:`labelclean.detection.detect`).
     clean_mask_ : ndarray of bool, shape (n_samples,)
-        Semi-supervised mode: rows the final model trained on, labeled rows plus the
-        confidently pseudo-labeled ones (for a consistency-trained teacher kept as the final
-        model, the rows its prediction reaches ``consistency_threshold`` on). Relabel mode:
-        the given label is trusted, i.e. the final model agrees with it.
+        Semi-supervised mode: the labeled rows, plus the filled rows the final model trained
+        on (for a consistency-trained teacher kept as the final model, the rows its prediction
+        reaches ``consistency_threshold`` on) whose ``label_quality_`` reaches 0.9, the
+        threshold at which the detection rule trusts a proposed label
+        (``labelclean.detection.RELABEL_THRESHOLD``); so dropping the other rows keeps
+        trusted labels only. Relabel mode: the given label is trusted, i.e. the final model
+        agrees with it.
     consistency_epochs_ : int
         Passes of consistency training the first teacher got (``consistency_epochs`` resolved;
         0: trained on the labeled rows alone).
@@ -846,9 +849,11 @@ class SelfTrainer(LabelEstimatorBase):
             self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))
             return
         best = np.where(given, y_enc, proba.argmax(1))
-        self.clean_mask_ = np.asarray(trained, dtype=bool)
         self.pseudo_labels_ = self.classes_[best]
         self.label_quality_ = np.clip(proba[np.arange(len(best)), best], 0.0, 1.0).astype(np.float32)
+        # A filled label is trusted as the detection rule trusts a proposed one: confident enough.
+        confident = np.asarray(trained, dtype=bool) & (self.label_quality_ >= RELABEL_THRESHOLD)
+        self.clean_mask_ = given | confident
 
     # -- prediction ---------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -872,7 +877,7 @@ class SelfTrainer(LabelEstimatorBase):
         return self._proba(self.estimator_, Xr)
 
     def fit_resample(self, X: Any, y: Any) -> tuple[Any, Any]:
-        """Fit, then return the rows the final student trained on (``clean_mask_``) with their ``pseudo_labels_``.
+        """Fit, then return the trusted rows (``clean_mask_``) with their ``pseudo_labels_``.
 
         Unlike the other estimators the returned labels are not the given ones: unlabeled
         (or, in relabel mode, relabeled) rows come back with their inferred label. The

@@ -41,9 +41,31 @@ Examples:
     callback=lambda ctx, param, value: _noise_rate(value),
     help="Share of wrong labels expected (the forget rate), or 'auto' to estimate it.",
 )
+@click.option(
+    "--pred-probs",
+    "pred_probs",
+    default=None,
+    metavar="COLUMN",
+    help="Skip training: a list column of your own model's out-of-sample class probabilities "
+    "(one number per label value, in sorted order) decides the output.",
+)
+@click.option(
+    "--pred-probs-columns",
+    "pred_probs_columns",
+    default=None,
+    metavar="P1,P2,...",
+    help="Skip training: one probability column per label value, in the sorted order of the values.",
+)
 @pretrain_option
 @common_options
-def command(method: str, noise_rate: float | str, pretrain: str, **options) -> None:
+def command(
+    method: str,
+    noise_rate: float | str,
+    pretrain: str,
+    pred_probs: str | None,
+    pred_probs_columns: str | None,
+    **options,
+) -> None:
     """Find wrong labels (CoTeachingFilter) and write DATA.clean.parquet.
 
     Every input column is kept unchanged; is_clean, pseudo_label (a corrected label where
@@ -55,4 +77,12 @@ def command(method: str, noise_rate: float | str, pretrain: str, **options) -> N
     rows in file order. The output is parquet (one file, or one per input part with
     --output-dir).
     """
-    run_task("filter", params={"method": method, "forget_rate": noise_rate}, pretrain=pretrain, **options)
+    if pred_probs is not None and pred_probs_columns is not None:
+        raise click.UsageError("--pred-probs (one list column) and --pred-probs-columns exclude each other.")
+    columns = None if pred_probs_columns is None else [c.strip() for c in pred_probs_columns.split(",") if c.strip()]
+    probs = pred_probs if pred_probs is not None else columns
+    if probs is not None and pretrain not in (None, "none"):
+        raise click.UsageError("--pred-probs skips training; --pretrain has nothing to pretrain for.")
+    params = {} if probs is not None else {"method": method, "forget_rate": noise_rate}
+    task_kwargs = {} if probs is None else {"pred_probs": probs}
+    run_task("filter", params=params, pretrain=pretrain, **task_kwargs, **options)
