@@ -401,7 +401,8 @@ def format_summary(s: dict[str, Any]) -> str:
     if s.get("unlabeled"):
         head += f", {s['unlabeled']:,} unlabeled"
         if s.get("filled") is not None:
-            head += f" ({s['filled']:,} filled)"
+            trusted = s.get("filled_trusted")
+            head += f" ({s['filled']:,} filled" + (f", {trusted:,} trusted)" if trusted is not None else ")")
     lines = []
     if len(s.get("inputs") or ()) > 1:
         lines.append(f"read {len(s['inputs'])} files as one table (sorted path order)")
