@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
 
 from ._compat import HasMethods, Interval, StrOptions, _fit_context, validate_data
 
@@ -134,7 +134,9 @@ def encode_votes(Y: Any, classes: Any = None) -> tuple[np.ndarray, np.ndarray, l
         codes = flat_codes.reshape(values.shape)
     if classes is not None:
         seen = np.bincount(codes[codes >= 0], minlength=len(classes_))
-        unseen = [classes_[k] for k in np.flatnonzero(seen == 0)]
+        unseen = [
+            classes_[k].item() if hasattr(classes_[k], "item") else classes_[k] for k in np.flatnonzero(seen == 0)
+        ]
         if unseen:
             raise ValueError(
                 f"classes {unseen!r} of classes= received no vote from any annotator; its confusion rows cannot be "
@@ -377,6 +379,11 @@ def flag_rows(quality: np.ndarray, threshold: float | str) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
+def _check_fitted(est: Any) -> None:
+    if not hasattr(est, "consensus_labels_"):
+        raise NotFittedError(f"This {type(est).__name__} instance is not fitted yet; call 'fit' with the votes first.")
+
+
 def _table_backbones(seed: int) -> list:
     """Gradient-boosted trees and a standardised logistic regression: the tabular backbones of CoTeachingFilter."""
     from sklearn.ensemble import HistGradientBoostingClassifier
@@ -541,6 +548,10 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
             raise ValueError("Y (the votes, n_rows x n_annotators) is required.")
         if X is not None and pred_probs is not None:
             raise ValueError("give X (a model is cross-fitted on it) or pred_probs (your own model's), not both.")
+        if X is not None:
+            X = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
+        else:
+            self.__dict__.pop("n_features_in_", None)
         votes, classes, names = encode_votes(Y, self.classes)
         n, m = votes.shape
         if m < 2:
@@ -561,12 +572,8 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
             raise ValueError("no row has a vote.")
         k = len(classes)
         proba = None
-        if X is not None:
-            X = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
-            if len(X) != n:
-                raise ValueError(f"X has {len(X)} rows but Y has {n}; they must describe the same rows.")
-        else:
-            self.__dict__.pop("n_features_in_", None)
+        if X is not None and len(X) != n:
+            raise ValueError(f"X has {len(X)} rows but Y has {n}; they must describe the same rows.")
         if pred_probs is not None:
             proba = np.asarray(pred_probs, dtype=np.float64)
             if proba.shape != (n, k):
@@ -685,7 +692,7 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------ predict
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities of new rows, from the model fitted on the trusted consensus labels (needs ``X``)."""
-        check_is_fitted(self, "classes_")
+        _check_fitted(self)
         if not hasattr(self, "estimators_"):
             raise AttributeError("predict_proba needs a model of the data: fit with X (features), not only the votes.")
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
@@ -699,13 +706,14 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The most probable class of new rows (needs ``X`` in fit)."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def annotator_table(self) -> Any:
         """Per-annotator quality as a DataFrame: votes cast, estimated accuracy, agreement with the consensus."""
         import pandas as pd
 
-        check_is_fitted(self, "classes_")
+        _check_fitted(self)
         return pd.DataFrame(
             {
                 "votes": self._votes_per_annotator,

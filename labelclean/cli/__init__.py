@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from . import consensus as _consensus
 from . import filter as _filter
 from . import pu as _pu
 from . import selftrain as _selftrain
@@ -72,6 +73,7 @@ def cli() -> None:
 cli.add_command(_filter.command)
 cli.add_command(_selftrain.command)
 cli.add_command(_pu.command)
+cli.add_command(_consensus.command)
 
 
 def main(argv: list[str] | None = None) -> None:
