@@ -178,6 +178,7 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
             "format": FORMAT,
             "version": VERSION,
             "class": type(estimator).__name__,
+            "module": type(estimator).__module__,
             "params": params,
             "fitted": fitted,
             "networks": _network_specs(estimator),
@@ -223,17 +224,37 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     return meta, tensors
 
 
+#: Where the classes of files written before the module was recorded live.
+_SAVED_MODULES = {
+    "CoTeachingFilter": "labelclean.coteaching",
+    "SelfTrainer": "labelclean.self_training",
+    "PUClassifier": "labelclean.pu",
+}
+
+
+def _saved_class(meta: dict[str, Any]) -> type | None:
+    """The class a file was saved from, imported by the module name it records (labelclean's own only)."""
+    import importlib
+
+    name = meta.get("class")
+    module = meta.get("module") or _SAVED_MODULES.get(name)
+    if not isinstance(name, str) or not isinstance(module, str) or not module.startswith("labelclean."):
+        return None
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
+
+
 def load_estimator(
     cls: type, path: str | os.PathLike, *, module: Any = None, device: str | torch.device | None = None
 ) -> Any:
     """Rebuild the estimator saved at ``path``; ``cls`` must be its class or a base of it."""
-    from . import coteaching, pu, self_training
     from ._train import resolve_device
 
     path = Path(path)
     meta, tensors = _read(path)
-    known = {c.__name__: c for c in (coteaching.CoTeachingFilter, self_training.SelfTrainer, pu.PUClassifier)}
-    target = known.get(meta.get("class"))
+    target = _saved_class(meta)
     if target is None or not issubclass(target, cls):
         raise ValueError(f"'{path}' holds a {meta.get('class')!r}, not a {cls.__name__}; load it with that class.")
     try:
