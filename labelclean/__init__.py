@@ -4,7 +4,8 @@ Estimators (scikit-learn compatible, PyTorch inside): :class:`CoTeachingFilter`,
 :class:`SelfTrainer`, :class:`PUClassifier`; and :class:`ContrastiveEncoder`, a transformer
 that learns features without labels, to put in front of them. Your own model's probabilities:
 :func:`find_label_issues`. Data-ops API: :func:`filter_labels`, :func:`selftrain_labels`,
-:func:`pu_labels`. Command line: ``labelclean --help``.
+:func:`pu_labels`. Several annotators per row: :class:`AnnotatorConsensus`. Command line:
+``labelclean --help``.
 
 The names are imported on first use: ``import labelclean`` itself loads neither PyTorch nor
 pyarrow, so the command line answers ``--help`` at once and the estimators work without the
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _EXPORTS = {
+    "AnnotatorConsensus": "consensus",
     "CoTeachingFilter": "coteaching",
     "ContrastiveEncoder": "contrastive",
     "PUClassifier": "pu",
@@ -33,6 +35,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AnnotatorConsensus",
     "CoTeachingFilter",
     "ContrastiveEncoder",
     "PUClassifier",
@@ -47,6 +50,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # what static tools and IDEs see
     from .api import filter_labels, pu_labels, selftrain_labels
+    from .consensus import AnnotatorConsensus
     from .contrastive import ContrastiveEncoder
     from .coteaching import CoTeachingFilter
     from .detection import find_label_issues

@@ -28,6 +28,7 @@ HEAVY = (
     "labelclean.contrastive",
     "labelclean._base",
     "labelclean.report",
+    "labelclean.consensus",
 )
 
 ROOT = str(Path(__file__).resolve().parents[1])
@@ -81,6 +82,8 @@ def tables(tmp_path_factory):
         (["--version"], 0, ""),
         (["filter", "--help"], 0, ""),
         (["pu", "--help"], 0, ""),
+        (["consensus", "--help"], 0, ""),
+        (["consensus", "ok.parquet"], 2, "--annotators"),
         (["filter"], 2, "Missing argument"),
         (["filter", "ok.parquet", "--no-such-option"], 2, "No such option"),
         (["filter", "ok.parquet", "--device", "gpu0"], 2, "is not a torch device"),
