@@ -150,3 +150,74 @@ def choose_weights(probas: Sequence[np.ndarray], y: np.ndarray) -> np.ndarray:
 def mix(probas: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarray:
     """The weighted average of the backbones' probabilities."""
     return sum(w * p for w, p in zip(weights, probas) if w > 0)
+
+
+def backbone_kind(estimator: Any, *, module: Any, input_shape: tuple[int, ...], n_features: int, n_rows: int) -> str:
+    """``estimator="auto"`` resolved per data kind: ``"table"``, ``"network"`` or ``"estimator"`` (the user's).
+
+    A classifier given as ``estimator`` is ``"estimator"``; ``"network"`` (or ``None``), a
+    ``module`` or image rows are ``"network"``; 2-D rows of at most
+    ``labelclean.coteaching.AUTO_TABLE_MAX_COLUMNS`` columns and ``AUTO_TABLE_MAX_ROWS`` rows are
+    a ``"table"`` (gradient-boosted trees and a linear model, :func:`~labelclean.coteaching.default_table_backbones`),
+    wider or larger sets go to the networks: the rule of ``CoTeachingFilter(estimator="auto")``.
+
+    Examples
+    --------
+    >>> backbone_kind("auto", module=None, input_shape=(8,), n_features=8, n_rows=500)
+    'table'
+    >>> backbone_kind("auto", module=None, input_shape=(1, 28, 28), n_features=784, n_rows=500)
+    'network'
+    """
+    from .coteaching import AUTO_TABLE_MAX_COLUMNS, AUTO_TABLE_MAX_ROWS
+
+    if estimator is not None and not isinstance(estimator, str):
+        return "estimator"
+    if estimator in (None, "network") or module is not None or len(input_shape) != 1:
+        return "network"
+    small = n_features <= AUTO_TABLE_MAX_COLUMNS and n_rows <= AUTO_TABLE_MAX_ROWS
+    return "table" if small else "network"
+
+
+def table_backbones(kind: str, estimator: Any, categorical: np.ndarray, seed: int) -> list[Backbone]:
+    """The backbones of a :func:`backbone_kind`: the default tabular pair, or the user's classifier (dense view)."""
+    if kind == "estimator":
+        return [Backbone(estimator, "dense")]
+    from .coteaching import default_table_backbones
+
+    return default_table_backbones(categorical, seed)
+
+
+def default_table_backbones(categorical: np.ndarray, seed: int) -> list[Backbone]:
+    """The tabular backbones: gradient-boosted trees on the native columns and a logistic regression.
+
+    scikit-learn's ``HistGradientBoostingClassifier`` takes the categorical columns as
+    categories and missing values as they are; the logistic regression takes the one-hot,
+    imputed and standardized view. Their averaged probabilities are the evidence: two
+    learners that fail in different places, as Co-teaching's two networks do.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    trees = HistGradientBoostingClassifier(
+        categorical_features=categorical if categorical.any() else None, random_state=seed
+    )
+    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    return [Backbone(trees, "codes"), Backbone(linear, "dense")]
+
+
+def models_proba(
+    models: Sequence[Any], view_names: Sequence[str], views: dict[str, np.ndarray], weights: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """The weighted mix of fitted models' ``predict_proba`` (columns ``0 .. n_classes-1``), as float32.
+
+    The views are read as float64, the sum is taken in float64 and rounded once, so that a row's
+    probabilities do not depend on the other rows of the batch (BLAS blocking then changes only
+    the last float64 bits, not float32 ones).
+    """
+    total = np.zeros((len(next(iter(views.values()))), n_classes), dtype=np.float64)
+    for model, view, w in zip(models, view_names, weights):
+        proba = np.asarray(model.predict_proba(np.asarray(views[view], dtype=np.float64)), dtype=np.float64)
+        total[:, np.asarray(model.classes_, dtype=np.int64)] += w * proba
+    return total.astype(np.float32)

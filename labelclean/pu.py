@@ -18,6 +18,16 @@ from sklearn.utils.validation import check_is_fitted
 from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
+from ._crossfit import (
+    backbone_kind,
+    choose_weights,
+    cross_fit_proba,
+    fit_model,
+    mix,
+    models_proba,
+    stratified_folds,
+    table_backbones,
+)
 from ._train import INFERENCE_BATCH, adam, check_finite_loss, lr_factor, random_shift, set_lr
 
 # ---------------------------------------------------------------------------
@@ -27,6 +37,11 @@ from ._train import INFERENCE_BATCH, adam, check_finite_loss, lr_factor, random_
 _UNLABELED_MARKERS = (0, -1)
 _PRIOR_MAX_UNLABELED = 10_000  # unlabeled rows that train each prior network (all of them are scored)
 _PRIOR_STEPS_PER_EPOCH = 100  # small data: each prior network gets at least this many steps per prior_epoch
+#: Folds of the cross-fitted labeled-vs-unlabeled models of the tabular backbones (``estimator="auto"``).
+TABLE_FOLDS = 5
+#: ``class_prior_interval_``: bootstrap resamples of the held-out scores, and the interval's coverage.
+PRIOR_BOOTSTRAPS = 200
+PRIOR_LEVEL = 0.95
 
 
 def pu_indicator(y: np.ndarray, pos_label: Any = 1) -> np.ndarray:
@@ -198,6 +213,85 @@ def prior_from_unlabeled_share(alpha: float, n_pos: int, n_unl: int) -> float:
     return (n_pos + alpha * n_unl) / (n_pos + n_unl)
 
 
+def bootstrap_prior_interval(
+    scores: list[tuple[np.ndarray, np.ndarray]],
+    n_pos: int,
+    n_unl: int,
+    *,
+    n_boot: int = PRIOR_BOOTSTRAPS,
+    level: float = PRIOR_LEVEL,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the Best Bin Estimation prior, over the rows of its held-out scores.
+
+    ``scores`` holds one ``(labeled-positive scores, unlabeled scores)`` pair per fold of
+    held-out rows, exactly what :func:`bbe_mixture_proportion` read for the point estimate
+    (the estimate is the mean of the folds' proportions). Each resample draws the rows of
+    every fold with replacement and repeats the estimate on the same scores; no model is
+    refitted, so the interval reflects the sampling of the rows that were scored, not the
+    variation of the models themselves. Returns ``(low, high)`` of ``π`` over all rows
+    (:func:`prior_from_unlabeled_share`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> pos, unl = rng.normal(2, 1, 300), np.r_[rng.normal(2, 1, 300), rng.normal(-2, 1, 700)]
+    >>> low, high = bootstrap_prior_interval([(pos, unl)], 300, 1000)
+    >>> bool(low <= prior_from_unlabeled_share(0.3, 300, 1000) <= high)
+    True
+    """
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    for b in range(n_boot):
+        shares = [
+            bbe_mixture_proportion(sp[rng.integers(len(sp), size=len(sp))], su[rng.integers(len(su), size=len(su))])
+            for sp, su in scores
+        ]
+        draws[b] = prior_from_unlabeled_share(float(np.mean(shares)), n_pos, n_unl)
+    low, high = np.quantile(draws, [(1.0 - level) / 2, (1.0 + level) / 2])
+    return float(low), float(high)
+
+
+def bootstrap_c_interval(
+    held_scores: np.ndarray,
+    p_labeled: float,
+    *,
+    n_boot: int = PRIOR_BOOTSTRAPS,
+    level: float = PRIOR_LEVEL,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Elkan and Noto's ``π = p(s=1) / c``, ``c`` the mean score of held-back positives: a bootstrap interval.
+
+    The held-back positives' scores are resampled with replacement (no model is refitted).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(held_scores)
+    c = np.clip(held_scores[rng.integers(n, size=(n_boot, n))].mean(axis=1), 1e-6, 1.0)
+    draws = np.clip(p_labeled / c, p_labeled, 1.0)
+    low, high = np.quantile(draws, [(1.0 - level) / 2, (1.0 + level) / 2])
+    return float(low), float(high)
+
+
+def prior_rank_labels(scores: np.ndarray, s: np.ndarray, alpha: float) -> np.ndarray:
+    """0/1 training labels from the prior: the labeled positives and the top ``α`` share of the unlabeled rows are 1.
+
+    ``scores`` are held-out labeled-vs-unlabeled scores (only their order among the
+    unlabeled rows matters); ties keep the row order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prior_rank_labels(np.array([0.9, 0.8, 0.1, 0.7, 0.2]), np.array([1, 0, 0, 0, 0]), 0.5).tolist()
+    [1, 1, 0, 1, 0]
+    """
+    unl = np.flatnonzero(s == 0)
+    n_top = int(round(alpha * len(unl)))
+    labels = (s == 1).astype(np.int64)
+    labels[unl[np.argsort(-scores[unl], kind="stable")[:n_top]]] = 1
+    return labels
+
+
 def unlabeled_share_from_prior(prior: float, n_pos: int, n_unl: int) -> float:
     """Positive share of the unlabeled rows implied by ``π`` over all rows (raises if ``π`` is too small)."""
     alpha = (prior * (n_pos + n_unl) - n_pos) / n_unl
@@ -227,7 +321,15 @@ class PUClassifier(LabelEstimatorBase):
 
     Parameters
     ----------
-    method : {"nnpu", "upu", "elkan_noto", "spy"}, default="nnpu"
+    method : {"auto", "rank", "nnpu", "upu", "elkan_noto", "spy"}, default="auto"
+        ``"auto"``: ``"rank"`` on tables (the backbone ``estimator="auto"`` picks for 2-D rows
+        of at most 512 columns), ``"nnpu"`` on images, wide rows and with ``estimator="network"``.
+        ``"rank"``: the prior is estimated from cross-fitted labeled-vs-unlabeled scores (see
+        ``prior``); the labeled positives and the top ``α`` share of the unlabeled rows by that
+        held-out score (``α`` the positive share of the unlabeled rows implied by the prior,
+        :func:`prior_rank_labels`) become positives, the other rows negatives, and the backbone
+        learns them as an ordinary positive-vs-negative classifier. It needs no calibrated
+        probabilities, only the ranking that the prior estimate already relies on.
         ``"nnpu"``: the non-negative PU risk of Kiryo et al. (NeurIPS 2017) on the torch
         backbone (see :func:`nnpu_loss`); ``"upu"``: the same risk without the correction
         (du Plessis et al., 2015), for comparison. ``"elkan_noto"`` (KDD 2008): a classifier
@@ -250,9 +352,15 @@ class PUClassifier(LabelEstimatorBase):
         nnPU's ``β``: the negative risk may fall to ``−β`` before the correction engages.
     gamma : float in (0, 1], default=1.0
         nnPU's ``γ``: step size of the correction.
-    estimator : scikit-learn classifier or None, default=None
-        For ``"elkan_noto"`` and ``"spy"``: a classifier with ``predict_proba`` (cloned,
-        fitted on flattened rows) instead of the torch network.
+    estimator : "auto", "network", scikit-learn classifier or None, default="auto"
+        The backbone. ``"auto"``: for ``"rank"`` on 2-D rows of at most 512 columns (and at
+        most 200,000 rows), scikit-learn's gradient-boosted trees on the native columns
+        (categories as categories, missing values kept) and a logistic regression on the
+        one-hot view, cross-fitted in 5 folds; the one, or the equal mix, whose held-out
+        probabilities of ``s`` fit best is kept (as ``CoTeachingFilter(estimator="auto")``
+        does); otherwise the torch network. ``"network"`` (or ``None``): the torch network.
+        A classifier with ``predict_proba`` (cloned, fitted on the flattened or one-hot rows):
+        the backbone of ``"rank"``, ``"elkan_noto"`` and ``"spy"`` instead of the network.
     holdout_ratio : float in (0, 1), default=0.1
         ``"elkan_noto"``: share of the labeled positives held back to estimate ``c``.
     spy_ratio : float in (0, 1), default=0.15
@@ -300,6 +408,20 @@ class PUClassifier(LabelEstimatorBase):
     classes_ : ndarray ``[0, 1]``
     class_prior_ : float
         ``π`` used (estimated when ``prior="auto"``).
+    class_prior_interval_ : tuple of float
+        ``(low, high)``: a 95 % percentile bootstrap interval of the estimated ``π``, from 200
+        resamples of the rows whose held-out scores made the estimate (Best Bin Estimation
+        repeated on the same scores; for ``"elkan_noto"`` the held-back positives' scores
+        behind ``c``). No model is refitted, so it is cheap, and it covers the sampling of the
+        scored rows, not the spread between refitted models. ``(π, π)`` for a given prior.
+    method_ : str
+        ``method`` resolved (``"auto"`` → ``"rank"`` or ``"nnpu"``).
+    backbone_ : {"table", "network", "estimator"}
+        The backbone used: the default tabular models, the torch network, or ``estimator``.
+    estimators_ : list of fitted scikit-learn classifiers
+        ``"rank"`` with a tabular or given backbone: the final models (empty otherwise).
+    backbone_weights_ : ndarray or None
+        Their weights in the mix (:func:`labelclean._crossfit.choose_weights`).
     c_ : float
         Labeling frequency ``p(s=1 | y=1)``: estimated by ``"elkan_noto"``, else ``p(s=1) / π``.
     pseudo_labels_ : ndarray of int, shape (n_samples,)
@@ -331,7 +453,7 @@ class PUClassifier(LabelEstimatorBase):
 
     _parameter_constraints: dict = {
         **LabelEstimatorBase._parameter_constraints,
-        "method": [StrOptions({"nnpu", "upu", "elkan_noto", "spy"})],
+        "method": [StrOptions({"auto", "rank", "nnpu", "upu", "elkan_noto", "spy"})],
         "prior": [StrOptions({"auto"}), Interval(Real, 0.0, 1.0, closed="neither")],
         "loss": [StrOptions({"sigmoid", "logistic"})],
         "beta": [Interval(Real, 0.0, None, closed="left")],
@@ -350,12 +472,12 @@ class PUClassifier(LabelEstimatorBase):
     def __init__(
         self,
         *,
-        method: str = "nnpu",
+        method: str = "auto",
         prior: float | str = "auto",
         loss: str = "sigmoid",
         beta: float = 0.0,
         gamma: float = 1.0,
-        estimator: Any = None,
+        estimator: Any = "auto",
         holdout_ratio: float = 0.1,
         spy_ratio: float = 0.15,
         spy_quantile: float = 0.05,
@@ -447,7 +569,7 @@ class PUClassifier(LabelEstimatorBase):
 
         The model is also kept as the estimator's final model (``networks_`` or ``estimator_``).
         """
-        if use_estimator and self.estimator is not None:
+        if use_estimator and self.backbone_ == "estimator":
             est = clone(self.estimator)
             rows = torch.cat([pos, neg]).numpy()
             with _progress.phase(_phase_title(phase, self.spy_iterations), 1, unit="fits"):
@@ -475,22 +597,29 @@ class PUClassifier(LabelEstimatorBase):
         return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
 
     # -- class prior ---------------------------------------------------------
-    def _estimate_unlabeled_share(self, X, pos, unl, gen) -> float:
-        """Best Bin Estimation on two-fold cross-fitted labeled-vs-unlabeled scores (see ``prior``)."""
-        if len(pos) < 4 or len(unl) < 4:
+    @staticmethod
+    def _check_prior_rows(n_pos: int, n_unl: int) -> None:
+        if n_pos < 4 or n_unl < 4:
             raise ValueError(
                 f"prior='auto' needs at least 4 labeled positives and 4 unlabeled rows to estimate the class "
-                f"prior (got {len(pos)} and {len(unl)}); pass prior=<p(y=1)> instead."
+                f"prior (got {n_pos} and {n_unl}); pass prior=<p(y=1)> instead."
             )
+
+    def _estimate_unlabeled_share(self, X, pos, unl, gen) -> float:
+        """Best Bin Estimation on two-fold cross-fitted labeled-vs-unlabeled scores (see ``prior``)."""
+        self._check_prior_rows(len(pos), len(unl))
         order_p, order_u = torch.randperm(len(pos), generator=gen), torch.randperm(len(unl), generator=gen)
-        shares = []
+        shares, self._prior_scores, self._held_out = [], [], []
         for k in (0, 1):
             train_pos, held_pos = pos[order_p[1 - k :: 2]], pos[order_p[k::2]]
             train_unl, held_unl = unl[order_u[1 - k :: 2]][:_PRIOR_MAX_UNLABELED], unl[order_u[k::2]]
             steps = len(pu_batches(len(train_pos), len(train_unl), self.batch_size, gen))
             epochs = min(max(self.prior_epochs, math.ceil(_PRIOR_STEPS_PER_EPOCH * self.prior_epochs / steps)), 50)
             predict = self._fit_binary(X, train_pos, train_unl, epochs, gen, f"prior_fold{k}", use_estimator=False)
-            shares.append(bbe_mixture_proportion(predict(held_pos), predict(held_unl)))
+            scores_pos, scores_unl = predict(held_pos), predict(held_unl)
+            shares.append(bbe_mixture_proportion(scores_pos, scores_unl))
+            self._prior_scores.append((scores_pos, scores_unl))
+            self._held_out.append((held_unl.numpy(), scores_unl))
         return float(np.mean(shares))
 
     # -- methods -------------------------------------------------------------
@@ -502,11 +631,11 @@ class PUClassifier(LabelEstimatorBase):
         no unlabeled row is positive.
         """
         net = self._new_net(1)
-        nn_flag = self.method == "nnpu"
+        nn_flag = self.method_ == "nnpu"
         loss_fn = partial(
             nnpu_loss, prior=prior, loss=self.loss, beta=self.beta, gamma=self.gamma, non_negative=nn_flag
         )
-        self._run_epochs(net, X, pos, torch.arange(n_rows), loss_fn, self.max_epochs, gen, self.method)
+        self._run_epochs(net, X, pos, torch.arange(n_rows), loss_fn, self.max_epochs, gen, self.method_)
         self.networks_, self._logit_offset = [net], 0.0
         return lambda r: self._net_proba(net, X, rows=r)
 
@@ -517,7 +646,8 @@ class PUClassifier(LabelEstimatorBase):
             raise ValueError("elkan_noto needs at least 2 labeled positives (one to train, one to estimate c).")
         g = self._fit_binary(X, train_pos, unl, self.max_epochs, gen, "elkan_noto", use_estimator=True)
         if self.prior == "auto":  # Elkan & Noto's estimator e1: the mean of g on held-back positives
-            self.c_ = float(np.clip(np.mean(g(pos[held])), 1e-6, 1.0))
+            self._held_c = g(pos[held])
+            self.c_ = float(np.clip(np.mean(self._held_c), 1e-6, 1.0))
         else:  # a given prior fixes c = p(s=1) / π
             self.c_ = min(1.0, len(pos) / (float(self.prior) * (len(pos) + len(unl))))
         return g
@@ -566,22 +696,111 @@ class PUClassifier(LabelEstimatorBase):
         check_pu_rows(s, self.pos_label)
         self.classes_ = np.array([0, 1])
         self.history_, self.networks_, self.estimator_, self._logit_offset = [], [], None, 0.0
+        self.estimators_, self.backbone_weights_ = [], None
+        self._prior_scores, self._held_out, self._held_c = [], [], None
+        self.backbone_ = backbone_kind(
+            self.estimator,
+            module=self.module,
+            input_shape=self.input_shape_,
+            n_features=int(np.prod(self.input_shape_)),
+            n_rows=len(s),
+        )
+        self.method_ = self.method
+        if self.method == "auto":
+            self.method_ = "rank" if self.backbone_ == "table" else "nnpu"
+        if self.method_ != "rank" and self.backbone_ == "table":  # the other methods train the network
+            self.backbone_ = "network"
         pos, unl = torch.from_numpy(np.flatnonzero(s)), torch.from_numpy(np.flatnonzero(s == 0))
         gen = self._generator()
         with self._seeded():
-            alpha = self._unlabeled_share(Xt, pos, unl, gen)
-            if self.method == "elkan_noto":
-                predict = self._fit_elkan_noto(Xt, pos, unl, gen)
-            elif self.method == "spy":
-                predict = self._fit_spy(Xt, pos, unl, gen)
+            if self.method_ == "rank" and self.backbone_ != "network":
+                alpha, proba = self._fit_rank_models(X, Xt, s)
             else:
-                predict = self._fit_nnpu(Xt, pos, len(s), prior_from_unlabeled_share(alpha, len(pos), len(unl)), gen)
-            proba = self._calibrate(predict(torch.arange(len(s))))
+                alpha = self._unlabeled_share(Xt, pos, unl, gen)
+                if self.method_ == "elkan_noto":
+                    predict = self._fit_elkan_noto(Xt, pos, unl, gen)
+                elif self.method_ == "spy":
+                    predict = self._fit_spy(Xt, pos, unl, gen)
+                elif self.method_ == "rank":
+                    predict = self._fit_rank_network(Xt, s, pos, unl, alpha, gen)
+                else:
+                    prior = prior_from_unlabeled_share(alpha, len(pos), len(unl))
+                    predict = self._fit_nnpu(Xt, pos, len(s), prior, gen)
+                proba = self._calibrate(predict(torch.arange(len(s))))
         self._finish(s, proba, alpha)
         return self
 
+    # -- "rank" ---------------------------------------------------------------
+    def _fit_rank_models(self, X: Any, Xt: torch.Tensor, s: np.ndarray) -> tuple[float, np.ndarray]:
+        """``"rank"`` on scikit-learn backbones: cross-fitted scores, the prior, then the final models.
+
+        Returns the positive share of the unlabeled rows and the final models' ``p(y=1 | x)``
+        for every training row.
+        """
+        if self.prior == "auto":
+            self._check_prior_rows(int(s.sum()), int((s == 0).sum()))
+        views = {"dense": Xt.numpy().reshape(len(s), -1)}
+        mask = np.zeros(views["dense"].shape[1], dtype=bool)
+        if self.backbone_ == "table":
+            views["codes"], mask = self._tree_view(X)
+        backbones = table_backbones(self.backbone_, self.estimator, mask, self._seed)
+        folds = stratified_folds(s, TABLE_FOLDS, self._seed)
+        t0 = time.perf_counter()
+        with _progress.phase("class prior (cross-fitting)", len(np.unique(folds)), unit="folds"):
+            probas = cross_fit_proba(backbones, views, s, folds, 2)
+        weights = choose_weights(probas, s) if len(backbones) > 1 else np.ones(1)
+        scores = mix(probas, weights)[:, 1]
+        self.history_.append({"phase": "prior_crossfit", "seconds": time.perf_counter() - t0})
+        pos, unl = np.flatnonzero(s == 1), np.flatnonzero(s == 0)
+        if self.prior == "auto":
+            self._prior_scores = [(scores[pos], scores[unl])]
+            alpha = bbe_mixture_proportion(scores[pos], scores[unl])
+        else:
+            alpha = unlabeled_share_from_prior(float(self.prior), len(pos), len(unl))
+        target = prior_rank_labels(scores, s, alpha)
+        if target.all():  # every row positive: nothing to contrast, keep the labeled rows as the only positives
+            target = s.astype(np.int64)
+        t0 = time.perf_counter()
+        backbones = [b for b, w in zip(backbones, weights) if w > 0]
+        self.backbone_weights_ = np.asarray(weights[weights > 0], dtype=np.float64)
+        with _progress.phase("final models", len(backbones), unit="fits"):
+            self.estimators_ = []
+            for b in backbones:
+                self.estimators_.append(fit_model(b.model, views[b.view], target, np.arange(len(s))))
+                _progress.advance(1, rows=len(s))
+        self._estimator_views = [b.view for b in backbones]
+        self.history_.append({"phase": "rank", "rows": len(s), "seconds": time.perf_counter() - t0})
+        return alpha, self._models_proba(views)
+
+    def _models_proba(self, views: dict[str, np.ndarray]) -> np.ndarray:
+        """``p(y=1 | x)`` of the final scikit-learn models, mixed by ``backbone_weights_``."""
+        return models_proba(self.estimators_, self._estimator_views, views, self.backbone_weights_, 2)[:, 1]
+
+    def _fit_rank_network(self, X, s, pos, unl, alpha: float, gen):
+        """``"rank"`` on the torch network: each half of the unlabeled rows ranked by the network that never saw it."""
+        target = (s == 1).astype(np.int64)
+        if self._held_out:
+            for rows, scores in self._held_out:  # the two prior networks' scales differ: rank within each half
+                top = rows[np.argsort(-scores, kind="stable")[: int(round(alpha * len(rows)))]]
+                target[top] = 1
+        else:  # a given prior: no held-out scores yet, so one labeled-vs-unlabeled network ranks the rows
+            g = self._fit_binary(X, pos, unl, self.max_epochs, gen, "rank_scores", use_estimator=True)
+            target = prior_rank_labels(g(torch.arange(len(s))), s, alpha)
+        positives = torch.from_numpy(np.flatnonzero(target == 1))
+        negatives = torch.from_numpy(np.flatnonzero(target == 0))
+        if len(negatives) == 0:
+            positives, negatives = pos, unl
+        return self._fit_binary(X, positives, negatives, self.max_epochs, gen, "rank", use_estimator=True)
+
     def _check_estimator_param(self) -> None:
         if self.estimator is None:
+            return
+        if isinstance(self.estimator, str):
+            if self.estimator not in ("auto", "network"):
+                raise TypeError(
+                    f"estimator={self.estimator!r} is neither 'auto', 'network' nor a scikit-learn classifier with fit "
+                    "and predict_proba; e.g. LogisticRegression(), or 'network' for the torch network."
+                )
             return
         if not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")):
             raise TypeError(
@@ -590,31 +809,44 @@ class PUClassifier(LabelEstimatorBase):
             )
         if self.method in ("nnpu", "upu"):
             raise ValueError(
-                f"estimator= is used by 'elkan_noto' and 'spy'; method={self.method!r} trains a torch "
+                f"estimator= is used by 'rank', 'elkan_noto' and 'spy'; method={self.method!r} trains a torch "
                 "network: pass module= to change its backbone, or choose another method."
             )
 
     def _unlabeled_share(self, X, pos, unl, gen) -> float | None:
         if self.prior != "auto":
             return unlabeled_share_from_prior(float(self.prior), len(pos), len(unl))
-        if self.method == "elkan_noto":
+        if self.method_ == "elkan_noto":
             return None
         return self._estimate_unlabeled_share(X, pos, unl, gen)
 
     def _calibrate(self, p: np.ndarray) -> np.ndarray:
-        divisor = getattr(self, "c_", None) if self.method == "elkan_noto" else None
+        divisor = getattr(self, "c_", None) if self.method_ == "elkan_noto" else None
         return p if divisor is None else np.clip(p / divisor, 0.0, 1.0).astype(np.float32)
+
+    def _prior_interval(self, n_pos: int, n_unl: int, n_rows: int) -> tuple[float, float]:
+        """``class_prior_interval_``: a bootstrap over the scored rows behind the estimate, holding the estimate."""
+        if self.prior != "auto":
+            return (float(self.prior), float(self.prior))
+        seed = self._seed + 1
+        if self.method_ == "elkan_noto":
+            low, high = bootstrap_c_interval(np.asarray(self._held_c, dtype=np.float64), n_pos / n_rows, seed=seed)
+        else:
+            low, high = bootstrap_prior_interval(self._prior_scores, n_pos, n_unl, seed=seed)
+        return (min(low, self.class_prior_), max(high, self.class_prior_))
 
     def _finish(self, s: np.ndarray, proba: np.ndarray, alpha: float | None) -> None:
         """Fill ``class_prior_``, ``c_`` and the row contract."""
         n_pos, n_unl = int(s.sum()), int((s == 0).sum())
-        if self.method == "elkan_noto":  # π = p(s=1) / c
+        if self.method_ == "elkan_noto":  # π = p(s=1) / c
             self.class_prior_ = float(np.clip(n_pos / len(s) / self.c_, n_pos / len(s), 1.0))
         else:
             self.class_prior_ = prior_from_unlabeled_share(alpha, n_pos, n_unl)
             self.c_ = n_pos / (self.class_prior_ * len(s))
+        self.class_prior_interval_ = self._prior_interval(n_pos, n_unl, len(s))
+        del self._prior_scores, self._held_out, self._held_c
         self.pseudo_labels_ = np.where(s == 1, 1, (proba >= 0.5).astype(np.int64))
-        if self.method == "spy":
+        if self.method_ == "spy":
             reliable = np.zeros(len(s), dtype=bool)
             reliable[self._spy_negatives.numpy()] = True
             del self._spy_negatives
@@ -639,7 +871,12 @@ class PUClassifier(LabelEstimatorBase):
         """
         check_is_fitted(self, "class_prior_")
         Xr, _ = self._validate_X(X, reset=False)
-        if self.estimator_ is not None:
+        if self.estimators_:
+            views = {"dense": Xr.reshape(len(Xr), -1)}
+            if self.backbone_ == "table":
+                views["codes"], _ = self._tree_view(X)
+            p = self._models_proba(views)
+        elif self.estimator_ is not None:
             column = list(self.estimator_.classes_).index(1)
             p = self.estimator_.predict_proba(Xr.reshape(len(Xr), -1))[:, column].astype(np.float32)
         else:

@@ -23,7 +23,7 @@ from labelclean.pu import (
     pu_indicator,
 )
 
-FAST = {"max_epochs": 10, "batch_size": 128, "random_state": 0}
+FAST = {"estimator": "network", "max_epochs": 10, "batch_size": 128, "random_state": 0}  # the nnPU network
 TRUE_PRIOR = 0.4
 
 
@@ -277,7 +277,7 @@ def test_deterministic_and_no_global_seed(pu_data):
         ([1, 0] * 10, {"prior": 1.0}, InvalidParameterError, "prior"),
         ([1, 0] * 10, {"prior": 0.0}, InvalidParameterError, "prior"),
         ([1, 0] * 10, {"method": "bogus"}, InvalidParameterError, "method"),
-        ([1, 0] * 10, {"estimator": LogisticRegression()}, ValueError, "module= to change its backbone"),
+        ([1, 0] * 10, {"method": "nnpu", "estimator": LogisticRegression()}, ValueError, "module= to change"),
         ([1, 0] * 10, {"method": "spy", "estimator": "lr"}, TypeError, "fit and predict_proba"),
         ([1] + [0] * 19, {}, ValueError, "at least 4 labeled positives"),
     ],
