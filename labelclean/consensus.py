@@ -385,18 +385,10 @@ def _check_fitted(est: Any) -> None:
 
 
 def _table_backbones(seed: int) -> list:
-    """Gradient-boosted trees and a standardised logistic regression: the tabular backbones of CoTeachingFilter."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """CoTeachingFilter's tabular backbones (trees and a logistic regression), both on the numeric rows."""
+    from ._crossfit import Backbone, default_table_backbones
 
-    from ._crossfit import Backbone
-
-    return [
-        Backbone(HistGradientBoostingClassifier(random_state=seed), "dense"),
-        Backbone(make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)), "dense"),
-    ]
+    return [Backbone(b.model, "dense") for b in default_table_backbones(np.zeros(0, dtype=bool), seed)]
 
 
 def _seeded(model: Any, seed: int) -> Any:

@@ -16,7 +16,16 @@ from sklearn.utils.validation import check_is_fitted
 from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
-from ._crossfit import Backbone, aligned_proba, choose_weights, cross_fit_proba, fit_model, mix, stratified_folds
+from ._crossfit import (
+    Backbone,
+    aligned_proba,
+    choose_weights,
+    cross_fit_proba,
+    default_table_backbones,
+    fit_model,
+    mix,
+    stratified_folds,
+)
 from ._train import (
     adam,
     affine_warp,
@@ -217,26 +226,6 @@ AUTO_TABLE_MAX_COLUMNS = 512
 #: ... and at most this many rows: the cross-fitted models are refitted ``n_rounds · n_folds + 1`` times,
 #: the networks make a few passes over the rows, so larger sets go to the networks.
 AUTO_TABLE_MAX_ROWS = 200_000
-
-
-def default_table_backbones(categorical: np.ndarray, seed: int) -> list[Backbone]:
-    """The tabular backbones: gradient-boosted trees on the native columns and a logistic regression.
-
-    scikit-learn's ``HistGradientBoostingClassifier`` takes the categorical columns as
-    categories and missing values as they are; the logistic regression takes the one-hot,
-    imputed and standardized view. Their averaged probabilities are the evidence: two
-    learners that fail in different places, as Co-teaching's two networks do.
-    """
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    trees = HistGradientBoostingClassifier(
-        categorical_features=categorical if categorical.any() else None, random_state=seed
-    )
-    linear = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    return [Backbone(trees, "codes"), Backbone(linear, "dense")]
 
 
 def auto_batch_size(
