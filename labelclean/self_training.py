@@ -19,6 +19,15 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
+from ._crossfit import (
+    backbone_kind,
+    choose_weights,
+    cross_fit_proba,
+    fit_model,
+    models_proba,
+    stratified_folds,
+    table_backbones,
+)
 from ._data import batches
 from ._train import (
     LossProbe,
@@ -41,6 +50,8 @@ AUTO_CONSISTENCY_EPOCHS = 20
 AUTO_CONSISTENCY_MIN_LABELS = 50
 #: ``max_iter="auto"``: student rounds after a labeled-only (or relabel) first teacher.
 AUTO_STUDENTS = 5
+#: Most folds of the cross-fitting that picks the tabular backbones on the labeled rows.
+TABLE_FOLDS = 5
 
 
 # ---------------------------------------------------------------------------
@@ -92,19 +103,64 @@ def balance_rows(labels: np.ndarray, confidence: np.ndarray, n_classes: int) -> 
     return np.concatenate(out).astype(np.int64)
 
 
+def prior_balance_rows(labels: np.ndarray, confidence: np.ndarray, shares: np.ndarray, n_rows: int) -> np.ndarray:
+    """Class balancing that follows estimated class shares: ``round(shares[c] · n_rows)`` rows for class ``c``.
+
+    Each class keeps its most confident rows up to its quota; a class with fewer rows than its
+    quota is topped up by repeating them, one without rows stays absent. Unlike
+    :func:`balance_rows` (equal counts, Noisy Student's rule), a rare class keeps its share
+    instead of being inflated to the mean class size. Returns positions into ``labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels, conf = np.array([0, 0, 0, 0, 1, 1]), np.array([0.9, 0.8, 0.7, 0.6, 0.9, 0.5])
+    >>> prior_balance_rows(labels, conf, np.array([0.5, 0.5]), 4).tolist()
+    [0, 1, 4, 5]
+    >>> prior_balance_rows(labels, conf, np.array([0.75, 0.25]), 4).tolist()
+    [0, 1, 2, 4]
+    """
+    n_classes = len(shares)
+    counts = np.bincount(labels, minlength=n_classes)
+    quotas = np.round(np.asarray(shares, dtype=np.float64) * n_rows).astype(np.int64)
+    order = np.lexsort((-confidence, labels))  # by class, most confident first
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    out = [np.zeros(0, dtype=np.int64)]
+    for c in np.flatnonzero((counts > 0) & (quotas > 0)):
+        members = order[starts[c] : starts[c] + counts[c]]
+        out.append(np.resize(members, quotas[c]))
+    return np.concatenate(out).astype(np.int64)
+
+
 def select_pseudo_rows(
-    proba: np.ndarray, candidates: np.ndarray, *, threshold: float, balance: bool
+    proba: np.ndarray,
+    candidates: np.ndarray,
+    *,
+    threshold: float,
+    balance: bool,
+    shares: np.ndarray | None = None,
+    n_rows: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows the student learns a pseudo-label for: candidates whose teacher confidence reaches ``threshold``.
 
     Returns the selection mask over all rows and the row indices to train on (with
-    repeats when ``balance`` tops up rare classes).
+    repeats when ``balance`` tops up rare classes). With ``shares`` (estimated class shares)
+    the balancing follows them (:func:`prior_balance_rows`, ``n_rows`` rows in all, default
+    every selected row) instead of giving every class the same count (:func:`balance_rows`);
+    the mask then marks the rows kept.
     """
     confidence = proba.max(axis=1)
     selected = candidates & (confidence >= threshold)
     rows = np.flatnonzero(selected)
     if balance and len(rows):
-        rows = rows[balance_rows(proba[rows].argmax(axis=1), confidence[rows], proba.shape[1])]
+        labels = proba[rows].argmax(axis=1)
+        if shares is None:
+            rows = rows[balance_rows(labels, confidence[rows], proba.shape[1])]
+        else:
+            n = len(rows) if n_rows is None else n_rows
+            rows = rows[prior_balance_rows(labels, confidence[rows], shares, n)]
+            selected = np.zeros_like(selected)
+            selected[rows] = True
     return selected, rows
 
 
@@ -286,10 +342,14 @@ class SelfTrainer(LabelEstimatorBase):
     threshold : float in [0, 1), default=0.0
         Minimum teacher confidence (top probability) for a row to get a pseudo-label.
     balance : bool or "auto", default="auto"
-        Give every class the same number of pseudo-labeled rows (most confident first, rare
-        classes repeated), as Noisy Student does. ``"auto"``: in semi-supervised mode only; in
-        relabel mode the classes keep the shares the teacher finds (balancing them would push
-        a rare class's share up and relabel rows to it).
+        ``True``: give every class the same number of pseudo-labeled rows (most confident
+        first, rare classes repeated), as Noisy Student does. ``"auto"``: in semi-supervised
+        mode, balance the pseudo-labeled rows to the class shares estimated from the data, the
+        shares of the labeled rows (:func:`prior_balance_rows`): a rare class keeps its share
+        instead of being inflated to the mean class size (on balanced sets such as MNIST the
+        two agree); in relabel mode the classes keep the shares the teacher finds (balancing
+        them would push a rare class's share up and relabel rows to it). ``False``: every
+        selected row once.
     labeled_share : float in [0, 1), default=0.17
         Share of each student's training rows that carry a given label: the labeled rows are
         repeated (each copy with fresh training noise) until they make up about this share
@@ -308,8 +368,19 @@ class SelfTrainer(LabelEstimatorBase):
         98.53 %) and add minutes.
     student_width : float >= 1, default=1.0
         Width factor of the students' default networks relative to the first teacher.
-    estimator : classifier or None, default=None
-        A scikit-learn classifier with ``predict_proba`` to use instead of the torch networks.
+    estimator : "auto", "network", classifier or None, default="auto"
+        The learner. ``"auto"``: in semi-supervised mode (without ``teacher``), 2-D rows of at
+        most 512 columns and 200,000 rows are a table: scikit-learn's gradient-boosted trees on
+        the native columns (categories as categories, missing values kept) and a logistic
+        regression on the one-hot view; the one, or the equal mix, whose cross-fitted
+        probabilities fit the labeled rows best is kept (as ``CoTeachingFilter(estimator="auto")``
+        picks its backbones), first fitted on the labeled rows, then for ``max_iter`` rounds on
+        the labeled rows (repeated to ``labeled_share``) and a growing share of the unlabeled
+        rows, ``r / max_iter`` of them in round ``r``, pseudo-labeled by the previous round's
+        models, most confident first and balanced to the estimated class shares (``balance``).
+        Images, wider rows and relabel mode get the torch networks. ``"network"`` (or
+        ``None``): the torch networks. A scikit-learn classifier with ``predict_proba``: used
+        instead of the torch networks.
         Soft labels reach it as duplicated rows with ``sample_weight``; without
         ``sample_weight`` support use ``soft=False``.
     teacher : classifier or None, default=None
@@ -484,7 +555,7 @@ class SelfTrainer(LabelEstimatorBase):
         labeled_share: float = 0.17,
         max_iter: int | str = "auto",
         student_width: float = 1.0,
-        estimator: Any = None,
+        estimator: Any = "auto",
         teacher: Any = None,
         n_folds: int = 2,
         patience: int = 3,
@@ -543,18 +614,44 @@ class SelfTrainer(LabelEstimatorBase):
 
     # -- checks -------------------------------------------------------------
     def _check_models(self) -> None:
+        if isinstance(self.estimator, str) and self.estimator not in ("auto", "network"):
+            raise TypeError(
+                f"estimator={self.estimator!r} is neither 'auto', 'network' nor a classifier with fit/predict_proba; "
+                "e.g. LogisticRegression(), or 'network' for the default networks."
+            )
         for name in ("estimator", "teacher"):
             model = getattr(self, name)
-            if model is not None and not (hasattr(model, "fit") and hasattr(model, "predict_proba")):
+            if (
+                model is not None
+                and not isinstance(model, str)
+                and not (hasattr(model, "fit") and hasattr(model, "predict_proba"))
+            ):
                 raise TypeError(
                     f"{name}={model!r} lacks fit/predict_proba; pass a classifier with predict_proba "
                     "(e.g. LogisticRegression(), or SVC(probability=True)), or None for the default networks."
                 )
-        if self.estimator is not None and self.soft and not has_fit_parameter(self.estimator, "sample_weight"):
+        if self._user_estimator() and self.soft and not has_fit_parameter(self.estimator, "sample_weight"):
             raise ValueError(
                 f"estimator={self.estimator!r} has no sample_weight in fit, which soft labels need; "
                 "pass soft=False to train it on hard pseudo-labels."
             )
+
+    def _user_estimator(self) -> bool:
+        """True when ``estimator`` is a classifier (not ``"auto"``, ``"network"`` or ``None``)."""
+        return self.estimator is not None and not isinstance(self.estimator, str)
+
+    def _resolve_backbone(self, n_rows: int) -> str:
+        """``backbone_``: ``"table"``, ``"network"`` or ``"estimator"`` (see ``estimator``)."""
+        kind = backbone_kind(
+            self.estimator,
+            module=self.module,
+            input_shape=self.input_shape_,
+            n_features=int(np.prod(self.input_shape_)),
+            n_rows=n_rows,
+        )
+        if kind == "table" and (self.relabel or self.teacher is not None):
+            return "network"
+        return kind
 
     def _check_label_types(self, y: Any) -> None:
         """The base check, on the labeled rows only: the int marker ``-1`` may sit among string labels."""
@@ -600,7 +697,7 @@ class SelfTrainer(LabelEstimatorBase):
 
     def _consistency_passes(self, y_enc: np.ndarray, labeled: np.ndarray) -> int:
         """Passes of consistency training for the first teacher; 0 where it is not used (see the docstring)."""
-        if self.relabel or self.estimator is not None or self.teacher is not None or labeled.all():
+        if self.relabel or self.backbone_ != "network" or self.teacher is not None or labeled.all():
             return 0
         if self.consistency_epochs != "auto":
             return int(self.consistency_epochs)
@@ -705,7 +802,7 @@ class SelfTrainer(LabelEstimatorBase):
         return net
 
     def _train_model(self, Xt, targets, rows, *, width, gen, tag, holdout=None):
-        if self.estimator is None:
+        if self.backbone_ == "network":
             return self._train_net(Xt, targets, torch.as_tensor(rows), width=width, gen=gen, tag=tag, holdout=holdout)
         t0 = time.perf_counter()
         X2, T = Xt.reshape(Xt.shape[0], -1).numpy(), targets.numpy()
@@ -746,7 +843,7 @@ class SelfTrainer(LabelEstimatorBase):
         if self.consistency_epochs_ > 0:
             return self._consistency_teacher(Xt, y_enc, labeled, gen)
         targets = torch.from_numpy(one_hot(np.maximum(y_enc, 0), len(self.classes_)))
-        if not (self.relabel and self.estimator is None):
+        if not (self.relabel and self.backbone_ == "network"):
             model = self._train_model(
                 Xt, targets, np.flatnonzero(labeled), width=1.0, gen=gen, tag={"phase": "teacher", "round": 0}
             )
@@ -786,8 +883,10 @@ class SelfTrainer(LabelEstimatorBase):
         self._check_models()
         Xt, y_raw = self._prepare(X, y)
         y_enc, labeled = self._split_labels(y_raw)
+        self.backbone_ = self._resolve_backbone(len(y_enc))
         self.consistency_epochs_ = self._consistency_passes(y_enc, labeled)
         self.history_, self.teacher_, self.n_iter_ = [], None, 0
+        self.estimators_, self.backbone_weights_ = [], None
         self.termination_condition_ = "max_iter"
         given = np.zeros_like(labeled) if self.relabel else labeled  # rows whose label is trusted
         if given.all():
@@ -796,6 +895,11 @@ class SelfTrainer(LabelEstimatorBase):
                 "training a plain classifier. Mark unlabeled rows with -1, or pass relabel=True."
             )
             self.termination_condition_ = "all_labeled"
+        if self.backbone_ == "table":
+            with self._seeded():
+                proba, trained = self._fit_table(X, Xt, y_enc, given)
+            self._finish(None, proba, y_enc, given, trained)
+            return self
         gen = self._generator()
         with self._seeded():
             proba, model = self._first_teacher(X, y_raw, Xt, y_enc, labeled, gen)
@@ -815,7 +919,8 @@ class SelfTrainer(LabelEstimatorBase):
             max_iter = 0 if self.consistency_epochs_ > 0 else AUTO_STUDENTS
         for rnd in range(1, max_iter + 1):
             balance = (not self.relabel) if self.balance == "auto" else bool(self.balance)
-            selected, rows = select_pseudo_rows(proba, ~given, threshold=self.threshold, balance=balance)
+            shares = self._label_shares(y_enc, given) if self.balance == "auto" else None
+            selected, rows = select_pseudo_rows(proba, ~given, threshold=self.threshold, balance=balance, shares=shares)
             labels = np.where(selected, proba.argmax(1), -1)
             changed = None if previous is None else int(np.sum(labels != previous))
             copies = labeled_repeats(len(given_rows), len(rows), self.labeled_share)
@@ -839,12 +944,96 @@ class SelfTrainer(LabelEstimatorBase):
             self.n_iter_ = rnd
         return model, proba, trained
 
+    def _label_shares(self, y_enc: np.ndarray, given: np.ndarray) -> np.ndarray:
+        """Class shares estimated from the data: those of the labeled rows."""
+        counts = np.bincount(y_enc[given], minlength=len(self.classes_)).astype(np.float64)
+        return counts / max(counts.sum(), 1.0)
+
+    def _max_rounds(self) -> int:
+        if self.max_iter == "auto":  # a consistency-trained teacher is the final model; otherwise five students
+            return 0 if self.consistency_epochs_ > 0 else AUTO_STUDENTS
+        return int(self.max_iter)
+
+    # -- the tabular path (scikit-learn backbones) ---------------------------
+    def _fit_table(self, X: Any, Xt: torch.Tensor, y_enc: np.ndarray, given: np.ndarray):
+        """Self-training of the tabular backbones; returns the final probabilities and the rows trained on.
+
+        The backbones are picked on the labeled rows (cross-fitted, :func:`choose_weights`) and
+        fitted on them; in each round ``r`` the previous models label the unlabeled rows, the
+        ``r / max_iter`` most confident share of them (balanced to the labeled rows' class
+        shares) joins the labeled rows (repeated to ``labeled_share``), and the backbones are
+        refitted on that.
+        """
+        k = len(self.classes_)
+        views = {"dense": Xt.numpy().reshape(len(y_enc), -1)}
+        mask = np.zeros(views["dense"].shape[1], dtype=bool)
+        if self.backbone_ == "table":
+            views["codes"], mask = self._tree_view(X)
+        backbones = table_backbones(self.backbone_, self.estimator, mask, self._seed)
+        lab = np.flatnonzero(given)
+        y_lab = y_enc[lab]
+        t0 = time.perf_counter()
+        if len(backbones) > 1:
+            n_folds = int(min(TABLE_FOLDS, max(2, np.bincount(y_lab, minlength=k).min())))
+            folds = stratified_folds(y_lab, n_folds, self._seed)
+            lab_views = {name: v[lab] for name, v in views.items()}
+            with _progress.phase("choosing the learner", len(np.unique(folds)), unit="folds"):
+                weights = choose_weights(cross_fit_proba(backbones, lab_views, y_lab, folds, k), y_lab)
+        else:
+            weights = np.ones(1)
+        backbones = [b for b, w in zip(backbones, weights) if w > 0]
+        self.backbone_weights_ = np.asarray(weights[weights > 0], dtype=np.float64)
+        self._estimator_views = [b.view for b in backbones]
+        self.history_.append({"phase": "choose", "weights": weights.tolist(), "seconds": time.perf_counter() - t0})
+        shares = self._label_shares(y_enc, given)
+        balance = self.balance in ("auto", True)
+        unl = np.flatnonzero(~given)
+        targets, rows, trained = y_enc.copy(), lab, given.copy()
+        n_rounds = self._max_rounds()
+        for rnd in range(n_rounds + 1):
+            t0 = time.perf_counter()
+            name = "teacher" if rnd == 0 else f"student {rnd}"
+            with _progress.phase(name, len(backbones), unit="fits"):
+                models = []
+                for b in backbones:
+                    models.append(fit_model(b.model, views[b.view], targets, rows))
+                    _progress.advance(1, rows=len(rows))
+            self.estimators_ = models
+            proba = models_proba(models, self._estimator_views, views, self.backbone_weights_, k)
+            phase = "teacher" if rnd == 0 else "student"
+            self.history_.append({"phase": phase, "round": rnd, "rows": len(rows), "seconds": time.perf_counter() - t0})
+            self.n_iter_ = rnd
+            if rnd == n_rounds or len(unl) == 0:
+                break
+            n_take = int(round((rnd + 1) / n_rounds * len(unl)))
+            selected, picked = select_pseudo_rows(
+                proba,
+                ~given,
+                threshold=self.threshold,
+                balance=balance,
+                shares=shares if self.balance == "auto" else None,
+                n_rows=n_take,
+            )
+            if not balance or self.balance is True:  # no quotas: the most confident n_take rows
+                conf = proba[picked].max(axis=1)
+                picked = picked[np.argsort(-conf, kind="stable")[:n_take]]
+                selected = np.zeros_like(selected)
+                selected[picked] = True
+            self.history_.append({"phase": "pseudo_label", "round": rnd + 1, "n_selected": int(selected.sum())})
+            if not len(picked):
+                self.termination_condition_ = "no_change"
+                break
+            targets = np.where(given, y_enc, proba.argmax(axis=1))
+            copies = labeled_repeats(len(lab), len(picked), self.labeled_share)
+            rows, trained = np.concatenate([np.tile(lab, copies), picked]), given | selected
+        return proba, trained
+
     def _finish(self, model, proba, y_enc, given, trained) -> None:
         """Keep the final model and fill the row contract."""
-        if model is None:  # the user's teacher was never replaced by a student
+        if model is None and self.backbone_ != "table":  # the user's teacher was never replaced by a student
             model = self.teacher_
         self.networks_ = model if isinstance(model, list) else [model] if isinstance(model, torch.nn.Module) else []
-        self.estimator_ = None if self.networks_ else model
+        self.estimator_ = None if self.networks_ or self.backbone_ == "table" else model
         if self.relabel:  # every label was given and may be wrong: the detection rule on the final model
             self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))
             return
@@ -872,6 +1061,13 @@ class SelfTrainer(LabelEstimatorBase):
         if self.networks_:
             return super().predict_proba(X)
         Xr, _ = self._validate_X(X, reset=False)
+        if self.estimators_:
+            views = {"dense": Xr.reshape(len(Xr), -1)}
+            if self.backbone_ == "table":
+                views["codes"], _ = self._tree_view(X)
+            return models_proba(
+                self.estimators_, self._estimator_views, views, self.backbone_weights_, len(self.classes_)
+            )
         if self.estimator_ is self.teacher_:  # a user teacher predicts in the user's label values
             return align_columns(self.teacher_.predict_proba(X), np.asarray(self.teacher_.classes_), self.classes_)
         return self._proba(self.estimator_, Xr)

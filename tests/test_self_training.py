@@ -31,7 +31,7 @@ from labelclean.self_training import (
     weighted_rows,
 )
 
-FAST = dict(max_epochs=5, min_steps=150, hidden_dims=(32, 32), random_state=0)
+FAST = dict(estimator="network", max_epochs=5, min_steps=150, hidden_dims=(32, 32), random_state=0)  # the networks
 
 
 @pytest.fixture(scope="module")
@@ -247,8 +247,9 @@ def test_consistency_teacher_beats_the_labeled_only_teacher():
     y_semi[labeled] = y[labeled]
     unl = y_semi == -1
     for seed in (0, 1):  # measured 0.822 → 0.881 and 0.820 → 0.884 (moving-average targets)
-        plain = SelfTrainer(max_iter=0, min_steps=200, random_state=seed).fit(X, y_semi)  # labeled rows only
-        st = SelfTrainer(max_iter=0, consistency_epochs=10, min_steps=200, random_state=seed).fit(X, y_semi)
+        net = dict(estimator="network", max_iter=0, min_steps=200, random_state=seed)
+        plain = SelfTrainer(**net).fit(X, y_semi)  # labeled rows only
+        st = SelfTrainer(consistency_epochs=10, **net).fit(X, y_semi)
         plain_acc = float(np.mean(plain.pseudo_labels_[unl] == y[unl]))
         acc = float(np.mean(st.pseudo_labels_[unl] == y[unl]))
         assert acc > plain_acc + 0.03, (seed, acc, plain_acc)
@@ -267,6 +268,7 @@ def test_consistency_teacher_beats_the_labeled_only_teacher():
 def test_consistency_training_is_reproducible_and_switchable(semi):
     X, _, y_semi = semi
     params = dict(
+        estimator="network",
         max_epochs=5,
         min_steps=100,
         hidden_dims=(32, 32),
@@ -303,7 +305,7 @@ def test_auto_consistency_needs_fifty_labels_a_class(semi):
     labeled = np.concatenate([rng.choice(np.flatnonzero(y == c), 50, replace=False) for c in range(3)])
     y_semi = np.full_like(y, -1)
     y_semi[labeled] = y[labeled]
-    params = dict(max_epochs=2, min_steps=20, hidden_dims=(16,), random_state=0)
+    params = dict(estimator="network", max_epochs=2, min_steps=20, hidden_dims=(16,), random_state=0)
     st = SelfTrainer(**params).fit(X, y_semi)
     assert st.consistency_epochs_ == 20 and st.n_iter_ == 0
     teacher = [h for h in st.history_ if h["phase"] == "teacher"]
@@ -389,7 +391,7 @@ class _RowCountingLogReg(LogisticRegression):
 def test_students_train_on_labeled_share_copies_of_the_labeled_rows(semi, share):
     X, _, y_semi = semi
     _RowCountingLogReg.fitted_rows = []
-    st = SelfTrainer(max_iter=2, labeled_share=share, estimator=_RowCountingLogReg(), **FAST).fit(X, y_semi)
+    st = SelfTrainer(max_iter=2, labeled_share=share, **{**FAST, "estimator": _RowCountingLogReg()}).fit(X, y_semi)
     n_labeled = int(np.sum(y_semi != -1))
     rounds = [h for h in st.history_ if h["phase"] == "pseudo_label"]
     assert len(rounds) == st.n_iter_ == 2
@@ -548,7 +550,7 @@ def test_estimator_without_predict_proba_is_an_error(semi):
 
     X, _, y_semi = semi
     with pytest.raises(TypeError, match="predict_proba"):
-        SelfTrainer(estimator=LinearSVC(), **FAST).fit(X, y_semi)
+        SelfTrainer(**{**FAST, "estimator": LinearSVC()}).fit(X, y_semi)
 
 
 def test_soft_labels_need_sample_weight(semi):
@@ -556,7 +558,7 @@ def test_soft_labels_need_sample_weight(semi):
 
     X, y, y_semi = semi
     with pytest.raises(ValueError, match="soft=False"):
-        SelfTrainer(estimator=KNeighborsClassifier(), soft=True, **FAST).fit(X, y_semi)
+        SelfTrainer(soft=True, **{**FAST, "estimator": KNeighborsClassifier()}).fit(X, y_semi)
     st = SelfTrainer(estimator=KNeighborsClassifier(), soft=False, max_iter=1).fit(X, y_semi)
     assert st.score(X, y) > 0.7
 
