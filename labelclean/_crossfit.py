@@ -182,8 +182,6 @@ def table_backbones(kind: str, estimator: Any, categorical: np.ndarray, seed: in
     """The backbones of a :func:`backbone_kind`: the default tabular pair, or the user's classifier (dense view)."""
     if kind == "estimator":
         return [Backbone(estimator, "dense")]
-    from .coteaching import default_table_backbones
-
     return default_table_backbones(categorical, seed)
 
 
