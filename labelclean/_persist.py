@@ -164,7 +164,7 @@ def save_estimator(estimator: Any, path: str | os.PathLike) -> Path:
             kind = type(value[0] if name == "estimators_" else value).__name__
             raise ValueError(
                 f"{type(estimator).__name__}.save cannot store the fitted scikit-learn model {name} ({kind}) without "
-                "pickle; refit with the networks (estimator='network' for CoTeachingFilter) to save."
+                "pickle; refit with the networks (estimator='network') to save."
             )
         try:
             fitted[name] = _encode(value, name, tensors)

@@ -238,7 +238,7 @@ def test_pipeline_with_pu_classifier(circle):
     y_pu = np.zeros(len(y), dtype=int)
     positives = np.flatnonzero(y == 1)
     y_pu[positives[: len(positives) // 2]] = 1
-    params = dict(prior=0.5, max_epochs=8, random_state=0)
+    params = dict(estimator="network", method="nnpu", prior=0.5, max_epochs=8, random_state=0)  # the networks
     pipe = make_pipeline(ContrastiveEncoder(**ENC), PUClassifier(**params)).fit(X, y_pu)
     assert pipe[-1].n_features_in_ == 64
     raw = PUClassifier(**params).fit(X, y_pu)

@@ -21,7 +21,7 @@ ENV = {
     "OMP_NUM_THREADS": "1",
 }
 #: The placeholder inputs of the generic examples (a file, a folder, a glob, several paths): not meant to exist.
-PLACEHOLDERS = {"data.parquet", "data/", "data/part-*.parquet", "a.parquet"}
+PLACEHOLDERS = {"data.parquet", "data/", "data/part-*.parquet", "a.parquet", "votes.parquet"}
 
 
 def shown_runs() -> list[tuple[str, str]]:

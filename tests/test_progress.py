@@ -137,7 +137,11 @@ def test_pu_and_contrastive_report_their_phases():
 
     X, y = data()
     s = np.where((y == 1) & (np.arange(len(y)) % 2 == 0), 1, 0)
-    phases = record(lambda: PUClassifier(prior=0.5, max_epochs=2, hidden_dims=(16,), random_state=0).fit(X, s))
+    phases = record(
+        lambda: PUClassifier(
+            estimator="network", method="nnpu", prior=0.5, max_epochs=2, hidden_dims=(16,), random_state=0
+        ).fit(X, s)
+    )
     assert list(phases) == ["nnPU"]
     check_phase(phases["nnPU"])
     enc = ContrastiveEncoder(max_epochs=2, n_components=4, random_state=0)
