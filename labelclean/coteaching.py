@@ -423,6 +423,10 @@ class CoTeachingFilter(LabelEstimatorBase):
         Cross-fitted models: the weight of each model in the averaged probabilities.
     temperature_ : float
         Cross-fitted models: the temperature that calibrated the out-of-fold probabilities.
+    oof_proba_ : ndarray of float32, shape (n_samples, n_classes)
+        Cross-fitted models: the calibrated out-of-fold probabilities the row contract was
+        decided from (columns follow ``classes_``). To decide again with another rule without
+        refitting: ``find_label_issues(y, f.oof_proba_, calibrated=True, relabel_threshold=0)``.
     noise_rate_ : float
         ``τ`` used (estimated when ``forget_rate="auto"``); cross-fitted models: the estimated
         share of wrong labels.
@@ -713,6 +717,7 @@ class CoTeachingFilter(LabelEstimatorBase):
                     }
                 )
         proba, self.temperature_ = calibrate(sum(rounds) / len(rounds), y_enc)
+        self.oof_proba_ = proba
         verdict = detect(y_enc, proba, flag="disagreement", relabel_threshold=self.relabel_threshold, calibrated=True)
         t0 = time.perf_counter()
         keep = np.flatnonzero(self._trusted(y_enc, proba))
