@@ -37,13 +37,15 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # pyarrow.dataset loads pandas: imported where a dataset is opened, not at start-up
+    import pyarrow.dataset as ds
 
 #: Names of the columns labelclean adds to its outputs.
 OUTPUT_COLUMNS = ("is_clean", "pseudo_label", "label_quality")
@@ -188,6 +190,8 @@ class DatasetSource:
             for table in self._tables:
                 yield from table.select(names).to_batches(max_chunksize=batch_rows)
             return
+        import pyarrow.dataset as ds
+
         for part, fragment in zip(self.parts, self._fragments, strict=True):
             scanner = ds.Scanner.from_fragment(
                 fragment, schema=self._dataset.schema, columns=names, batch_size=batch_rows, batch_readahead=2
@@ -376,6 +380,8 @@ def open_dataset(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> Dat
                 f"'{f}' looks truncated or damaged ({_first_line(exc)}); write or copy the file again."
             ) from exc
     file_schema = _unify([m.schema.to_arrow_schema() for m in metas], files)
+    import pyarrow.dataset as ds
+
     fmt = ds.ParquetFileFormat(
         default_fragment_scan_options=ds.ParquetFragmentScanOptions(
             use_buffered_stream=True, buffer_size=_READ_BUFFER, pre_buffer=False
