@@ -13,5 +13,5 @@ print(f"labels right: {(y_noisy == y).mean():.3f} given, {(f.pseudo_labels_ == y
 # never worse than the given ones; relabel_threshold=0 takes the models' label on every flagged row. The
 # out-of-fold probabilities are kept, so another rule needs no refit (the same as
 # CoTeachingFilter(relabel_threshold=0.0).fit(X, y_noisy)):
-eager = find_label_issues(y_noisy, f.oof_proba_, calibrated=True, relabel_threshold=0.0)
+eager = find_label_issues(y_noisy, f.oof_proba_, calibrated=True, flag="disagreement", relabel_threshold=0.0)
 print(f"labels right, every flagged row relabeled: {(eager['pseudo_label'] == y).mean():.3f}")

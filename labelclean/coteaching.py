@@ -426,7 +426,8 @@ class CoTeachingFilter(LabelEstimatorBase):
     oof_proba_ : ndarray of float32, shape (n_samples, n_classes)
         Cross-fitted models: the calibrated out-of-fold probabilities the row contract was
         decided from (columns follow ``classes_``). To decide again with another rule without
-        refitting: ``find_label_issues(y, f.oof_proba_, calibrated=True, relabel_threshold=0)``.
+        refitting: ``find_label_issues(y, f.oof_proba_, calibrated=True, flag="disagreement",
+        relabel_threshold=0)`` (the rule this estimator applies, with another threshold).
     noise_rate_ : float
         ``τ`` used (estimated when ``forget_rate="auto"``); cross-fitted models: the estimated
         share of wrong labels.
