@@ -251,6 +251,7 @@ def test_selftrain_consistency_epochs_reaches_the_estimator(tmp_path):
     labels = [v if i < 60 else None for i, v in enumerate(table["label"].to_pylist())]
     src = write(table.set_column(6, "label", pa.array(labels)), tmp_path / "s.parquet")
     base = ["selftrain", src, "--max-iter", "0", "--seed", "0", "--param", "min_steps=5", "--param", "hidden_dims=[16]"]
+    base += ["--param", "estimator=network"]  # consistency training is a network phase
 
     def quality(*extra: str, name: str) -> list[float]:
         result = invoke(*base, *extra, "--output", str(tmp_path / name))

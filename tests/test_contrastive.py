@@ -224,7 +224,7 @@ def test_pipeline_with_self_trainer_passes_unlabeled_rows_through(circle):
     y_semi = np.full(len(y), -1)
     labeled = np.random.default_rng(0).choice(len(y), 80, replace=False)
     y_semi[labeled] = y[labeled]
-    params = dict(max_iter=1, max_epochs=4, min_steps=100, random_state=0)
+    params = dict(estimator="network", max_iter=1, max_epochs=4, min_steps=100, random_state=0)  # the networks
     pipe = make_pipeline(ContrastiveEncoder(**ENC), SelfTrainer(**params)).fit(X, y_semi)
     st = pipe[-1]
     assert list(st.classes_) == [0, 1], "-1 marks unlabeled rows, it is not a class"

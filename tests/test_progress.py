@@ -100,7 +100,7 @@ def test_selftrainer_reports_teacher_and_students_and_gives_the_same_result():
     X, y = data()
     y_semi = y.copy()
     y_semi[80:] = -1
-    params = dict(max_iter=2, min_steps=20, hidden_dims=(16,), random_state=0)
+    params = dict(estimator="network", max_iter=2, min_steps=20, hidden_dims=(16,), random_state=0)
     quiet = SelfTrainer(**params).fit(X, y_semi)
     est = SelfTrainer(**params)
     phases = record(lambda: est.fit(X, y_semi))
