@@ -131,10 +131,12 @@ def measure(kinds: list[str], sizes: list[int], out: Path, workdir: Path) -> lis
 
 def table_markdown(records: list[dict[str, Any]]) -> str:
     cores = os.cpu_count()
+    loads = [r["loadavg_before_after"][0] for r in records if r.get("loadavg_before_after")]
     lines = [
         f"Wall-clock seconds of one `labelclean` run with the defaults and `--seed 0` on this {cores}-core "
         "CPU machine (fresh process, so the import of PyTorch is included), and the peak memory of the "
-        "process. Written by `python -m benchmarks.cli_timing --doc`.",
+        "process. Written by `python -m benchmarks.cli_timing --doc`"
+        + (f"; load average before each run {min(loads):.2f}–{max(loads):.2f}." if loads else "."),
         "",
         "| data | rows | command | seconds | of which training | peak memory |",
         "| --- | ---: | --- | ---: | ---: | ---: |",
