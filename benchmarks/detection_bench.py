@@ -87,6 +87,7 @@ OURS = "labelclean find_label_issues"
 CANDIDATES = (
     OURS,
     "labelclean detect class_noise",
+    "labelclean detect rank",
     "labelclean detect disagreement",
     *(f"cleanlab filter {f}" for f in CLEANLAB_FILTERS),
     *(f"cleanlab rank {s}" for s in CLEANLAB_SCORES),

@@ -294,8 +294,10 @@ def detect(
        (:func:`prior_shift`).
     3. Rows are flagged (``clean`` False) by the ``flag`` rule: ``"class_noise"`` flags, in each
        given class, as many rows as its estimated noise says are wrong, those with the largest
-       margin against the given label (:func:`flag_by_class_noise`); ``"disagreement"`` flags
-       every row whose most probable class is not the given label (:func:`flag_disagreement`).
+       margin against the given label (:func:`flag_by_class_noise`); ``"rank"`` flags as many
+       rows as the estimated noise rate says are wrong over all classes, those with the lowest
+       label posterior (step 5); ``"disagreement"`` flags every row whose most probable class is
+       not the given label (:func:`flag_disagreement`).
     4. A flagged row's pseudo-label becomes that class only where both the probabilities and
        the label posterior (:func:`label_posterior`, which weighs in how often the given label
        is wrong for that class) give it at least ``relabel_threshold``: a wrong label left in
@@ -308,7 +310,7 @@ def detect(
         Given labels, encoded ``0 .. K-1``.
     pred_probs : ndarray of shape (n, K)
         Each row's class probabilities from a model that did not train on it.
-    flag : {"class_noise", "disagreement"}, default="class_noise"
+    flag : {"class_noise", "rank", "disagreement"}, default="class_noise"
     relabel_threshold : float in [0, 1], default=0.9
         Evidence a flagged row needs before its label is changed; ``0`` changes every flagged
         row to its most probable class.
@@ -340,8 +342,8 @@ def detect(
         flagged = best != labels
     elif flag == "class_noise":
         flagged = flag_by_class_noise(labels, proba, class_noise(joint))
-    else:
-        raise ValueError(f"flag={flag!r}; use 'class_noise' or 'disagreement'.")
+    elif flag != "rank":
+        raise ValueError(f"flag={flag!r}; use 'class_noise', 'rank' or 'disagreement'.")
     noise = noise_matrix(joint).astype(np.float32)
     quality = np.empty(len(labels), dtype=np.float32)
     strong = np.empty(len(labels), dtype=bool)
@@ -352,6 +354,10 @@ def detect(
         quality[block] = p[rows, y] * noise[y, y] / norm
         post_best = p[rows, b] * noise[y, b] / norm
         strong[block] = (p[rows, b] >= relabel_threshold) & (post_best >= relabel_threshold)
+    if flag == "rank":  # the estimated number of wrong labels, lowest label posterior first
+        flagged = np.zeros(len(labels), dtype=bool)
+        count = int(round(float(np.clip(1.0 - np.trace(joint), 0.0, 1.0)) * len(labels)))
+        flagged[_largest(-quality, count)] = count > 0
     pseudo = np.where(flagged & strong & (best != labels), best, labels)
     return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
 
@@ -388,10 +394,11 @@ def find_label_issues(
         that share of the rows, those with the lowest ``label_quality`` (ties broken by the
         margin of the best class over the given one), e.g. when the share of wrong labels is
         known from an audit.
-    flag : {"class_noise", "disagreement"}, default="class_noise"
+    flag : {"class_noise", "rank", "disagreement"}, default="class_noise"
         ``"class_noise"``: in each given class, as many rows as its estimated noise says are
         wrong, those with the largest margin against the given label (and only rows whose most
-        probable class is another one). ``"disagreement"``: every row whose most probable class
+        probable class is another one). ``"rank"``: as many rows as the estimated noise rate
+        says, over all classes, lowest ``label_quality`` first. ``"disagreement"``: every row whose most probable class
         is not the given label, which flags many right labels when the model is less accurate
         than the labels. Chosen on CIFAR-10N's human label sets and the tables of the
         development suite (see ``docs/benchmarks.md``, *Which rule finds the wrong labels*):
@@ -476,8 +483,8 @@ def find_label_issues(
         )
         proba = proba / sums[:, None]
     encoded = order[position]
-    if flag not in ("class_noise", "disagreement"):
-        raise ValueError(f"flag must be 'class_noise' or 'disagreement', got {flag!r}.")
+    if flag not in ("class_noise", "rank", "disagreement"):
+        raise ValueError(f"flag must be 'class_noise', 'rank' or 'disagreement', got {flag!r}.")
     verdict = detect(encoded, proba, relabel_threshold=relabel_threshold, calibrated=calibrated, flag=flag)
     if noise_rate != "auto":
         verdict = _flag_share(verdict, encoded, proba, float(noise_rate))

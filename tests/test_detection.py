@@ -196,3 +196,18 @@ def test_a_known_noise_rate_flags_that_share_lowest_quality_first():
     for bad in (1.0, -0.1, "half"):
         with pytest.raises(ValueError, match="noise_rate must be 'auto' or a number"):
             find_label_issues(y, p, noise_rate=bad)
+
+
+def test_the_rank_rule_flags_the_estimated_number_of_rows_lowest_quality_first():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 600)
+    p = rng.dirichlet(np.full(3, 0.5), 600).astype(np.float32)
+    p[np.arange(600), y] += 1.5
+    p /= p.sum(axis=1, keepdims=True)
+    flip = rng.random(600) < 0.1
+    given = np.where(flip, (y + 1) % 3, y)
+    d = D.detect(given, p, flag="rank")
+    count = int(round(d.noise_rate * len(given)))
+    assert int((~d.clean).sum()) == count > 0
+    assert d.quality[~d.clean].max() <= d.quality[d.clean].min()  # the lowest label posteriors are the flagged
+    assert flip[~d.clean].mean() > 0.8  # and they are the flipped rows
