@@ -307,6 +307,21 @@ def _classify(exc: BaseException) -> tuple[int, str]:
     return EXIT_DATA, f"unexpected {type(exc).__name__}: {text}; rerun with --debug for the traceback."
 
 
+def fail(ctx: click.Context, exc: BaseException, debug: bool) -> None:
+    """End the command on ``exc``: one ``Error:`` line on stderr and the exit status for its kind.
+
+    Ctrl-C exits 130; with ``--debug`` any other exception is raised again, traceback and all.
+    """
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("Error: interrupted; no output was written.", err=True)
+        ctx.exit(130)
+    if debug:
+        raise exc
+    code, message = _classify(exc)
+    click.echo(f"Error: {message}", err=True)
+    ctx.exit(code)
+
+
 def run_task(
     task: str,
     *,
@@ -363,15 +378,8 @@ def run_task(
                 **task_kwargs,
                 **all_params,
             )
-    except KeyboardInterrupt:
-        click.echo("Error: interrupted; no output was written.", err=True)
-        ctx.exit(130)
-    except Exception as exc:
-        if debug:
-            raise
-        code, message = _classify(exc)
-        click.echo(f"Error: {message}", err=True)
-        ctx.exit(code)
+    except (KeyboardInterrupt, Exception) as exc:
+        fail(ctx, exc, debug)
     summary["seconds"] = time.perf_counter() - t0
     summary["warnings"] = list(dict.fromkeys(" ".join(str(w.message).split()) for w in caught))
     if not quiet and not as_json:

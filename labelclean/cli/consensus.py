@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._common import _classify
+from ._common import fail
 
 
 def _default_output(data: str) -> Path:
@@ -121,15 +121,8 @@ def command(
         if report_path is not None:
             with atomic_path(report_path) as tmp:
                 tmp.write_text(report_html(est), encoding="utf-8")
-    except KeyboardInterrupt:
-        click.echo("Error: interrupted; no output was written.", err=True)
-        ctx.exit(130)
-    except Exception as exc:
-        if debug:
-            raise
-        code, message = _classify(exc)
-        click.echo(f"Error: {message}", err=True)
-        ctx.exit(code)
+    except (KeyboardInterrupt, Exception) as exc:
+        fail(ctx, exc, debug)
     table = est.annotator_table()
     voted = est.n_votes_ > 0
     flagged = int((~est.clean_mask_ & voted).sum())
