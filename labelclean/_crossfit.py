@@ -18,6 +18,13 @@ from sklearn.base import clone
 
 from . import _progress
 
+#: ``estimator="auto"``: 2-D rows of at most this many columns are a table (cross-fitted trees and a
+#: linear model); wider rows (embeddings, pixels) and images get the networks.
+AUTO_TABLE_MAX_COLUMNS = 512
+#: ... and at most this many rows: the cross-fitted models are refitted ``n_rounds · n_folds + 1`` times,
+#: the networks make a few passes over the rows, so larger sets go to the networks.
+AUTO_TABLE_MAX_ROWS = 200_000
+
 
 @dataclass
 class Backbone:
@@ -157,7 +164,7 @@ def backbone_kind(estimator: Any, *, module: Any, input_shape: tuple[int, ...], 
 
     A classifier given as ``estimator`` is ``"estimator"``; ``"network"`` (or ``None``), a
     ``module`` or image rows are ``"network"``; 2-D rows of at most
-    ``labelclean.coteaching.AUTO_TABLE_MAX_COLUMNS`` columns and ``AUTO_TABLE_MAX_ROWS`` rows are
+    ``AUTO_TABLE_MAX_COLUMNS`` columns and ``AUTO_TABLE_MAX_ROWS`` rows are
     a ``"table"`` (gradient-boosted trees and a linear model, :func:`~labelclean.coteaching.default_table_backbones`),
     wider or larger sets go to the networks: the rule of ``CoTeachingFilter(estimator="auto")``.
 
@@ -168,7 +175,6 @@ def backbone_kind(estimator: Any, *, module: Any, input_shape: tuple[int, ...], 
     >>> backbone_kind("auto", module=None, input_shape=(1, 28, 28), n_features=784, n_rows=500)
     'network'
     """
-    from .coteaching import AUTO_TABLE_MAX_COLUMNS, AUTO_TABLE_MAX_ROWS
 
     if estimator is not None and not isinstance(estimator, str):
         return "estimator"

@@ -17,6 +17,8 @@ from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
 from ._crossfit import (
+    AUTO_TABLE_MAX_COLUMNS,
+    AUTO_TABLE_MAX_ROWS,
     Backbone,
     aligned_proba,
     choose_weights,
@@ -220,12 +222,6 @@ AUTO_BATCH_MIN_STEPS = 25
 #: ``refine_epochs="auto"``: refinement epochs for images and for vector rows.
 AUTO_REFINE_EPOCHS_IMAGES = 10
 AUTO_REFINE_EPOCHS = 5
-#: ``estimator="auto"``: 2-D rows of at most this many columns are a table (cross-fitted trees and a
-#: linear model); wider rows (embeddings, pixels) and images get the networks.
-AUTO_TABLE_MAX_COLUMNS = 512
-#: ... and at most this many rows: the cross-fitted models are refitted ``n_rounds · n_folds + 1`` times,
-#: the networks make a few passes over the rows, so larger sets go to the networks.
-AUTO_TABLE_MAX_ROWS = 200_000
 
 
 def auto_batch_size(
