@@ -151,13 +151,9 @@ def table_markdown(records: list[dict[str, Any]]) -> str:
 
 
 def write_doc(text: str, doc: Path) -> None:
-    body = doc.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in body and END in body:
-        body = body[: body.index(BEGIN)] + block + body[body.index(END) + len(END) :]
-    else:
-        body = body.rstrip("\n") + "\n\n## How long a run takes\n\n" + block + "\n"
-    doc.write_text(body)
+    from benchmarks.tables import replace_region_at_end
+
+    doc.write_text(replace_region_at_end(doc.read_text(), text, BEGIN, END, heading="## How long a run takes"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -181,11 +181,9 @@ def table(records: list[dict]) -> str:
 
 def write_doc(text: str, body: str) -> str:
     """``text`` with ``body`` between :data:`BEGIN` and :data:`END`; the markers are appended when missing."""
-    if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{body.strip()}\n{END}{tail}"
+    from benchmarks.tables import replace_region_at_end
+
+    return replace_region_at_end(text, body, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -673,11 +673,9 @@ def summary(records: Sequence[Mapping], header: str = "") -> str:
 
 def write_doc(text: str, body: str) -> str:
     """``text`` with ``body`` between :data:`BEGIN` and :data:`END`; the markers are appended when missing."""
-    from benchmarks.tables import replace_region
+    from benchmarks.tables import replace_region_at_end
 
-    if BEGIN not in text and END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
-    return replace_region(text, body, BEGIN, END)
+    return replace_region_at_end(text, body, BEGIN, END)
 
 
 # ---------------------------------------------------------------------------

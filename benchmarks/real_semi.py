@@ -64,6 +64,7 @@ import numpy as np
 
 from benchmarks import real_data
 from benchmarks.real_suite import balanced_accuracy, bench_lock, cifar_cells, log, mnist_cells, split_rows, take
+from benchmarks.tables import replace_region_at_end
 
 REPO = Path(__file__).resolve().parent.parent
 OURS = "labelclean"
@@ -544,15 +545,6 @@ def render(records: Sequence[Mapping], source: str, task: str) -> str:
     return _source_line(records, source, task) + "\n\n" + note + "\n\n" + text
 
 
-def replace_region(text: str, begin: str, end: str, body: str) -> str:
-    """Put ``body`` between the markers, appended at the end of the file when they are missing."""
-    if begin not in text:
-        return text.rstrip() + f"\n\n{begin}\n{body}\n{end}\n"
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{begin}\n{body}\n{end}{tail}"
-
-
 def write_doc(results: Sequence[Path], doc: Path, tasks: Sequence[str] = ("semi", "pu")) -> None:
     records = load(results)
     root = doc.parent.parent
@@ -560,7 +552,7 @@ def write_doc(results: Sequence[Path], doc: Path, tasks: Sequence[str] = ("semi"
     text = doc.read_text()
     for task, (begin, end) in (("semi", (SEMI_BEGIN, SEMI_END)), ("pu", (PU_BEGIN, PU_END))):
         if task in tasks and any(r.get("task") == task for r in records):
-            text = replace_region(text, begin, end, render(records, source, task))
+            text = replace_region_at_end(text, render(records, source, task), begin, end)
     doc.write_text(text)
 
 

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import median
 
+from benchmarks.tables import replace_region_at_end
+
 BEGIN, END = "<!-- real:begin -->", "<!-- real:end -->"
 OURS = "labelclean"
 PEERS = ("cleanlab_hgb", "cleanlab_logreg", "hgb", "network")
@@ -216,18 +218,10 @@ def render(records: Sequence[Mapping], source: str) -> str:
     )
 
 
-def replace_region(text: str, body: str) -> str:
-    if BEGIN not in text:
-        return text.rstrip() + f"\n\n## Real data\n\n{BEGIN}\n{body}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{body}\n{END}{tail}"
-
-
 def write_doc(results: Path, doc: Path) -> None:
     records = load([results])
     source = str(results.relative_to(doc.parent.parent)) if results.is_relative_to(doc.parent.parent) else str(results)
-    doc.write_text(replace_region(doc.read_text(), render(records, source)))
+    doc.write_text(replace_region_at_end(doc.read_text(), render(records, source), BEGIN, END, heading="## Real data"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -640,3 +640,10 @@ def replace_region(text: str, body: str, begin: str = BEGIN, end: str = END) -> 
     if match is None:
         return text.rstrip("\n") + "\n\n" + region + "\n"
     return text[: match.start()] + region + "\n\n" + text[match.start() :]
+
+
+def replace_region_at_end(text: str, body: str, begin: str, end: str, heading: str | None = None) -> str:
+    """:func:`replace_region`, the markers (after ``heading``, if given) appended at the end when missing."""
+    if begin not in text and end not in text:
+        text = text.rstrip("\n") + (f"\n\n{heading}" if heading else "") + f"\n\n{begin}\n{end}\n"
+    return replace_region(text, body, begin, end)
