@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from benchmarks import tables, throughput
 from benchmarks.tables import BEGIN, CLEANLAB, CT, CT_MLP, END, PLAIN, PU
@@ -191,44 +190,6 @@ def test_skorch_peer_trains_when_the_last_batch_would_hold_one_row():
     model = skorch_mlp(6, 2, epochs=2, seed=0).fit(X, y)
     assert model[-1].iterator_train__drop_last
     assert model.predict_proba(X).shape == (BATCH_SIZE + 1, 2)
-
-
-@pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("fused", [False, True])
-def test_step_speed_variants_have_the_layout_and_update_they_name(channels_last, fused):
-    from benchmarks.step_speed import build_variant, step_seconds
-
-    nets, optimizer = build_variant(channels_last, fused)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    assert all(net[0].weight.is_contiguous(memory_format=layout) for net in nets)
-    assert optimizer.defaults["fused"] is fused and (optimizer.defaults["foreach"] is True) is not fused
-    seen = []  # the activations follow the layout too: capture the first block's output in a full forward
-    nets[0][2].register_forward_hook(lambda module, args, out: seen.append(out))
-    with torch.no_grad():
-        nets[0](torch.randn(4, 1, 28, 28))
-    assert seen[0].is_contiguous(memory_format=layout) and (channels_last or seen[0].is_contiguous())
-    assert step_seconds(channels_last, fused, 2, torch.Generator().manual_seed(0)) > 0
-
-
-def test_more_seeds_rejects_an_unknown_section_before_any_fit(tmp_path):
-    from benchmarks import more_seeds
-
-    with pytest.raises(SystemExit, match="unknown jobs.*speed:sym50"):
-        more_seeds.main(["--jobs", "noisy:sym50,speed:sym50", "--out", str(tmp_path / "x.jsonl")])
-    assert not (tmp_path / "x.jsonl").exists()
-
-
-def test_mlp_batch_probe_reports_the_batch_it_used():
-    from benchmarks import mlp_batch
-
-    quick = {"max_epochs": 1, "refine_epochs": 0, "hidden_dims": [8], "forget_rate": 0.2}
-    out = mlp_batch.run("digits", "sym30", quick, 0, None, 1.0)
-    assert out["batch_size"] == 128 and out["lr"] == pytest.approx(1e-3)  # 1,347 rows: too few for larger batches
-    assert 0.0 < out["val_acc"] <= 100.0 and 0.0 <= out["f1"] <= 1.0
-    out = mlp_batch.run("synthetic:9000", "sym0", {**quick, "batch_size": 64}, 0, None, 1.0)
-    assert (out["batch_size"], out["f1"]) == (64, None)
-    with pytest.raises(SystemExit, match="unknown --data"):
-        mlp_batch.load("cifar", None)
 
 
 def test_cleanlab_peer_trains_with_the_batch_and_lr_of_coteachings_mlp():
