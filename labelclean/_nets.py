@@ -46,9 +46,7 @@ class SmallCNN(nn.Sequential):
 
     Strided convolutions instead of pooling keep the network cheap on CPUs. Weights and
     activations are kept channels-last (NHWC), the layout oneDNN's convolutions and batch
-    norm run fastest in: one Co-teaching step of two networks on 128 images of 28×28 took
-    about 17 % less time than in the default NCHW layout (2 cores; ``python -m
-    benchmarks.step_speed``).
+    norm run fastest in on the CPU (``docs/benchmarks.md#implementation``).
     """
 
     def __init__(

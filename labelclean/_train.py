@@ -99,10 +99,8 @@ def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
 
     The fused CPU kernel exists from torch 2.4; elsewhere (older torch, other devices without
     it) this falls back to the multi-tensor (``foreach``) update. Both compute Adam's update;
-    they differ from each other and from the per-parameter loop only in rounding. On 2 cores
-    the fused update made a Co-teaching step of two MLPs on 128 rows about 10 % faster than
-    the multi-tensor one, and the multi-tensor update made a whole CoTeachingFilter MLP fit
-    (60,000 rows) 11 % faster than the loop.
+    they differ from each other and from the per-parameter loop only in rounding; both take
+    fewer small operations per step than the loop (``docs/benchmarks.md#implementation``).
     """
     params = list(params)
     try:
@@ -120,11 +118,8 @@ INFERENCE_BATCH = 256
 """Rows per forward pass when predicting.
 
 Inference of the default CNN is bound by memory traffic, not arithmetic: at 1,024 images of 28×28
-its activations after the first convolution (25 MB) no longer fit the caches. Fastest of four
-passes over 20,000 images, in two runs: on 2 cores 13.0–15.0 µs per row in batches of 128–512,
-15.4–17.2 at 1,024 and 36–41 at 2,048; on 1 core 23–24 µs at 128, 27 at 256, 54–56 at 1,024.
-The default MLP took 3.0–3.4 µs per row on 2 cores from 256 rows up and 3.6–3.8 at 128, so 256
-serves both (``python -m benchmarks.inference_batch``; ``docs/results/inference_batch_2026-11-30.jsonl``).
+its activations after the first convolution no longer fit the caches, while the default MLP is
+cheap at any batch size, so 256 serves both (``docs/benchmarks.md#implementation``).
 """
 
 

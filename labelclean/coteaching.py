@@ -284,7 +284,8 @@ class CoTeachingFilter(LabelEstimatorBase):
     on them. The share of rows dropped grows as ``R(T) = min(T / T_k · τ, τ)`` over the epochs
     ``T``. The network parameters below (``method`` … ``augment``) apply to this path.
 
-    How the defaults were chosen: ``docs/benchmarks.md``, section *Real data*.
+    How the defaults were chosen: ``docs/benchmarks.md#real-defaults`` (the table path) and
+    ``docs/benchmarks.md#cotea`` (the networks).
 
     Parameters
     ----------
@@ -322,9 +323,8 @@ class CoTeachingFilter(LabelEstimatorBase):
     pseudo_weight : float >= 0, default=1.0
         Weight of the semi-supervised term: each network also learns the rows its peer's
         small-loss selection dropped, labelled with the peer's prediction where the peer is
-        confident (see :func:`peer_pseudo_loss`). ``0`` is plain Co-teaching. On MNIST
-        validation rows ``1.0`` measured 98.68 % vs 98.50 % at 50 % symmetric noise and
-        97.03 % vs 96.83 % at 45 % pair noise, but 93.72 % vs 94.10 % at 80 % symmetric noise.
+        confident (see :func:`peer_pseudo_loss`). ``0`` is plain Co-teaching. How the
+        default was chosen: ``docs/benchmarks.md#cotea``.
     pseudo_threshold : float in [0, 1), default=0.95
         Peer confidence a dropped row needs to get a pseudo-label.
     max_epochs : int, default=10
@@ -335,40 +335,27 @@ class CoTeachingFilter(LabelEstimatorBase):
         all rows with a small forget rate, the share of those labels expected to be wrong,
         at a learning rate falling linearly from ``R / (R + 1)`` to ``1 / (R + 1)`` of ``lr``
         over its ``R`` epochs. ``0`` turns it off (plain Co-teaching). ``"auto"``: 10 for
-        images, 5 for vector rows (``refine_epochs_``). On MNIST validation rows (fit on
-        50,000 training images, scored on the other 10,000, one thread, default CNN) 10
-        measured 98.77 / 98.76 % against 98.75 / 98.56 % for 5 at 50 % symmetric noise
-        (seeds 0, 1), 99.17 vs 98.97 % at 20 %, 93.05 vs 92.86 % at 80 % and 96.98 vs
-        97.04 % at 45 % pair noise (seed 0), for a quarter more time; with the default MLP
-        on the flattened pixels (50 % noise, two threads) 95.39 / 95.36 % against
-        95.40 / 95.34 %, for a fifth more time, so vector rows keep 5.
+        images, 5 for vector rows (``refine_epochs_``); how it was chosen:
+        ``docs/benchmarks.md#cotea``.
     refine_labels : {"consensus", "posterior"}, default="consensus"
         The refinement stage's labels. ``"consensus"``: the networks' consensus label
         (:func:`consensus_targets`). ``"posterior"``: the most likely true label given both
         the consensus and the given label, through a noise transition matrix counted from
-        the rows (:func:`posterior_targets`). On MNIST validation rows (50,000 training
-        images) the posterior measured 98.20 % vs 97.69 % at 45 % pair noise and 99.11 % vs
-        99.02 % at 20 % symmetric noise, but on small sets (1,347 scikit-learn digits, 30 %
-        noise, 4 seeds × 2 noise kinds) it was 0.9 points worse on average (95.61 % vs
-        96.53 %): the networks' probabilities on rows they trained on are overconfident
-        there, so it is not the default.
+        the rows (:func:`posterior_targets`). It helps where the networks' probabilities are
+        calibrated (large sets) and hurts on small sets, where the probabilities on rows they
+        trained on are overconfident, so it is not the default (``docs/benchmarks.md#cotea``).
     ema_decay : float in [0, 1), default=0.0
         When positive, each network's weights (and batch-norm statistics) are also kept as an
         exponential moving average with this decay, updated after every step (warm-up as in
         :func:`~labelclean._train.ema_update`); the averages label the refinement stage and
-        are the final ``networks_``. ``0``: the trained networks themselves. On MNIST
-        validation rows at 50 % symmetric noise (fit on 50,000 training images, scored on the
-        other 10,000, one thread) ``0.999`` measured 98.75 / 98.64 % against 98.75 / 98.56 %
-        (seeds 0, 1): within the seed-to-seed spread, so it is not the default.
+        are the final ``networks_``. ``0``: the trained networks themselves (the default; see
+        ``docs/benchmarks.md#cotea``).
     batch_size : int or "auto", default="auto"
         Rows per step. ``"auto"`` is 128 for images and for ``module``; the default MLP
         (2-D rows) trains on the largest of 128, 256 and 512 rows that still leaves 25
         steps an epoch (512 from 12,800 rows), with ``lr`` scaled by ``batch / 128``
-        (the linear scaling rule, Goyal et al., 2017). On MNIST validation rows (50,000
-        training pixels, MLP) batches of 512 measured 95.40 % vs 94.72 % at 50 % symmetric
-        noise, 88.64 % vs 83.73 % at 80 % and 97.15 % vs 97.24 % at 20 %, on synthetic rows (``make_classification``,
-        45,000 rows, 30 % noise) 93.03 % vs 92.59 %; and twice the matrix-multiply
-        throughput. Sets under 6,400 rows keep 128 (fewer steps fitted worse there).
+        (the linear scaling rule, Goyal et al., 2017). Sets under 6,400 rows keep 128. How
+        the default was chosen: ``docs/benchmarks.md#cotea``.
     lr : float, default=1e-3
         Adam's learning rate (at batches of 128 when ``batch_size="auto"``); decays
         linearly to zero over the second half of the epochs.
@@ -384,9 +371,8 @@ class CoTeachingFilter(LabelEstimatorBase):
         Training noise for images: ``"shift"`` moves them at random by up to 1/12 of their
         side (2 px on 28×28, at least 1 px); ``"affine"`` also rotates them by up to 10° and
         zooms by up to 10 % (:func:`~labelclean._train.affine_warp`); ``"auto"`` is
-        ``"affine"`` for images of 12 px and more, none for smaller ones. On MNIST validation
-        rows ``"affine"`` measured 95.98 % vs 93.72 % (shift) at 80 % symmetric noise, 98.75 %
-        vs 98.68 % at 50 %, 97.69 % vs 97.03 % at 45 % pair noise, 99.02 % vs 99.17 % at 20 %.
+        ``"affine"`` for images of 12 px and more, none for smaller ones
+        (``docs/benchmarks.md#cotea``).
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -793,7 +779,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         mlp = self.module is None and len(self.input_shape_) == 1
         self.batch_size_, self.lr_ = resolve_batch(self.batch_size, self.lr, Xt.shape[0], mlp=mlp)
         self.refine_epochs_ = self.refine_epochs
-        if self.refine_epochs == "auto":  # chosen on MNIST validation rows: see the docstring
+        if self.refine_epochs == "auto":  # how it was chosen: docs/benchmarks.md#cotea
             self.refine_epochs_ = AUTO_REFINE_EPOCHS_IMAGES if len(self.input_shape_) == 3 else AUTO_REFINE_EPOCHS
         gen = self._generator()
         with self._seeded():

@@ -335,10 +335,9 @@ class SelfTrainer(LabelEstimatorBase):
         Treat every given label as possibly wrong instead of filling in ``-1`` rows.
     soft : bool, default=False
         ``True``: students learn the teacher's full class distribution (Noisy Student's soft
-        pseudo-labels); ``False``: its argmax. Hard labels are the default because they
-        measured better on MNIST validation rows (100 labels: 92.0 % vs 87.8 %; relabel mode at
-        80 % noise: soft targets of a teacher trained on noisy labels are nearly flat and the
-        students lost accuracy).
+        pseudo-labels); ``False``: its argmax. Hard labels are the default: a teacher trained
+        on noisy labels predicts nearly flat distributions, from which students learn little
+        (``docs/benchmarks.md#selft``).
     threshold : float in [0, 1), default=0.0
         Minimum teacher confidence (top probability) for a row to get a pseudo-label.
     balance : bool or "auto", default="auto"
@@ -355,17 +354,10 @@ class SelfTrainer(LabelEstimatorBase):
         repeated (each copy with fresh training noise) until they make up about this share
         (:func:`labeled_repeats`); ``0`` adds each once. The teacher's pseudo-labels are wrong
         in systematic places, and a student copies such errors unless the true labels weigh
-        enough. On MNIST validation rows (fit on 50,000 training images, scored on the other
-        10,000) with 1,000 labels, 0.17 (ten copies) measured 98.39 % vs 97.98 % for one copy
-        and 98.27 % for 0.34 (25 copies), which also trains on half as many rows again; with
-        100 labels, 100 copies (a share of 0.167) measured 97.61 % vs 97.33 %.
+        enough. How the default was chosen: ``docs/benchmarks.md#selft``.
     max_iter : int >= 0 or "auto", default="auto"
         Teacher → student rounds; ``"auto"``: none after a consistency-trained first teacher
-        (``consistency_epochs_ > 0``), which is then the final model, else 5. Five rounds
-        measured better than three on MNIST validation rows (100 labels: 95.8 % vs 94.0 %;
-        1,000 labels: 97.7 % vs 97.6 %). After a consistency-trained first teacher (without
-        the moving average) students did not help with 1,000 labels (98.73 % → 98.72 %,
-        98.53 %) and add minutes.
+        (``consistency_epochs_ > 0``), which is then the final model, else 5 (``docs/benchmarks.md#selft``).
     student_width : float >= 1, default=1.0
         Width factor of the students' default networks relative to the first teacher.
     estimator : "auto", "network", classifier or None, default="auto"
@@ -395,11 +387,7 @@ class SelfTrainer(LabelEstimatorBase):
     patience : int, default=3
         Epochs without a better held-back accuracy before a relabel-mode teacher stops.
     max_teacher_epochs : int, default=20
-        Relabel mode: most epochs an early-stopped teacher network may train. On MNIST
-        validation rows with 80 % of the labels flipped (fit on 50,000 training images, scored
-        on the other 10,000, seeds 0–2) 20 measured 96.54 / 97.39 / 97.47 % against
-        97.21 / 96.97 / 97.11 % for 12, which saves about a sixth of the time; 10 measured
-        96.17 % against 97.31 % (one thread, seed 0).
+        Relabel mode: most epochs an early-stopped teacher network may train (``docs/benchmarks.md#selft``).
     consistency_epochs : int >= 0 or "auto", default="auto"
         Semi-supervised mode, default networks: when positive, the first teacher learns from the
         unlabeled rows as well, by FixMatch-style consistency training (Sohn et al., NeurIPS
@@ -411,39 +399,26 @@ class SelfTrainer(LabelEstimatorBase):
         warps, Gaussian noise); labeled rows join every step; the averaged network is the
         teacher. ``0`` trains the first teacher on the labeled rows alone (plain Noisy
         Student). Not used in relabel mode, with ``estimator`` or with ``teacher``.
-        ``"auto"``: 20 passes when every class has at least 50 labeled rows, else 0. On MNIST
-        validation rows (fit on 50,000 training images, scored on the other 10,000, one
-        thread) 20 passes and no students measured 99.10 / 98.76 / 98.64 % with 1,000 labels
-        (seeds 0–2) against 98.44 / 98.36 (two threads) / 97.94 % for the labeled-only teacher
-        and five students, and 98.71 / 98.70 % against 97.81 / 97.96 % with 500 labels (seeds 0, 1);
-        with 100 labels (10 a class) the network's own confident mistakes took over (86.40 %
-        on seed 1 against 95.61 %; 28.28 % without the moving average). On vector rows (the
-        default MLP) it gained too: 94.18 % vs 91.86 % on MNIST pixels with 100 labels a class,
-        71.72 % vs 67.19 % and 80.07 % vs 76.31 % on ``make_classification`` rows with 50 and
-        100 (``benchmarks/consistency_vectors.py``).
+        ``"auto"``: 20 passes when every class has at least 50 labeled rows, else 0: with
+        fewer labels a class the network's own confident mistakes can take over. How the rule
+        was chosen, on images and vector rows: ``docs/benchmarks.md#selft``.
     consistency_threshold : float in [0, 1), default=0.95
         Confidence the teacher's prediction on the weak view needs to become a target.
     consistency_align : bool, default=False
         Align the weak-view predictions with the labeled rows' class frequencies before reading
-        their confidence (distribution alignment, Berthelot et al., ICLR 2020). On MNIST
-        validation rows (20 passes, no students) it measured 98.38 % vs 95.71 % with 100 labels
-        (seed 0) but 70.60 % with 100 labels on seed 1 (a collapse), and 98.73 / 98.01 % vs
-        98.85 / 98.25 % with 1,000 labels (seeds 0, 1); not the default.
+        their confidence (distribution alignment, Berthelot et al., ICLR 2020); not the default
+        (``docs/benchmarks.md#selft``).
     consistency_ema : float in [0, 1), default=0.999
         Consistency training: weight of the moving average of the network's weights (updated
         every step, with a warm-up ``min(consistency_ema, (1 + n) / (10 + n))`` after ``n``
         steps), which makes the targets and is the teacher (mean teacher, Tarvainen and
-        Valpola, NeurIPS 2017); ``0`` uses the network itself. On MNIST validation rows
-        (1,000 labels, 20 passes, seed 1) it measured 98.76 % (one thread) against 98.25 %
-        without (two threads), and with 100 labels it turned a collapse (28.28 %) into a
-        slow decline (86.40 %).
+        Valpola, NeurIPS 2017); ``0`` uses the network itself (``docs/benchmarks.md#selft``).
     input_noise : float, default=0.1
         Student noise for vector rows: Gaussian noise of this many feature standard deviations.
     augment : {"auto", "none", "shift", "affine"}, default="auto"
         Image noise: ``"shift"`` moves images by up to two pixels; ``"affine"`` also rotates
         them by up to 10° and zooms by up to 10 % (:func:`~labelclean._train.affine_warp`);
-        ``"auto"`` is ``"affine"``. On MNIST validation rows ``"affine"`` measured 97.67 % vs
-        95.80 % (shift) with 100 labels and 97.96 % vs 97.69 % with 1,000.
+        ``"auto"`` is ``"affine"`` (``docs/benchmarks.md#selft``).
     max_epochs : int, default=4
         Epochs per network (raised for small sets so each network gets ``min_steps`` updates).
     min_steps : int, default=300

@@ -88,6 +88,26 @@ def test_every_cli_option_is_documented():
     assert not missing, f"docs/cli.md does not mention: {', '.join(missing)}"
 
 
+def test_docstrings_point_at_anchors_of_the_benchmarks_page():
+    """``docs/benchmarks.md#anchor`` in the package's docstrings and comments names an anchor that exists.
+
+    The docstrings say what a parameter does and where its default was chosen; mkdocs checks the
+    pages' links, this checks the plain-text ones of ``help()``.
+    """
+    page = (DOCS / "benchmarks.md").read_text()
+    anchors = set(re.findall(r'<a id="([^"]+)"></a>', page))
+    headings = re.findall(r"^#+ (.+)$", page, re.M)
+    anchors |= {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-") for h in headings}
+    cited = {
+        (path.relative_to(ROOT).as_posix(), anchor)
+        for path in (ROOT / "labelclean").rglob("*.py")
+        for anchor in re.findall(r"benchmarks\.md#([\w-]+)", path.read_text())
+    }
+    assert cited, "no docstring points at the benchmarks page"
+    missing = sorted(f"{path}: #{anchor}" for path, anchor in cited if anchor not in anchors)
+    assert not missing, f"anchors missing from docs/benchmarks.md: {missing}"
+
+
 @pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES)
 def test_docs_page_examples(page):
     """The ``>>>`` examples in the docs pages run and print what the page shows."""
