@@ -4,9 +4,9 @@ The MLP every peer wraps is labelclean's default vector backbone rebuilt in skor
 standardization (scikit-learn's ``StandardScaler``, the same statistics labelclean's
 ``Standardize`` layer uses), then ``[Linear → BatchNorm1d → ReLU] × 2`` with 256 units and a
 linear head, trained with Adam and cross-entropy — the architecture and optimiser of
-:class:`labelclean._nets.MLP`. The batch size and learning rate default to 128 rows and 1e-3
-(``SelfTrainer``'s); the cleanlab peer is given those ``CoTeachingFilter``'s ``batch_size="auto"``
-picks for its MLP on the same rows. skorch's
+``CoTeachingFilter``'s default MLP (``hidden_dims=(256, 256)``). The batch size and learning rate
+default to 128 rows and 1e-3 (``SelfTrainer``'s); the cleanlab peer is given those
+``CoTeachingFilter``'s ``batch_size="auto"`` picks for its MLP on the same rows. skorch's
 silent 20 % validation split is switched off (``train_split=None``) so that the peer trains on
 every row it is given, as labelclean does.
 

@@ -12,7 +12,7 @@ candidate is scored on the same probabilities:
 
 - **backbones**: gradient-boosted trees (``hgb``), logistic regression (``logreg``), an MLP
   (scikit-learn's ``MLPClassifier``), their averages, and the choice by calibrated out-of-fold
-  log-loss (:func:`labelclean._crossfit.choose_weights`) among trees and LR, or among all three;
+  log-loss (:func:`labelclean.crossfit.choose_weights`) among trees and LR, or among all three;
 - **rounds** of cross-fitting (1, 2, 3; each later round learns the rows the earlier ones trust);
 - **flag rules**: most probable class (raw, calibrated, calibrated and shifted to the estimated true
   class balance) against the given label, or confident learning's per-class count;
@@ -31,6 +31,7 @@ import json
 import warnings
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,33 +40,60 @@ from benchmarks import real_data, real_suite
 PEERS = ("cleanlab_hgb", "cleanlab_logreg", "hgb", "network")
 
 
+def table_views(X: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The two views ``CoTeachingFilter``'s table path reads (``"dense"``, ``"codes"``) and the categorical mask."""
+    from labelclean.tabular import TablePlan, needs_plan
+
+    if needs_plan(X):
+        plan = TablePlan.fit(X)
+        return {"dense": plan.dense(X), "codes": plan.codes(X)}, plan.categorical
+    dense = np.asarray(X, dtype=np.float32).reshape(len(X), -1)
+    return {"dense": dense, "codes": dense}, np.zeros(dense.shape[1], dtype=bool)
+
+
+def trusted_rows(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """The rows a later round learns from (``forget_rate="auto"``): each class pruned by its estimated noise."""
+    from labelclean.detection import detect, flag_by_class_noise
+
+    return ~flag_by_class_noise(y, proba, detect(y, proba, relabel_threshold=1.0).class_noise)
+
+
 def cell_probabilities(cell: dict, seed: int) -> dict:
-    """Out-of-fold probabilities of the three backbones (round 1) and rounds 2, 3 of the chosen mix."""
+    """Out-of-fold probabilities of the three backbones (round 1) and rounds 2, 3 of the chosen mix.
+
+    The same folds, views and seeds as ``CoTeachingFilter(random_state=seed)`` on the cell.
+    """
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    from sklearn.utils import check_random_state
 
-    import labelclean.coteaching as ct
-    from labelclean._crossfit import Backbone, choose_weights, cross_fit_proba, mix, stratified_folds
+    from labelclean.crossfit import (
+        Backbone,
+        choose_weights,
+        cross_fit_proba,
+        default_table_backbones,
+        mix,
+        stratified_folds,
+    )
 
-    est = ct.CoTeachingFilter(random_state=seed)
-    Xt, y_raw = est._prepare(cell["X"], cell["y_noisy"])
-    y = est._encode_labels(y_raw)
-    est.backbone_ = "table"
-    views = est._views(cell["X"], Xt)
-    k = len(est.classes_)
+    est_seed = int(check_random_state(seed).randint(np.iinfo(np.int32).max))  # as the estimators draw it
+    classes, y = np.unique(np.asarray(cell["y_noisy"]), return_inverse=True)
+    y = y.astype(np.int64)
+    views, categorical = table_views(cell["X"])
+    k = len(classes)
     mlp = make_pipeline(StandardScaler(), MLPClassifier((64,), alpha=1e-3, max_iter=300, random_state=seed))
-    backbones = ct.default_table_backbones(est._tree_view_mask, est._seed) + [Backbone(mlp, "dense")]
-    folds = stratified_folds(y, 5, est._seed)
+    backbones = default_table_backbones(categorical, est_seed) + [Backbone(mlp, "dense")]
+    folds = stratified_folds(y, 5, est_seed)
     firsts = cross_fit_proba(backbones, views, y, folds, k)
     weights = choose_weights(firsts[:2], y)
     chosen = [b for b, w in zip(backbones[:2], weights) if w > 0]
     w = weights[weights > 0]
     rounds = [mix([p for p, wi in zip(firsts[:2], weights) if wi > 0], w)]
     for _ in range(2):
-        trusted = est._trusted(y, sum(rounds) / len(rounds))
+        trusted = trusted_rows(y, sum(rounds) / len(rounds))
         rounds.append(mix(cross_fit_proba(chosen, views, y, folds, k, trusted=trusted), w))
-    return {"y": y, "y_true": cell["y"], "classes": est.classes_, "firsts": firsts, "rounds": rounds}
+    return {"y": y, "y_true": cell["y"], "classes": classes, "firsts": firsts, "rounds": rounds}
 
 
 def flags(y: np.ndarray, proba: np.ndarray, rule: str) -> np.ndarray:
@@ -123,7 +151,7 @@ def relabel(y: np.ndarray, evidence: np.ndarray, clean_estimate: np.ndarray, rul
 
 def evaluate(probs: dict, best_peer_f1: float) -> dict:
     from labelclean import detection_scores
-    from labelclean._crossfit import choose_weights, mix
+    from labelclean.crossfit import choose_weights, mix
 
     y, y_true = probs["y"], probs["y_true"]
     hgb, logreg, mlp = probs["firsts"]

@@ -34,7 +34,7 @@ Two tasks, on the training rows only:
   positive share of the training rows.
 
 Our estimators get the data as a user has it (DataFrames with strings and nulls); the peers get
-numbers: the one-hot / imputed view of a :class:`labelclean._tabular.TablePlan` learnt on the
+numbers: the one-hot / imputed view of a :class:`labelclean.tabular.TablePlan` learnt on the
 training rows (``dense()``), standardized for the linear and neighbour models. Score: balanced
 accuracy of ``predict`` on the held-out rows (for PU against the binary truth). Records are JSON
 lines in ``docs/results/real_semi_<split>_<date>.jsonl`` (or ``--out``); the run holds the
@@ -153,7 +153,7 @@ def pu_labels(y: np.ndarray, positive: int, fraction: float, seed: int) -> np.nd
 def numeric_views(X: Any, X_test: Any) -> tuple[np.ndarray, np.ndarray]:
     """Numbers for the peers: a TablePlan's one-hot / imputed ``dense()`` view, learnt on the training rows."""
     if hasattr(X, "columns"):
-        from labelclean._tabular import TablePlan
+        from labelclean.tabular import TablePlan
 
         plan = TablePlan.fit(X)
         return plan.dense(X).astype(np.float64), plan.dense(X_test).astype(np.float64)

@@ -136,7 +136,6 @@ def fit_noisy(spec: dict) -> dict:
 
     from benchmarks import peers, throughput
     from labelclean import CoTeachingFilter, detection_scores, make_noisy_labels
-    from labelclean._nets import MLP
 
     seed, method = spec["seed"], spec["method"]
     X, y, X_test, y_test = mnist(spec["rows"])
@@ -179,7 +178,7 @@ def fit_noisy(spec: dict) -> dict:
                 layers=layers,
                 train_flops=throughput.training_flops(layers, counted["trained"], counted["predicted"]),
                 train_seconds=counted["seconds"],
-                mlp_default=any(isinstance(m, MLP) for m in net.modules()),
+                mlp_default=model.module is None,  # the default network of 2-D rows: the MLP
             )
     det = detection_scores(clean, y_noisy, y)
     return {"accuracy": accuracy, **det, "seconds": seconds, **out}

@@ -200,3 +200,14 @@ def test_cleanlab_peer_trains_with_the_batch_and_lr_of_coteachings_mlp():
     assert tasks.ct_mlp_batch(1_000) == (128, pytest.approx(1e-3))
     net = peers.skorch_mlp(784, 10, epochs=1, seed=0, batch_size=512, lr=4e-3)[-1]
     assert (net.batch_size, net.lr) == (512, 4e-3)
+
+
+def test_benchmarks_use_the_public_api_only():
+    """No file under benchmarks/ imports a private module or a private name of the package."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    private = re.compile(r"labelclean\._\w+|from labelclean(?:\.\w+)* import [^\n]*\b_\w+")
+    found = [f"{p.name}: {m.group(0)}" for p in sorted(root.glob("*.py")) for m in private.finditer(p.read_text())]
+    assert not found, found
