@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from _lc_data import FAST_PARAMS, embedding_table, tabular_table, write
 
 from labelclean.api import (
     decode_labels,
@@ -18,6 +17,7 @@ from labelclean.api import (
     selftrain_labels,
 )
 from labelclean.io import DataError, OptionError
+from tests.helpers import FAST_PARAMS, embedding_table, tabular_table, write
 
 ADDED = ["is_clean", "pseudo_label", "label_quality"]
 

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _lc_data import FAST, embedding_table, image_table, tabular_table, write
 from click.testing import CliRunner
 
 from labelclean import io as lio
 from labelclean.cli import cli
+from tests.helpers import FAST, embedding_table, image_table, tabular_table, write
 
 ADDED = ["is_clean", "pseudo_label", "label_quality"]
 

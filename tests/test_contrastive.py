@@ -4,7 +4,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _lc_data import FAST, FAST_PARAMS, image_table, tabular_table, write
 from click.testing import CliRunner
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
@@ -26,6 +25,7 @@ from labelclean.contrastive import (
     phase_of,
 )
 from labelclean.io import OptionError
+from tests.helpers import FAST, FAST_PARAMS, image_table, tabular_table, write
 
 # ----------------------------------------------------------------- pure functions
 

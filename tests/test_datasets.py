@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _lc_data import FAST, tabular_table, write
 from click.testing import CliRunner
 
 from labelclean import io as lio
@@ -20,6 +19,7 @@ from labelclean.api import filter_labels
 from labelclean.cli import cli
 from labelclean.cli._common import format_summary
 from labelclean.io import DataError, OptionError
+from tests.helpers import FAST, tabular_table, write
 
 ADDED = ["is_clean", "pseudo_label", "label_quality"]
 ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}

@@ -8,10 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from _lc_data import embedding_table, image_table, png_bytes, tabular_table, write
 
 from labelclean import io as lio
 from labelclean.io import DataError, OptionError, plan_features, read_features
+from tests.helpers import embedding_table, image_table, png_bytes, tabular_table, write
 
 
 def test_detects_column_kinds_and_skips_the_unusable():

@@ -12,12 +12,12 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
-from _lc_data import embedding_table, write
 
 from labelclean import _progress
 from labelclean._train import steps_per_epoch
 from labelclean.coteaching import CoTeachingFilter
 from labelclean.self_training import SelfTrainer
+from tests.helpers import embedding_table, write
 
 
 def record(fit):

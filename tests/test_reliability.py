@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from _lc_data import embedding_table, write
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -37,6 +36,7 @@ from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
 from labelclean import io as lio
 from labelclean._base import LabelEstimatorBase
 from labelclean.cli import cli
+from tests.helpers import embedding_table, write
 
 ROOT = Path(__file__).resolve().parents[1]
 ESTIMATORS = [CoTeachingFilter, SelfTrainer, PUClassifier]

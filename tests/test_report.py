@@ -13,7 +13,8 @@ from html.parser import HTMLParser
 import numpy as np
 import pyarrow as pa
 import pytest
-from _lc_data import FAST_PARAMS, image_table, tabular_table, write
+
+from tests.helpers import FAST_PARAMS, image_table, tabular_table, write
 
 pytest.importorskip("matplotlib")
 

@@ -1,4 +1,4 @@
-"""Small parquet files for the io / api / cli / report tests (built in the tests, a few hundred rows)."""
+"""Small parquet files and fast settings shared by the io / api / cli / report tests (a few hundred rows each)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The test suite: ``tests.helpers`` holds the shared data builders, ``tests/conftest.py`` the fixtures."""
