@@ -15,7 +15,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from labelclean.consensus import AnnotatorConsensus, dawid_skene, majority_vote, model_consensus
+from labelclean.consensus import AnnotatorConsensus, agreement_rates, dawid_skene, majority_vote, model_consensus
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,13 +58,29 @@ def test_auto_is_dawid_skene_without_x_and_the_flags_catch_wrong_consensus():
     assert wrong[flagged].mean() > 2 * wrong.mean()  # flagged rows are mostly the wrong ones
 
 
-def test_majority_tie_rule_overall_share_then_lower_index():
-    votes = np.array([[0, 1], [1, 1], [2, 0], [2, 2], [3, 4], [-1, -1]])
-    # overall votes: class 0: 2, 1: 3, 2: 3, 3: 1, 4: 1. Row 2 ties 0 and 2: 2 has the larger share;
-    # row 4 ties 3 and 4, equal shares: the lower index, 3
-    assert majority_vote(votes, 5).tolist() == [1, 1, 2, 2, 3, -1]
-    again = majority_vote(votes[::-1], 5)[::-1]  # not the row order
-    assert again.tolist() == [1, 1, 2, 2, 3, -1]
+def test_majority_tie_rule_most_agreeing_annotator_then_lower_index():
+    votes = np.array([[0, 0, 0], [1, 1, 1], [0, 1, 1], [2, 1, 0], [3, 3, 2], [2, -1, 0], [-1, -1, -1]])
+    # pairs that agree: annotator 0: 5 of 11, annotator 1: 6 of 10, annotator 2: 5 of 11
+    np.testing.assert_allclose(agreement_rates(votes), [5 / 11, 0.6, 5 / 11])
+    # row 3 (all votes differ) takes annotator 1's vote, class 1, over the lower class 0;
+    # row 5 ties annotators 0 and 2, who agree equally often: the lower class, 0
+    labels = majority_vote(votes, 4)
+    assert labels.tolist() == [0, 1, 1, 1, 3, 0, -1]
+    again = majority_vote(votes[::-1], 4)[::-1]  # not the row order
+    assert again.tolist() == labels.tolist()
+    equal = np.array([[0, 1], [1, 0], [2, 2], [3, 2]])  # equal rates: the lower class index
+    assert majority_vote(equal, 4).tolist() == [0, 0, 2, 2]
+
+
+def test_majority_ties_follow_the_better_annotator_on_a_crowd():
+    y, Y = crowd(6000, k=6, acc=(0.6, 0.85, 0.7), seed=5)
+    rates = agreement_rates(Y)
+    assert rates.argmax() == 1  # the most accurate annotator agrees most often
+    labels = majority_vote(Y, 6)
+    all_differ = (Y[:, 0] != Y[:, 1]) & (Y[:, 1] != Y[:, 2]) & (Y[:, 0] != Y[:, 2])
+    assert all_differ.sum() > 100
+    np.testing.assert_array_equal(labels[all_differ], Y[all_differ, 1])
+    assert (labels[all_differ] == y[all_differ]).mean() > (Y[all_differ, 0] == y[all_differ]).mean()
 
 
 def test_missing_votes_rows_with_one_and_five_votes():
