@@ -11,9 +11,10 @@ the truth its clean ``label``. Side by side (:func:`run`):
 - ``majority`` and ``dawid_skene`` of :class:`labelclean.consensus.AnnotatorConsensus` (votes only),
   and CIFAR-10N's own ``aggre_label``;
 - ``model``: the votes with the out-of-fold probabilities of an image model affordable on a
-  small CPU: random-patch features and a logistic regression
-  (:func:`benchmarks.detection_bench.cifar_features`, :func:`benchmarks.detection_bench.oof_proba`),
-  trained on the votes-only (Dawid-Skene) consensus;
+  small CPU, trained on the votes-only (Dawid-Skene) consensus: single-layer k-means patch
+  features (:func:`kmeans_features`) and a ridge classifier (:func:`ridge_oof_proba`), or with
+  ``--image-model patches`` the random-patch features and logistic regression of the detection
+  benchmark (:func:`benchmarks.detection_bench.cifar_features`, :func:`benchmarks.detection_bench.oof_proba`);
 - ``cleanlab.multiannotator.get_label_quality_multiannotator`` on the same probabilities
   (skipped with a message when cleanlab is missing); its rows are flagged by the same rule as
   ours (the expected number of wrong consensus labels, of lowest quality).
@@ -104,6 +105,117 @@ def score(name: str, consensus: np.ndarray, flagged: np.ndarray | None, accuracy
     return rec
 
 
+PATCH, STRIDE = 6, 2  #: patch side and step of the encoding, pixels
+FILTERS = 800  #: k-means centroids of the image model (features: 8 per centroid)
+ALPHA = 0.25  #: soft threshold of the encoding
+RIDGE = 1.0  #: ridge penalty of the image model, per unit of standardised feature variance and row
+
+
+def _normalised_patches(block: np.ndarray, eps: float, stride: int = 1) -> np.ndarray:
+    """The ``PATCH`` × ``PATCH`` patches of ``block`` ``(b, H, W, 3)`` every ``stride`` pixels, normalised."""
+    win = np.lib.stride_tricks.sliding_window_view(block, (PATCH, PATCH), axis=(1, 2))  # (b, h, w, 3, P, P)
+    win = win[:, ::stride, ::stride]
+    p = win.reshape(*win.shape[:3], -1).astype(np.float32)
+    p -= p.mean(axis=-1, keepdims=True)
+    p /= np.sqrt(p.var(axis=-1, keepdims=True) + eps)
+    return p
+
+
+def kmeans_features(
+    images: np.ndarray, *, filters: int = FILTERS, stride: int = STRIDE, seed: int = 0, iters: int = 10, batch: int = 50
+) -> np.ndarray:
+    """Single-layer k-means patch features of images ``(n, 3, H, W)`` in [0, 1], no label seen (Coates and Ng, 2011).
+
+    The patches are normalised and ZCA-whitened (fitted on 200,000 patches) as in
+    :func:`benchmarks.detection_bench.cifar_features`; the dictionary is ``filters`` centroids of
+    spherical k-means on those whitened patches (``iters`` rounds, started from random patches).
+    Every ``stride``-th patch's responses ``z`` are encoded ``max(0, z - ALPHA)`` and ``max(0, -z - ALPHA)`` and
+    summed over the four quadrants (a matrix product): ``8 * filters`` float32 features a row.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.ascontiguousarray(images.transpose(0, 2, 3, 1), dtype=np.float32)
+    eps = 10.0 / 255.0**2
+    sample = _normalised_patches(x[rng.choice(len(x), size=min(len(x), 2000), replace=False)], eps)
+    sample = sample.reshape(-1, sample.shape[-1])
+    sample = sample[rng.choice(len(sample), size=min(len(sample), 200_000), replace=False)].astype(np.float64)
+    mean = sample.mean(axis=0)
+    eigval, eigvec = np.linalg.eigh(np.cov(sample, rowvar=False))
+    zca = (eigvec / np.sqrt(eigval + 0.1)) @ eigvec.T
+    white = ((sample - mean) @ zca).astype(np.float32)
+    centroids = white[rng.choice(len(white), size=filters, replace=False)].copy()
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-8
+    for _ in range(iters):  # spherical k-means: assign by cosine, centroid = normalised sum
+        sim = white @ centroids.T
+        best = sim.argmax(axis=1)
+        new = np.zeros_like(centroids)
+        np.add.at(new, best, white * sim[np.arange(len(white)), best][:, None])
+        norm = np.linalg.norm(new, axis=1)
+        empty = norm < 1e-8
+        new[empty] = white[rng.choice(len(white), size=int(empty.sum()), replace=False)]
+        centroids = new / np.linalg.norm(new, axis=1, keepdims=True)
+    proj = (zca @ centroids.T.astype(np.float64)).astype(np.float32)
+    shift = (mean @ zca @ centroids.T.astype(np.float64)).astype(np.float32)
+    h, w = (x.shape[1] - PATCH) // stride + 1, (x.shape[2] - PATCH) // stride + 1
+    rows, cols = np.divmod(np.arange(h * w), w)
+    quadrant = (rows >= h // 2) * 2 + (cols >= w // 2)
+    pool = np.eye(4, dtype=np.float32)[quadrant].T.copy()  # (4, h * w): a quadrant's sum as a product
+    out = np.empty((len(x), 8 * filters), dtype=np.float32)
+    buf = np.empty((batch * h * w, filters), dtype=np.float32)
+    for start in range(0, len(x), batch):
+        p = _normalised_patches(x[start : start + batch], eps, stride)
+        b = len(p)
+        z = np.matmul(p.reshape(-1, p.shape[-1]), proj, out=buf[: b * h * w])
+        z -= shift
+        both = np.empty((b, 2, 4, filters), dtype=np.float32)
+        tmp = np.empty_like(z)
+        np.subtract(z, ALPHA, out=tmp)
+        np.maximum(tmp, 0.0, out=tmp)
+        np.matmul(pool, tmp.reshape(b, h * w, filters), out=both[:, 0])
+        np.add(z, ALPHA, out=tmp)
+        np.minimum(tmp, 0.0, out=tmp)  # -max(0, -z - ALPHA)
+        np.matmul(pool, tmp.reshape(b, h * w, filters), out=both[:, 1])
+        both[:, 1] *= -1.0
+        out[start : start + b] = both.reshape(b, -1)
+    return out
+
+
+def ridge_oof_proba(features: np.ndarray, labels: np.ndarray, seed: int, *, folds: int = 5) -> np.ndarray:
+    """Out-of-fold class probabilities of a ridge classifier on standardised ``features``, tempered.
+
+    One-vs-rest ridge regression on the one-hot ``labels`` (closed form: the Gram matrix of all
+    rows once, each fold's by subtraction), fitted on four folds and scored on the fifth; the
+    scores become probabilities ``softmax(s / t)``, ``t`` maximising the likelihood of ``labels``
+    on the out-of-fold scores.
+    """
+    import scipy.linalg
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+    from sklearn.model_selection import StratifiedKFold
+
+    k = int(labels.max()) + 1
+    X = features.astype(np.float32, copy=True)
+    X -= X.mean(axis=0)
+    X /= X.std(axis=0) + 1e-6
+    X = np.hstack([X, np.ones((len(X), 1), dtype=np.float32)])
+    Y = np.eye(k, dtype=np.float32)[labels]
+    split = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+    grams = [X[test].T @ X[test] for _, test in split]  # each fold's Gram matrix; the total is their sum
+    crosses = [X[test].T @ Y[test] for _, test in split]
+    gram, cross = sum(grams), sum(crosses)
+    scores = np.empty((len(X), k), dtype=np.float64)
+    for (train, test), g_out, c_out in zip(split, grams, crosses):
+        g = gram - g_out
+        g[np.diag_indices_from(g)] += RIDGE * len(train)
+        coef = scipy.linalg.solve(g, cross - c_out, assume_a="pos")
+        scores[test] = X[test] @ coef
+
+    def loss(log_t: float) -> float:
+        return -float(log_softmax(scores / np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean())
+
+    t = float(np.exp(minimize_scalar(loss, bounds=(-6.0, 3.0), method="bounded").x))
+    return np.exp(log_softmax(scores / t, axis=1)).astype(np.float32)
+
+
 def votes_only(data: dict) -> list[dict]:
     from labelclean.consensus import AnnotatorConsensus
 
@@ -113,25 +225,56 @@ def votes_only(data: dict) -> list[dict]:
         est = AnnotatorConsensus(method=method).fit(None, data["votes"])
         seconds = time.perf_counter() - t0
         records.append(score(method, est.consensus_labels_, ~est.clean_mask_, est.annotator_accuracy_, data, seconds))
+    v = data["votes"]
+    records[1]["ties"] = int(((v[:, 0] != v[:, 1]) & (v[:, 0] != v[:, 2]) & (v[:, 1] != v[:, 2])).sum())
     return records
 
 
-def with_model(data: dict, seed: int) -> list[dict]:
-    """The model method and cleanlab's CROWDLAB on the same out-of-fold probabilities."""
-    from benchmarks.detection_bench import cifar_features, cifar_model, oof_proba
+def image_proba(data: dict, start: np.ndarray, seed: int, image_model: str) -> tuple[np.ndarray, str]:
+    """Out-of-fold probabilities of the image model trained on ``start`` (the votes-only consensus), and its name."""
+    if image_model == "patches":
+        from benchmarks.detection_bench import cifar_features, cifar_model, oof_proba
+
+        features = cifar_features(data["images"], seed=seed)
+        return oof_proba(cifar_model(seed), features, start, seed), "random-patch features + LogisticRegression"
+    t0 = time.perf_counter()
+    features = kmeans_features(data["images"], seed=seed)
+    log(f"k-means features: {features.shape} in {time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.2f}")
+    name = f"k-means patch features ({FILTERS} centroids, stride {STRIDE}) + ridge"
+    return ridge_oof_proba(features, start, seed), name
+
+
+def with_model(data: dict, seed: int, image_model: str = "kmeans", proba_file: Path | None = None) -> list[dict]:
+    """The model method and cleanlab's CROWDLAB on the same out-of-fold probabilities.
+
+    With ``proba_file``, the probabilities (and the image model's name and seconds) are read from
+    it when it exists, and written to it when it does not.
+    """
     from labelclean.consensus import AnnotatorConsensus, flag_rows
 
     t0 = time.perf_counter()
-    features = cifar_features(data["images"], seed=seed)
-    start = AnnotatorConsensus(method="dawid_skene").fit(None, data["votes"]).consensus_labels_
-    proba = oof_proba(cifar_model(seed), features, start, seed)
-    model_seconds = time.perf_counter() - t0
-    log(f"image model: {len(proba)} rows, out-of-fold accuracy {np.mean(proba.argmax(1) == data['truth']):.3f}")
+    if proba_file is not None and proba_file.exists():
+        saved = np.load(proba_file)
+        proba, model_name, model_seconds = saved["proba"], str(saved["name"]), float(saved["seconds"])
+        log(f"image model: probabilities read from {proba_file}")
+    else:
+        start = AnnotatorConsensus(method="dawid_skene").fit(None, data["votes"]).consensus_labels_
+        proba, model_name = image_proba(data, start, seed, image_model)
+        model_seconds = time.perf_counter() - t0
+        if proba_file is not None:
+            np.savez(proba_file, proba=proba, name=model_name, seconds=model_seconds)
+    accuracy = float(np.mean(proba.argmax(1) == data["truth"]))
+    log(f"image model: {len(proba)} rows, out-of-fold accuracy {accuracy:.3f} in {model_seconds:.0f} s")
     t0 = time.perf_counter()
     est = AnnotatorConsensus(random_state=seed).fit(None, data["votes"], pred_probs=proba)
     seconds = time.perf_counter() - t0
     rec = score("model (labelclean)", est.consensus_labels_, ~est.clean_mask_, est.annotator_accuracy_, data, seconds)
-    rec.update(model_seconds=round(model_seconds, 2), model_accuracy=float(np.mean(proba.argmax(1) == data["truth"])))
+    rec.update(
+        model_seconds=round(model_seconds, 2),
+        model_accuracy=accuracy,
+        image_model=model_name,
+        model_weight=est.model_weight_,
+    )
     records = [rec]
     try:
         import pandas as pd
@@ -179,6 +322,54 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def accuracy_table(records: list[dict]) -> str:
+    """Each annotator's estimated accuracy beside its true one, one row per method that estimates it."""
+    rows = [r for r in records if r.get("estimated_accuracy") is not None]
+    if not rows:
+        return ""
+    names = ", ".join(f"{a} {t:.4f}" for a, t in zip(ANNOTATORS, rows[0]["true_accuracy"]))
+    lines = [
+        f"True accuracies: {names}.",
+        "",
+        "| method | " + " | ".join(ANNOTATORS) + " | max error |",
+        "| --- | " + " | ".join("---:" for _ in ANNOTATORS) + " | ---: |",
+    ]
+    for r in rows:
+        cells = " | ".join(f"{e:.4f} ({e - t:+.4f})" for e, t in zip(r["estimated_accuracy"], r["true_accuracy"]))
+        lines.append(f"| {r['method']} | {cells} | {r['accuracy_error']:.4f} |")
+    return "\n".join(lines)
+
+
+def doc_body(records: list[dict], command: str) -> str:
+    """The consensus region of ``docs/benchmarks.md``: both tables, the image model and how to rerun."""
+    load = ", ".join(f"{x:.2f}" for x in records[-1]["loadavg"])
+    parts = ["### Consensus of CIFAR-10N's three annotators", "", table(records), ""]
+    model = next((r for r in records if "model_accuracy" in r), None)
+    if model is not None:
+        parts += [
+            f"Image model: {model['image_model']}, trained on the Dawid-Skene consensus, out-of-fold "
+            f"accuracy {model['model_accuracy']:.3f} against the clean label, {model['model_seconds']:.0f} s "
+            f"(features and the five folds); model weight {model['model_weight']:.2f}.",
+            "",
+        ]
+    parts += [
+        "Estimated accuracy of each annotator (estimate − truth in brackets); for cleanlab, its "
+        "`annotator_quality` score:",
+        "",
+        accuracy_table(records),
+        "",
+        f"Majority vote breaks a tie (all three votes differ on {records[1].get('ties', 0):,} rows) by the vote "
+        "of the annotator who agrees most often with the others; its accuracy estimate is the agreement "
+        "with the majority label. Consensus noise is the share of rows whose consensus is "
+        "not the clean label; the flags are the rows not trusted (`~clean_mask_`), scored against "
+        '"consensus wrong".',
+        "",
+        f"`{command}`; load average at the end {load} (2 cores, shared).",
+        "",
+    ]
+    return "\n".join(parts)
+
+
 def write_doc(text: str, body: str) -> str:
     """``text`` with ``body`` between :data:`BEGIN` and :data:`END`; the markers are appended when missing."""
     from benchmarks.tables import replace_region_at_end
@@ -192,6 +383,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=50_000, help="training rows (stratified sample)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--votes-only", action="store_true", help="no image model, no cleanlab")
+    parser.add_argument(
+        "--image-model",
+        choices=("kmeans", "patches"),
+        default="kmeans",
+        help="k-means patch features + ridge, or the detection benchmark's random patches + logistic regression",
+    )
+    parser.add_argument(
+        "--proba",
+        default=None,
+        help="an .npz file of the image model's out-of-fold probabilities: read if it exists, else written",
+    )
     parser.add_argument("--no-lock", action="store_true", help="do not wait for the machine's benchmark lock")
     parser.add_argument("--doc", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--out", default=None, help="JSON lines file [docs/results/consensus_bench_<date>.jsonl]")
@@ -204,18 +406,21 @@ def main(argv: list[str] | None = None) -> int:
 
     with contextlib.nullcontext() if args.no_lock else bench_lock():
         t0 = time.perf_counter()
-        data = load(data_dir, args.rows, args.seed, images=not args.votes_only)
+        images = not args.votes_only and not (args.proba and Path(args.proba).exists())
+        data = load(data_dir, args.rows, args.seed, images=images)
         log(f"loaded {len(data['truth']):,} rows in {time.perf_counter() - t0:.0f} s")
         records = votes_only(data)
         if not args.votes_only:
-            records += with_model(data, args.seed)
+            proba_file = Path(args.proba) if args.proba else None
+            records += with_model(data, args.seed, args.image_model, proba_file)
     with out.open("a") as fh:
         for r in records:
             fh.write(json.dumps({"bench": "consensus", "seed": args.seed, **r}) + "\n")
-    body = table(records)
+    command = "python -m benchmarks.consensus_bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    body = doc_body(records, command.strip())
     print(body)
     if args.doc:
-        DOC.write_text(write_doc(DOC.read_text(), "### Consensus of CIFAR-10N's three annotators\n\n" + body + "\n"))
+        DOC.write_text(write_doc(DOC.read_text(), body))
     return 0
 
 
