@@ -11,7 +11,7 @@ matrix with ``-1`` for a missing vote:
   the spirit of CROWDLAB (H. W. Goh, U. Tkachenko and J. Mueller, *CROWDLAB: Supervised learning
   to infer consensus labels and quality scores for data with multiple annotators*, 2022): each
   vote becomes a soft label through its annotator's estimated confusion matrix, the classifier's
-  probabilities are tempered to how well they agree with the consensus, and the two are
+  probabilities are tempered by the exponent that makes the votes most likely, and the two are
   combined as a product of experts.
 
 :class:`AnnotatorConsensus` is the scikit-learn estimator that orchestrates them; it imports
@@ -48,6 +48,8 @@ __all__ = [
 
 #: Pseudo-count added to every cell of an annotator's confusion matrix (Dirichlet smoothing).
 SMOOTHING = 1.0
+#: The range searched for the exponent of a classifier's probabilities (:func:`model_consensus`).
+MODEL_WEIGHT_LOW, MODEL_WEIGHT_HIGH = 0.05, 20.0
 
 
 # ---------------------------------------------------------------------------
@@ -352,10 +354,12 @@ def model_consensus(
     A weighted ensemble, as a product of experts: each vote is a soft label over the classes,
     its annotator's estimated confusion column (an annotator who agrees with the consensus
     weighs much, one who does not weighs little), and the classifier's probabilities enter
-    tempered, ``p ** w``, with the weight ``w`` fitted to the likelihood of the votes-only
-    (Dawid-Skene) consensus: a classifier that agrees with it weighs much. The confusion
-    matrices are then re-estimated by EM with the tempered probabilities as each row's prior
-    (:func:`dawid_skene` with ``log_prior``).
+    tempered, ``p ** w`` (normalised per row), as each row's prior of the true class in the
+    Dawid-Skene model (:func:`dawid_skene` with ``log_prior``). The weight ``w`` is the one that
+    maximises the likelihood of the votes under that model (an empirical-Bayes choice, searched
+    over ``[MODEL_WEIGHT_LOW, MODEL_WEIGHT_HIGH]``): a classifier whose probabilities predict the
+    votes well weighs much. Calibrating ``p`` against the votes-only consensus instead would
+    cap its weight at how well it matches that consensus, wrong labels included.
 
     Returns
     -------
@@ -373,17 +377,26 @@ def model_consensus(
     >>> post.argmax(axis=1).tolist()
     [0, 0, 1, 1]
     """
-    from .detection import calibrate
+    from scipy.optimize import minimize_scalar
 
     k = pred_probs.shape[1]
-    votes_only, _, _ = dawid_skene(votes, k, smoothing=smoothing, max_iter=max_iter, tol=tol)
-    voted = (votes >= 0).any(axis=1)
-    target = votes_only.argmax(axis=1)
-    _, temperature = calibrate(np.asarray(pred_probs[voted], dtype=np.float32), target[voted])
-    weight = 1.0 / temperature
-    log_prior = weight * np.log(np.clip(np.asarray(pred_probs, dtype=np.float64), 1e-7, 1.0))
-    post, confusion, _ = dawid_skene(votes, k, log_prior=log_prior, smoothing=smoothing, max_iter=max_iter, tol=tol)
-    return post, confusion, float(weight)
+    log_p = np.log(np.clip(np.asarray(pred_probs, dtype=np.float64), 1e-7, 1.0))
+    fits: dict[float, tuple] = {}
+
+    def fit(log_w: float) -> float:
+        prior = np.exp(log_w) * log_p
+        prior -= np.logaddexp.reduce(prior, axis=1, keepdims=True)
+        post, confusion, _ = dawid_skene(votes, k, log_prior=prior, smoothing=smoothing, max_iter=max_iter, tol=tol)
+        _, loglik = posterior(votes, confusion, prior)
+        fits[log_w] = (post, confusion)
+        return -loglik
+
+    bounds = (float(np.log(MODEL_WEIGHT_LOW)), float(np.log(MODEL_WEIGHT_HIGH)))
+    best = float(minimize_scalar(fit, bounds=bounds, method="bounded", options={"xatol": 0.02}).x)
+    if best not in fits:
+        fit(best)
+    post, confusion = fits[best]
+    return post, confusion, float(np.exp(best))
 
 
 def flag_rows(quality: np.ndarray, threshold: float | str) -> np.ndarray:
@@ -489,7 +502,8 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
     method_ : str
         The method used (``"auto"`` resolved).
     model_weight_ : float or None
-        The exponent of the model's probabilities (method ``"model"``).
+        The exponent of the model's probabilities, the one that makes the votes most likely
+        (method ``"model"``; see :func:`model_consensus`).
     n_iter_ : int
     n_features_in_ : int
         Only when ``X`` was given.

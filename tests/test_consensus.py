@@ -15,7 +15,14 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from labelclean.consensus import AnnotatorConsensus, agreement_rates, dawid_skene, majority_vote, model_consensus
+from labelclean.consensus import (
+    AnnotatorConsensus,
+    agreement_rates,
+    dawid_skene,
+    majority_vote,
+    model_consensus,
+    posterior,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -129,6 +136,29 @@ def test_model_with_x_beats_dawid_skene_and_predicts():
     assert est.predict_proba(X[:5]).shape == (5, 3)
     assert (est.predict(X) == y).mean() > 0.8
     assert est.n_features_in_ == 4
+
+
+def test_model_weight_maximises_the_likelihood_of_the_votes():
+    y, Y = crowd(3000, k=4, acc=(0.75, 0.7, 0.65), seed=6)
+    rng = np.random.default_rng(6)
+
+    def probs(strength):  # a classifier right more often with a larger strength
+        logits = rng.normal(0, 1, (len(y), 4)) + strength * np.eye(4)[y]
+        return np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+    def loglik(p, w):
+        prior = w * np.log(p)
+        prior -= np.logaddexp.reduce(prior, axis=1, keepdims=True)
+        _, confusion, _ = dawid_skene(Y, 4, log_prior=prior)
+        return posterior(Y, confusion, prior)[1]
+
+    weak, strong = probs(0.5), probs(2.5)
+    post_weak, _, w_weak = model_consensus(Y, weak)
+    post_strong, _, w_strong = model_consensus(Y, strong)
+    assert w_strong > w_weak
+    for p, w in ((weak, w_weak), (strong, w_strong)):
+        assert loglik(p, w) >= max(loglik(p, 0.7 * w), loglik(p, 1.4 * w))
+    assert (post_strong.argmax(axis=1) != y).mean() < (post_weak.argmax(axis=1) != y).mean()
 
 
 def test_pred_probs_path_and_its_shape_check():
