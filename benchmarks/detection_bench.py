@@ -20,7 +20,8 @@ label):
   (5 folds) from ``HistGradientBoostingClassifier`` on the noisy labels.
 
 Candidates (:data:`CANDIDATES`): labelclean's :func:`labelclean.find_label_issues` and
-:func:`labelclean.detection.detect` with both flag rules; cleanlab's
+:func:`labelclean.detection.detect` with each flag rule (and, marked ``temperature``, on
+probabilities first temperature-scaled to the given labels); cleanlab's
 ``cleanlab.filter.find_label_issues`` with each ``filter_by`` and
 ``cleanlab.rank.get_label_quality_scores`` with three scores. Metrics (:func:`score`):
 precision, recall and F1 of the flagged rows; precision at ``k`` of the quality ranking (``k`` =
@@ -86,9 +87,11 @@ CLEANLAB_SCORES = ("self_confidence", "normalized_margin", "confidence_weighted_
 OURS = "labelclean find_label_issues"
 CANDIDATES = (
     OURS,
-    "labelclean detect class_noise",
     "labelclean detect rank",
+    "labelclean detect class_noise",
     "labelclean detect disagreement",
+    "labelclean detect rank temperature",
+    "labelclean detect class_noise temperature",
     *(f"cleanlab filter {f}" for f in CLEANLAB_FILTERS),
     *(f"cleanlab rank {s}" for s in CLEANLAB_SCORES),
 )
@@ -242,7 +245,8 @@ def run_candidate(name: str, labels: np.ndarray, pred_probs: np.ndarray) -> dict
     if name.startswith("labelclean detect "):
         from labelclean.detection import RELABEL_THRESHOLD, detect
 
-        d = detect(labels, pred_probs, flag=name.split()[-1], relabel_threshold=RELABEL_THRESHOLD)
+        rule, *scaled = name.split()[2:]  # "... temperature": scaled to the given labels first
+        d = detect(labels, pred_probs, flag=rule, relabel_threshold=RELABEL_THRESHOLD, calibrated=not scaled)
         return {"flagged": ~d.clean, "quality": d.quality, "pseudo": d.pseudo}
     if name.startswith("cleanlab filter "):
         from cleanlab.filter import find_label_issues as cl_find

@@ -723,7 +723,7 @@ class CoTeachingFilter(LabelEstimatorBase):
     def _trusted(self, y_enc: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """Rows the second round learns from: each class pruned by its estimated (or the given) noise rate."""
         if self.forget_rate == "auto":
-            noise = detect(y_enc, proba, relabel_threshold=1.0).class_noise
+            noise = detect(y_enc, proba, flag="class_noise", relabel_threshold=1.0, calibrated=False).class_noise
         else:
             noise = np.full(len(self.classes_), float(self.forget_rate))
         return ~flag_by_class_noise(y_enc, proba, noise)

@@ -281,23 +281,24 @@ def detect(
     labels: np.ndarray,
     pred_probs: np.ndarray,
     *,
-    flag: str = "class_noise",
+    flag: str = "rank",
     relabel_threshold: float = RELABEL_THRESHOLD,
-    calibrated: bool = False,
+    calibrated: bool = True,
 ) -> Detection:
     """Decide the row contract from out-of-sample probabilities and the given labels.
 
-    1. Unless ``calibrated``, the probabilities are temperature-scaled to the given labels
+    1. Unless ``calibrated``, the probabilities are first temperature-scaled to the given labels
        (:func:`calibrate`).
     2. The joint distribution of given and true labels is estimated by confident learning
        (:func:`estimate_joint`) and the probabilities are moved to its true class balance
        (:func:`prior_shift`).
-    3. Rows are flagged (``clean`` False) by the ``flag`` rule: ``"class_noise"`` flags, in each
-       given class, as many rows as its estimated noise says are wrong, those with the largest
-       margin against the given label (:func:`flag_by_class_noise`); ``"rank"`` flags as many
-       rows as the estimated noise rate says are wrong over all classes, those with the lowest
-       label posterior (step 5); ``"disagreement"`` flags every row whose most probable class is
-       not the given label (:func:`flag_disagreement`).
+    3. Rows are flagged (``clean`` False) by the ``flag`` rule, never a row whose most probable
+       class is its given label: ``"rank"`` flags as many rows as the estimated noise rate says
+       are wrong over all classes, those with the lowest label posterior (step 5);
+       ``"class_noise"`` flags, in each given class, as many rows as its estimated noise says are
+       wrong, those with the largest margin against the given label (:func:`flag_by_class_noise`);
+       ``"disagreement"`` flags every row whose most probable class is not the given label
+       (:func:`flag_disagreement`).
     4. A flagged row's pseudo-label becomes that class only where both the probabilities and
        the label posterior (:func:`label_posterior`, which weighs in how often the given label
        is wrong for that class) give it at least ``relabel_threshold``: a wrong label left in
@@ -310,12 +311,16 @@ def detect(
         Given labels, encoded ``0 .. K-1``.
     pred_probs : ndarray of shape (n, K)
         Each row's class probabilities from a model that did not train on it.
-    flag : {"class_noise", "rank", "disagreement"}, default="class_noise"
+    flag : {"rank", "class_noise", "disagreement"}, default="rank"
+        Which rows to flag (step 3).
     relabel_threshold : float in [0, 1], default=0.9
         Evidence a flagged row needs before its label is changed; ``0`` changes every flagged
         row to its most probable class.
-    calibrated : bool, default=False
-        The probabilities are already calibrated (skip step 1).
+    calibrated : bool, default=True
+        Take the probabilities as they are. ``False`` temperature-scales them to the given labels
+        first (step 1), which the cross-fitted estimators do to their own out-of-fold
+        probabilities; on someone else's probabilities it flags too many rows when the labels
+        are noisy (see ``docs/benchmarks.md#detection``).
 
     Returns
     -------
@@ -358,6 +363,7 @@ def detect(
         flagged = np.zeros(len(labels), dtype=bool)
         count = int(round(float(np.clip(1.0 - np.trace(joint), 0.0, 1.0)) * len(labels)))
         flagged[_largest(-quality, count)] = count > 0
+        flagged &= best != labels
     pseudo = np.where(flagged & strong & (best != labels), best, labels)
     return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
 
@@ -368,9 +374,9 @@ def find_label_issues(
     *,
     classes: Any = None,
     noise_rate: float | str = "auto",
-    flag: str = "class_noise",
+    flag: str = "rank",
     relabel_threshold: float = RELABEL_THRESHOLD,
-    calibrated: bool = False,
+    calibrated: bool = True,
 ) -> Any:
     """Which given labels do *your* model's out-of-sample probabilities contradict?
 
@@ -394,21 +400,22 @@ def find_label_issues(
         that share of the rows, those with the lowest ``label_quality`` (ties broken by the
         margin of the best class over the given one), e.g. when the share of wrong labels is
         known from an audit.
-    flag : {"class_noise", "rank", "disagreement"}, default="class_noise"
-        ``"class_noise"``: in each given class, as many rows as its estimated noise says are
-        wrong, those with the largest margin against the given label (and only rows whose most
-        probable class is another one). ``"rank"``: as many rows as the estimated noise rate
-        says, over all classes, lowest ``label_quality`` first. ``"disagreement"``: every row whose most probable class
-        is not the given label, which flags many right labels when the model is less accurate
-        than the labels. Chosen on CIFAR-10N's human label sets and the tables of the
-        development suite (see ``docs/benchmarks.md``, *Which rule finds the wrong labels*):
-        mean F1 over the six groups 0.492 for both, but on probabilities less accurate than the
-        labels (synthetic, 10 classes, 5 % flipped, the model right on 93 % of the rows) 0.88
-        against 0.60.
+    flag : {"rank", "class_noise", "disagreement"}, default="rank"
+        ``"rank"``: as many rows as the estimated noise rate says are wrong, over all classes,
+        lowest ``label_quality`` first. ``"class_noise"``: in each given class, as many rows as
+        its estimated noise says are wrong, those with the largest margin against the given
+        label. Both flag only rows whose most probable class is another one.
+        ``"disagreement"``: every row whose most probable class is not the given label, which
+        flags many right labels when the model is less accurate than the labels. The default
+        was chosen on CIFAR-10N's human label sets and the tables of the development suite with
+        flipped labels; every rule's figures, and cleanlab's, are in
+        ``docs/benchmarks.md#detection``.
     relabel_threshold : float in [0, 1], default=0.9
         Evidence a flagged row needs before ``pseudo_label`` differs from ``given_label``.
-    calibrated : bool, default=False
-        The probabilities are calibrated already (no temperature scaling).
+    calibrated : bool, default=True
+        Take the probabilities as they are. ``False`` temperature-scales them to the given labels
+        first (:func:`calibrate`); fitted to noisy labels, the temperature softens the
+        probabilities and more rows are flagged (see ``docs/benchmarks.md#detection``).
 
     Returns
     -------

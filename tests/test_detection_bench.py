@@ -83,7 +83,7 @@ def test_every_candidate_runs_and_gives_its_parts():
         assert math.isnan(r["auroc"]) == r["candidate"].startswith("cleanlab filter")
         assert not math.isnan(r["pseudo_accuracy"]) == r["candidate"].startswith("labelclean")
     ours = {r["candidate"]: r for r in records}
-    assert ours[db.OURS]["f1"] == ours["labelclean detect class_noise"]["f1"]  # the default flag rule
+    assert ours[db.OURS]["f1"] == ours["labelclean detect rank"]["f1"]  # the default flag rule
     assert ours[db.OURS]["auroc"] > 0.9
 
 
