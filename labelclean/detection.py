@@ -349,16 +349,7 @@ def detect(
         flagged = flag_by_class_noise(labels, proba, class_noise(joint))
     elif flag != "rank":
         raise ValueError(f"flag={flag!r}; use 'class_noise', 'rank' or 'disagreement'.")
-    noise = noise_matrix(joint).astype(np.float32)
-    quality = np.empty(len(labels), dtype=np.float32)
-    strong = np.empty(len(labels), dtype=bool)
-    for block in _blocks(len(labels)):  # the label posterior at the given and at the best class only
-        p, y, b = proba[block], labels[block], best[block]
-        rows = np.arange(len(p))
-        norm = np.maximum(np.einsum("ik,ik->i", p, noise[y]), _TINY)
-        quality[block] = p[rows, y] * noise[y, y] / norm
-        post_best = p[rows, b] * noise[y, b] / norm
-        strong[block] = (p[rows, b] >= relabel_threshold) & (post_best >= relabel_threshold)
+    quality, strong = _posterior_at(labels, proba, best, noise_matrix(joint), relabel_threshold)
     if flag == "rank":  # the estimated number of wrong labels, lowest label posterior first
         flagged = np.zeros(len(labels), dtype=bool)
         count = int(round(float(np.clip(1.0 - np.trace(joint), 0.0, 1.0)) * len(labels)))
@@ -366,6 +357,24 @@ def detect(
         flagged &= best != labels
     pseudo = np.where(flagged & strong & (best != labels), best, labels)
     return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
+
+
+def _posterior_at(
+    labels: np.ndarray, proba: np.ndarray, best: np.ndarray, noise: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The label posterior (:func:`label_posterior`) at the given label, and whether the best class
+    reaches ``threshold`` in both the probabilities and the posterior; block by block, two columns only."""
+    noise = noise.astype(np.float32)
+    quality = np.empty(len(labels), dtype=np.float32)
+    strong = np.empty(len(labels), dtype=bool)
+    for block in _blocks(len(labels)):
+        p, y, b = proba[block], labels[block], best[block]
+        rows = np.arange(len(p))
+        norm = np.maximum(np.einsum("ik,ik->i", p, noise[y]), _TINY)
+        quality[block] = p[rows, y] * noise[y, y] / norm
+        post_best = p[rows, b] * noise[y, b] / norm
+        strong[block] = (p[rows, b] >= threshold) & (post_best >= threshold)
+    return quality, strong
 
 
 def find_label_issues(
@@ -437,10 +446,39 @@ def find_label_issues(
     >>> int((~issues["is_clean"]).sum())
     1
     """
-    import pandas as pd
-
     if not (noise_rate == "auto" or (isinstance(noise_rate, (int, float)) and 0.0 <= noise_rate < 1.0)):
         raise ValueError(f"noise_rate must be 'auto' or a number in [0, 1), got {noise_rate!r}.")
+    labels, encoded, proba, classes = _read_inputs(labels, pred_probs, classes)
+    if flag not in ("class_noise", "rank", "disagreement"):
+        raise ValueError(f"flag must be 'class_noise', 'rank' or 'disagreement', got {flag!r}.")
+    verdict = detect(encoded, proba, relabel_threshold=relabel_threshold, calibrated=calibrated, flag=flag)
+    if noise_rate != "auto":
+        verdict = _flag_share(verdict, encoded, proba, float(noise_rate))
+    return _as_frame(labels, classes, verdict)
+
+
+def _as_frame(labels: np.ndarray, classes: np.ndarray, verdict: Detection) -> Any:
+    """The result of :func:`find_label_issues`: one row per label, the noise estimates in ``attrs``."""
+    import pandas as pd
+
+    out = pd.DataFrame(
+        {
+            "given_label": labels,
+            "is_clean": verdict.clean,
+            "label_quality": verdict.quality,
+            "pseudo_label": classes[verdict.pseudo],
+        }
+    )
+    out.attrs["noise_rate"] = verdict.noise_rate
+    out.attrs["class_noise"] = dict(zip(classes.tolist(), verdict.class_noise.tolist()))
+    out.attrs["noise_matrix"] = pd.DataFrame(noise_matrix(verdict.joint), index=classes, columns=classes)
+    return out
+
+
+def _read_inputs(labels: Any, pred_probs: Any, classes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The inputs of :func:`find_label_issues`, checked: labels, their codes, probabilities (rows sum to 1), classes."""
+    import pandas as pd
+
     labels = np.asarray(labels)
     if isinstance(pred_probs, pd.DataFrame):
         classes = np.asarray(pred_probs.columns) if classes is None else np.asarray(classes)
@@ -489,24 +527,7 @@ def find_label_issues(
             stacklevel=2,
         )
         proba = proba / sums[:, None]
-    encoded = order[position]
-    if flag not in ("class_noise", "rank", "disagreement"):
-        raise ValueError(f"flag must be 'class_noise', 'rank' or 'disagreement', got {flag!r}.")
-    verdict = detect(encoded, proba, relabel_threshold=relabel_threshold, calibrated=calibrated, flag=flag)
-    if noise_rate != "auto":
-        verdict = _flag_share(verdict, encoded, proba, float(noise_rate))
-    out = pd.DataFrame(
-        {
-            "given_label": labels,
-            "is_clean": verdict.clean,
-            "label_quality": verdict.quality,
-            "pseudo_label": classes[verdict.pseudo],
-        }
-    )
-    out.attrs["noise_rate"] = verdict.noise_rate
-    out.attrs["class_noise"] = dict(zip(classes.tolist(), verdict.class_noise.tolist()))
-    out.attrs["noise_matrix"] = pd.DataFrame(noise_matrix(verdict.joint), index=classes, columns=classes)
-    return out
+    return labels, order[position], proba, classes
 
 
 def _flag_share(verdict: Detection, labels: np.ndarray, proba: np.ndarray, share: float) -> Detection:
