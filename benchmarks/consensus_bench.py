@@ -416,8 +416,11 @@ def main(argv: list[str] | None = None) -> int:
     with out.open("a") as fh:
         for r in records:
             fh.write(json.dumps({"bench": "consensus", "seed": args.seed, **r}) + "\n")
-    command = "python -m benchmarks.consensus_bench " + " ".join(argv if argv is not None else sys.argv[1:])
-    body = doc_body(records, command.strip())
+    options = [f"--rows {args.rows}"] if args.rows != 50_000 else []
+    options += (["--votes-only"] if args.votes_only else []) + (
+        ["--image-model patches"] if args.image_model != "kmeans" else []
+    )
+    body = doc_body(records, " ".join(["python -m benchmarks.consensus_bench", *options, "--doc"]))
     print(body)
     if args.doc:
         DOC.write_text(write_doc(DOC.read_text(), body))
