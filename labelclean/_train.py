@@ -1,4 +1,7 @@
-"""Shared pieces of the mini-batch loops: devices, seeding, schedules, batched inference."""
+"""Shared pieces of the training loops: devices, seeding, schedules, optimizers, noise, batched inference.
+
+The loops themselves are :mod:`labelclean._engine`.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,11 @@ import contextlib
 import functools
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-
-from . import _progress
-from ._data import batches
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -124,6 +124,31 @@ cheap at any batch size, so 256 serves both (``docs/benchmarks.md#implementation
 
 
 @torch.inference_mode()
+def batched_forward(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    X: torch.Tensor,
+    device: torch.device,
+    *,
+    batch_size: int = INFERENCE_BATCH,
+    rows: torch.Tensor | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``forward`` on ``X`` (or its ``rows``), batch by batch on ``device``, as one float32 numpy array.
+
+    The one inference path of the package: the result is written into one preallocated
+    array (``out`` when given and of the right shape, e.g. earlier probabilities that are
+    no longer needed), and ``rows`` are gathered a batch at a time, so no copy of ``X`` is made.
+    """
+    n = X.shape[0] if rows is None else rows.shape[0]
+    for start in range(0, n, batch_size):
+        xb = X[start : start + batch_size] if rows is None else X[rows[start : start + batch_size]]
+        y = forward(xb.to(device, non_blocking=True))
+        if out is None or out.shape != (n, *y.shape[1:]) or out.dtype != np.float32:
+            out = np.empty((n, *y.shape[1:]), dtype=np.float32)
+        out[start : start + len(y)] = y.cpu().numpy()
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
 def predict_proba_nets(
     nets: Sequence[nn.Module],
     X: torch.Tensor,
@@ -132,23 +157,14 @@ def predict_proba_nets(
     rows: torch.Tensor | None = None,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Average softmax of ``nets`` over ``X`` (or its ``rows``), batch by batch in eval mode, as float32 numpy.
-
-    The result is written into one preallocated array (``out`` when given, e.g. earlier
-    probabilities that are no longer needed), and ``rows`` are gathered a batch at a time,
-    so no copy of ``X`` is made and no second probability matrix is built.
-    """
+    """Average softmax of ``nets`` over ``X`` (or its ``rows``) in eval mode, as float32 (:func:`batched_forward`)."""
     for net in nets:
         net.eval()
-    n = X.shape[0] if rows is None else rows.shape[0]
-    for start in range(0, n, batch_size):
-        xb = X[start : start + batch_size] if rows is None else X[rows[start : start + batch_size]]
-        xb = xb.to(device, non_blocking=True)
-        p = sum(torch.softmax(net(xb).float(), dim=1) for net in nets) / len(nets)
-        if out is None or out.shape != (n, p.shape[1]) or out.dtype != np.float32:
-            out = np.empty((n, p.shape[1]), dtype=np.float32)
-        out[start : start + len(p)] = p.cpu().numpy()
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+    def forward(xb: torch.Tensor) -> torch.Tensor:
+        return sum(torch.softmax(net(xb).float(), dim=1) for net in nets) / len(nets)
+
+    return batched_forward(forward, X, device, batch_size=batch_size, rows=rows, out=out)
 
 
 def steps_per_epoch(n_rows: int, batch_size: int) -> int:
@@ -199,63 +215,6 @@ class LossProbe:
             self._event.record(torch.cuda.current_stream(loss_sum.device))
             self._seen = seen
         return self.value
-
-
-def train_epoch(
-    nets: Sequence[nn.Module],
-    optimizer: torch.optim.Optimizer,
-    X: torch.Tensor,
-    targets: torch.Tensor,
-    loss_fn,
-    *,
-    batch_size: int,
-    generator: torch.Generator,
-    device: torch.device,
-    augment=None,
-    rows: torch.Tensor | None = None,
-    after_step=None,
-) -> dict[str, float]:
-    """One pass over ``X`` (or over ``rows`` of it) in shuffled mini-batches.
-
-    ``loss_fn(logits_per_net, targets_batch)`` returns the scalar loss to minimise and a
-    dict of statistics; the statistics are averaged over batches (weighted by batch size).
-    ``augment(x, generator)`` may transform each input batch (training noise);
-    ``after_step()`` runs after every optimizer step (e.g. a moving average of the weights).
-    The steps are reported to a progress listener (:mod:`labelclean._progress`) where one listens.
-    """
-    for net in nets:
-        net.train()
-    n = X.shape[0] if rows is None else rows.shape[0]
-    totals: dict[str, float] = {}
-    loss_sum = torch.zeros((), device=device)
-    seen = 0
-    beat = _progress.beat()
-    probe = LossProbe(device) if beat is not None else None
-    for idx in batches(n, batch_size, generator):
-        if rows is not None:
-            idx = rows[idx]
-        xb = X[idx].to(device, non_blocking=True)
-        yb = targets[idx].to(device, non_blocking=True)
-        if augment is not None:
-            xb = augment(xb, generator)
-        loss, stats = loss_fn([net(xb) for net in nets], yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if after_step is not None:
-            after_step()
-        b = len(idx)
-        seen += b
-        loss_sum += loss.detach() * b  # summed on the device: no host sync per batch
-        for k, v in stats.items():
-            totals[k] = totals.get(k, 0.0) + v * b
-        if beat is not None and beat.step(b):
-            beat.report(probe.read(loss_sum, seen))
-    loss = float(loss_sum) / max(seen, 1)
-    check_finite_loss(loss, optimizer)
-    if beat is not None:
-        beat.report(loss)
-    return {"loss": loss, **{k: v / max(seen, 1) for k, v in totals.items()}}
 
 
 def ema_update(average: torch.Tensor, current: torch.Tensor, n_averaged: torch.Tensor, *, decay: float):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -28,6 +29,7 @@ from ._crossfit import (
     mix,
     stratified_folds,
 )
+from ._engine import Feed, History, LearningRate, MovingAverage, Progress, fit_epochs, run_epoch, supervised
 from ._train import (
     adam,
     affine_warp,
@@ -36,10 +38,7 @@ from ._train import (
     moving_averages,
     predict_proba_nets,
     random_shift,
-    set_lr,
     steps_per_epoch,
-    train_epoch,
-    update_averages,
 )
 from .detection import calibrate, detect, flag_by_class_noise
 
@@ -546,7 +545,7 @@ class CoTeachingFilter(LabelEstimatorBase):
             return lambda logits, y: coteaching_plus_loss(logits[0], logits[1], y, forget_rate, self.per_class)
         return lambda logits, y: jocor_loss(logits[0], logits[1], y, forget_rate, self.co_lambda, self.per_class)
 
-    def _estimate_noise(self, X, y, gen) -> float:
+    def _estimate_noise(self, X: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> float:
         """Warm-up with two throw-away networks, each trained on one half of the rows.
 
         Returns the lowest out-of-fold disagreement seen over the warm-up epochs (an early
@@ -559,90 +558,81 @@ class CoTeachingFilter(LabelEstimatorBase):
         nets = [self._new_net(len(self.classes_)) for _ in range(2)]
         optimizer = adam([p for net in nets for p in net.parameters()], self.lr_)
         ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
-        best = 1.0
-        total = epochs * sum(steps_per_epoch(len(rows), self.batch_size_) for rows in halves)
-        with _progress.phase("warm-up", total):
-            for epoch in range(epochs):
-                t0 = time.perf_counter()
-                for net, rows in zip(nets, halves):
-                    stats = train_epoch(
-                        [net],
-                        optimizer,
-                        X,
-                        y,
-                        ce,
-                        batch_size=self.batch_size_,
-                        generator=gen,
-                        device=self.device_,
-                        augment=self._augmenter(),
-                        rows=rows,
-                    )
-                wrong = sum(
-                    int(np.sum(np.argmax(predict_proba_nets([net], X, self.device_, rows=rows), 1) != y[rows].numpy()))
-                    for net, rows in zip(nets, halves[::-1])
-                )
-                best = min(best, wrong / n)
-                self.history_.append(
-                    {
-                        "phase": "warmup",
-                        "epoch": epoch,
-                        "loss": stats["loss"],
-                        "oof_disagreement": wrong / n,
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-        return best
+        feed, progress = Feed(X, self.device_, gen, self._augmenter()), Progress(self.device_)
 
-    def _epoch(
-        self, phase: str, epoch: int, nets, optimizer, X, targets, loss_fn, *, lr: float, gen, averages=None, **info
+        def epoch(_: int) -> dict[str, float]:
+            for net, rows in zip(nets, halves):
+                plan = feed.shuffled(rows, self.batch_size_)
+                stats = run_epoch(supervised([net], ce, feed, y), plan, optimizer, [net], [progress])
+            wrong = sum(
+                int(np.sum(np.argmax(predict_proba_nets([net], X, self.device_, rows=rows), 1) != y[rows].numpy()))
+                for net, rows in zip(nets, halves[::-1])
+            )
+            return {"loss": stats["loss"], "oof_disagreement": wrong / n}
+
+        history = History(self.history_, {"phase": "warmup"}, verbose=self.verbose, name="CoTeachingFilter")
+        total = sum(steps_per_epoch(len(rows), self.batch_size_) for rows in halves)
+        fit_epochs(epochs, epoch, [history], phase="warm-up", steps=total)
+        return min(h["oof_disagreement"] for h in self.history_ if h["phase"] == "warmup")
+
+    def _train_nets(
+        self,
+        nets: list[torch.nn.Module],
+        optimizer: torch.optim.Optimizer,
+        feed: Feed,
+        targets: torch.Tensor,
+        *,
+        epochs: int,
+        phase: str,
+        title: str,
+        lr: Callable[[int], float],
+        losses: Callable[[int], tuple[Any, dict[str, float]]],
+        averages: list[torch.nn.Module] | None = None,
     ) -> None:
-        """Train one epoch at learning rate ``lr`` (updating the moving ``averages`` of ``nets`` after every step)
-        and record it in ``history_``."""
-        t0 = time.perf_counter()
-        set_lr(optimizer, lr)
-        stats = train_epoch(
-            nets,
-            optimizer,
-            X,
-            targets,
-            loss_fn,
-            batch_size=self.batch_size_,
-            generator=gen,
-            device=self.device_,
-            augment=self._augmenter(),
-            after_step=None if not averages else functools.partial(update_averages, averages, nets),
-        )
-        self.history_.append({"phase": phase, "epoch": epoch, **info, **stats, "seconds": time.perf_counter() - t0})
-        if self.verbose:
-            print(f"[CoTeachingFilter] {phase} epoch {epoch + 1}: {self.history_[-1]}")
+        """Train ``nets`` on every row for ``epochs``, recorded in ``history_`` as ``phase``.
 
-    def _refine(self, nets, optimizer, X, y_enc, proba, gen, averages=None) -> np.ndarray:
+        Epoch ``e`` runs at learning rate ``lr(e)`` with the loss function of ``losses(e)``,
+        which also gives the epoch's extra ``history_`` fields; the moving ``averages`` of
+        ``nets`` are updated after every step.
+        """
+        callbacks = [
+            LearningRate(optimizer, lr),
+            *([MovingAverage(averages, nets)] if averages else []),
+            Progress(self.device_),
+            History(self.history_, {"phase": phase}, verbose=self.verbose, name="CoTeachingFilter"),
+        ]
+        n = feed.X.shape[0]
+
+        def epoch(e: int) -> dict[str, float]:
+            loss_fn, info = losses(e)
+            plan = feed.shuffled(n, self.batch_size_)
+            return {**info, **run_epoch(supervised(nets, loss_fn, feed, targets), plan, optimizer, nets, callbacks)}
+
+        fit_epochs(epochs, epoch, callbacks, phase=title, steps=steps_per_epoch(n, self.batch_size_))
+
+    def _refine(self, nets, optimizer, feed: Feed, y_enc, proba, averages=None) -> np.ndarray:
         """Second stage: train on every row with consensus-corrected labels; return the new consensus (of the
         moving ``averages`` of the networks where given)."""
         targets, rate = REFINE_LABELS[self.refine_labels](proba, y_enc)
         loss_fn = lambda logits, yb: coteaching_loss(  # noqa: E731
             logits[0], logits[1], yb, rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
         )
-        relabeled = float(np.mean(targets != y_enc))
+        info = {"forget_rate": rate, "relabeled": float(np.mean(targets != y_enc))}
         epochs = self.refine_epochs_
-        with _progress.phase("refinement", epochs * steps_per_epoch(X.shape[0], self.batch_size_)):
-            for epoch in range(epochs):
-                lr = self.lr_ * (epochs - epoch) / (epochs + 1)
-                self._epoch(
-                    "refine",
-                    epoch,
-                    nets,
-                    optimizer,
-                    X,
-                    torch.from_numpy(targets),
-                    loss_fn,
-                    lr=lr,
-                    gen=gen,
-                    averages=averages,
-                    forget_rate=rate,
-                    relabeled=relabeled,
-                )
-        return predict_proba_nets(averages or nets, X, self.device_, out=proba)  # overwrites proba: no second matrix
+        self._train_nets(
+            nets,
+            optimizer,
+            feed,
+            torch.from_numpy(targets),
+            epochs=epochs,
+            phase="refine",
+            title="refinement",
+            lr=lambda e: self.lr_ * (epochs - e) / (epochs + 1),
+            losses=lambda e: (loss_fn, info),
+            averages=averages,
+        )
+        # overwrites proba: no second matrix
+        return predict_proba_nets(averages or nets, feed.X, self.device_, out=proba)
 
     # -- the cross-fitted path (scikit-learn backbones) ------------------
     def _backbone_kind(self, n_rows: int) -> str:
@@ -791,25 +781,27 @@ class CoTeachingFilter(LabelEstimatorBase):
             params = [p for net in nets for p in net.parameters()]
             optimizer = adam(params, self.lr_, self.weight_decay)
             averages = moving_averages(nets, self.ema_decay) if self.ema_decay > 0 else None
-            with _progress.phase("co-teaching", self.max_epochs * steps_per_epoch(Xt.shape[0], self.batch_size_)):
-                for epoch in range(self.max_epochs):
-                    rate = forget_rate_schedule(epoch, tau, self.num_gradual)
-                    self._epoch(
-                        "coteaching",
-                        epoch,
-                        nets,
-                        optimizer,
-                        Xt,
-                        yt,
-                        self._loss_fn(rate, epoch),
-                        lr=self.lr_ * lr_factor(epoch, self.max_epochs),
-                        gen=gen,
-                        averages=averages,
-                        forget_rate=rate,
-                    )
+            feed = Feed(Xt, self.device_, gen, self._augmenter())
+
+            def losses(epoch: int) -> tuple[Any, dict[str, float]]:
+                rate = forget_rate_schedule(epoch, tau, self.num_gradual)
+                return self._loss_fn(rate, epoch), {"forget_rate": rate}
+
+            self._train_nets(
+                nets,
+                optimizer,
+                feed,
+                yt,
+                epochs=self.max_epochs,
+                phase="coteaching",
+                title="co-teaching",
+                lr=lambda e: self.lr_ * lr_factor(e, self.max_epochs),
+                losses=losses,
+                averages=averages,
+            )
             proba = predict_proba_nets(averages or nets, Xt, self.device_)
             if self.refine_epochs_:
-                proba = self._refine(nets, optimizer, Xt, y_enc, proba, gen, averages)
+                proba = self._refine(nets, optimizer, feed, y_enc, proba, averages)
         self.networks_ = [a.module for a in averages] if averages else nets
         self.noise_rate_ = float(tau)
         self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))

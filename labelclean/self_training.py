@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import time
@@ -28,19 +27,26 @@ from ._crossfit import (
     stratified_folds,
     table_backbones,
 )
-from ._data import batches
+from ._engine import (
+    EarlyStopping,
+    Feed,
+    History,
+    LearningRate,
+    MovingAverage,
+    Progress,
+    StepOut,
+    fit_epochs,
+    run_epoch,
+    supervised,
+)
 from ._train import (
-    LossProbe,
     adam,
     affine_warp,
-    check_finite_loss,
     lr_factor,
     moving_averages,
     predict_proba_nets,
     random_shift,
-    set_lr,
     steps_per_epoch,
-    train_epoch,
 )
 from .detection import RELABEL_THRESHOLD, detect
 
@@ -216,6 +222,86 @@ def fold_ids(n: int, n_folds: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randperm(n, generator=generator) % n_folds
 
 
+def align_distribution(p: torch.Tensor, prior: torch.Tensor, running: torch.Tensor) -> torch.Tensor:
+    """Distribution alignment (Berthelot et al., ReMixMatch, ICLR 2020): ``p · prior / running``, renormalised.
+
+    ``running`` (a running mean of the predictions) takes in ``p`` first, in place, with momentum 0.99.
+    """
+    running.mul_(0.99).add_(0.01 * p.mean(0))
+    p = p * prior / running
+    return p / p.sum(1, keepdim=True)
+
+
+@torch.no_grad()
+def weak_targets(
+    guesser: torch.nn.Module,
+    xu: torch.Tensor,
+    *,
+    threshold: float,
+    generator: torch.Generator,
+    weak=None,
+    prior: torch.Tensor | None = None,
+    running: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FixMatch's targets: ``guesser``'s class on the weak view of ``xu`` (eval mode), and a 0/1 mask of confidence.
+
+    The mask is 1 where the top probability (aligned with :func:`align_distribution` when
+    ``prior`` and ``running`` are given) reaches ``threshold``.
+    """
+    guesser.eval()
+    p_weak = torch.softmax(guesser(xu if weak is None else weak(xu, generator)).float(), dim=1)
+    if prior is not None and running is not None:
+        p_weak = align_distribution(p_weak, prior, running)
+    conf, guess = p_weak.max(1)
+    return guess, (conf >= threshold).float()
+
+
+def fixmatch_loss(
+    logits: torch.Tensor, y_labeled: torch.Tensor, guess: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy of the labeled rows (the first ``len(y_labeled)`` logits) plus the masked one of the others."""
+    n_lab = len(y_labeled)
+    loss_u = (F.cross_entropy(logits[n_lab:], guess, reduction="none") * mask).mean()
+    return F.cross_entropy(logits[:n_lab], y_labeled) + loss_u
+
+
+def consistency_step(
+    net: torch.nn.Module,
+    feed: Feed,
+    y: torch.Tensor,
+    labeled: torch.Tensor,
+    unlabeled: torch.Tensor,
+    idx: torch.Tensor,
+    *,
+    labeled_batch: int,
+    threshold: float,
+    weak=None,
+    strong=None,
+    prior: torch.Tensor | None = None,
+    running: torch.Tensor | None = None,
+    guesser: torch.nn.Module | None = None,
+) -> StepOut:
+    """One step of FixMatch-style consistency training on the unlabeled rows ``unlabeled[idx]`` (see
+    :func:`consistency_epoch`); ``labeled_batch`` labeled rows are drawn at random to join it."""
+    xu = feed.x(unlabeled[idx])
+    lab = labeled[torch.randint(len(labeled), (labeled_batch,), generator=feed.generator)]
+    xl, yl = feed.x(lab), feed.take(y, lab)
+    guess, mask = weak_targets(
+        net if guesser is None else guesser,
+        xu,
+        threshold=threshold,
+        generator=feed.generator,
+        weak=weak,
+        prior=prior,
+        running=running,
+    )
+    net.train()
+    xs = torch.cat([xl, xu])
+    loss = fixmatch_loss(net(xs if strong is None else strong(xs, feed.generator)), yl, guess, mask)
+    b = len(idx)
+    return StepOut(loss, {"loss": loss.detach() * b, "mask_rate": mask.sum()}, b, shown=b + labeled_batch)
+
+
 def consistency_epoch(
     net: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -258,45 +344,24 @@ def consistency_epoch(
     exponential moving average), the targets come from the averaged network instead, which is
     updated after every step (the mean teacher of Tarvainen and Valpola, NeurIPS 2017).
     """
-    loss_sum = torch.zeros((), device=device)
-    mask_sum = torch.zeros((), device=device)
-    seen = 0
-    beat = _progress.beat()
-    probe = LossProbe(device) if beat is not None else None
-    for idx in batches(len(unlabeled), batch_size, generator):
-        xu = X[unlabeled[idx]].to(device, non_blocking=True)
-        lab = labeled[torch.randint(len(labeled), (labeled_batch,), generator=generator)]
-        xl, yl = X[lab].to(device, non_blocking=True), y[lab].to(device, non_blocking=True)
-        guesser = net if averaged is None else averaged
-        guesser.eval()
-        with torch.no_grad():
-            p_weak = torch.softmax(guesser(xu if weak is None else weak(xu, generator)).float(), dim=1)
-            if prior is not None and running is not None:
-                running.mul_(0.99).add_(0.01 * p_weak.mean(0))
-                p_weak = p_weak * prior / running
-                p_weak = p_weak / p_weak.sum(1, keepdim=True)
-            conf, guess = p_weak.max(1)
-        net.train()
-        mask = (conf >= threshold).float()
-        xs = torch.cat([xl, xu])
-        logits = net(xs if strong is None else strong(xs, generator))
-        loss_u = (F.cross_entropy(logits[labeled_batch:], guess, reduction="none") * mask).mean()
-        loss = F.cross_entropy(logits[:labeled_batch], yl) + loss_u
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if averaged is not None:
-            averaged.update_parameters(net)
-        seen += len(idx)
-        loss_sum += loss.detach() * len(idx)
-        mask_sum += mask.sum()
-        if beat is not None and beat.step(len(idx) + labeled_batch):
-            beat.report(probe.read(loss_sum, seen))
-    loss = float(loss_sum) / max(seen, 1)
-    check_finite_loss(loss, optimizer)
-    if beat is not None:
-        beat.report(loss)
-    return {"loss": loss, "mask_rate": float(mask_sum) / max(seen, 1)}
+    feed = Feed(X, device, generator)
+    step = functools.partial(
+        consistency_step,
+        net,
+        feed,
+        y,
+        labeled,
+        unlabeled,
+        labeled_batch=labeled_batch,
+        threshold=threshold,
+        weak=weak,
+        strong=strong,
+        prior=prior,
+        running=running,
+        guesser=averaged,
+    )
+    callbacks = [*([MovingAverage([averaged], [net])] if averaged is not None else []), Progress(device)]
+    return run_epoch(step, feed.shuffled(len(unlabeled), batch_size), optimizer, [net], callbacks)
 
 
 def align_columns(proba: np.ndarray, model_classes: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -699,34 +764,33 @@ class SelfTrainer(LabelEstimatorBase):
             prior = torch.bincount(y_t[lab], minlength=k).float().to(self.device_)
             prior, running = prior / prior.sum(), torch.full((k,), 1.0 / k, device=self.device_)
         averaged = moving_averages([net], self.consistency_ema)[0] if self.consistency_ema > 0 else None
-        total = epochs * steps_per_epoch(len(unl), self.batch_size)
-        with _progress.phase("teacher (consistency)", total):
-            for epoch in range(epochs):
-                t0 = time.perf_counter()
-                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-                stats = consistency_epoch(
-                    net,
-                    optimizer,
-                    Xt,
-                    y_t,
-                    lab,
-                    unl,
-                    batch_size=self.batch_size,
-                    labeled_batch=max(1, self.batch_size // 4),
-                    threshold=float(self.consistency_threshold),
-                    generator=gen,
-                    device=self.device_,
-                    weak=weak,
-                    strong=strong,
-                    prior=prior,
-                    running=running,
-                    averaged=averaged,
-                )
-                self.history_.append(
-                    {"phase": "teacher", "round": 0, "epoch": epoch, **stats, "seconds": time.perf_counter() - t0}
-                )
-                if self.verbose:
-                    print(f"[SelfTrainer] {self.history_[-1]}")
+        callbacks = [
+            LearningRate(optimizer, lambda e: self.lr * lr_factor(e, epochs)),
+            History(self.history_, {"phase": "teacher", "round": 0}, verbose=self.verbose, name="SelfTrainer"),
+        ]
+
+        def epoch(_: int) -> dict[str, float]:
+            return consistency_epoch(
+                net,
+                optimizer,
+                Xt,
+                y_t,
+                lab,
+                unl,
+                batch_size=self.batch_size,
+                labeled_batch=max(1, self.batch_size // 4),
+                threshold=float(self.consistency_threshold),
+                generator=gen,
+                device=self.device_,
+                weak=weak,
+                strong=strong,
+                prior=prior,
+                running=running,
+                averaged=averaged,
+            )
+
+        steps = steps_per_epoch(len(unl), self.batch_size)
+        fit_epochs(epochs, epoch, callbacks, phase="teacher (consistency)", steps=steps)
         if averaged is not None:
             net = averaged.module
         return predict_proba_nets([net], Xt, self.device_), net
@@ -736,44 +800,30 @@ class SelfTrainer(LabelEstimatorBase):
         net = self._new_net(len(self.classes_), width=width)
         optimizer = adam(net.parameters(), self.lr, self.weight_decay)
         epochs = epochs_for(len(rows), self.batch_size, self.max_epochs, self.min_steps)
+        callbacks = [
+            LearningRate(optimizer, lambda e: self.lr * (1.0 if holdout is not None else lr_factor(e, epochs))),
+            Progress(self.device_),
+        ]
         if holdout is not None:  # early stopping decides, within max_teacher_epochs
             epochs = max(epochs, self.max_teacher_epochs)
             held_labels = targets[holdout].argmax(1).numpy()  # the (noisy) labels it is scored against
-        best, best_state, stale, noise = -1.0, None, 0, self._noise()
-        steps = steps_per_epoch(len(rows), self.batch_size)
-        with _progress.phase(self._phase_name(tag), epochs * steps):
-            for epoch in range(epochs):
-                t0 = time.perf_counter()
-                set_lr(optimizer, self.lr * (1.0 if holdout is not None else lr_factor(epoch, epochs)))
-                stats = train_epoch(
-                    [net],
-                    optimizer,
-                    Xt,
-                    targets,
-                    soft_cross_entropy,
-                    batch_size=self.batch_size,
-                    generator=gen,
-                    device=self.device_,
-                    augment=noise,
-                    rows=rows,
+
+            def accuracy() -> float:
+                return float(
+                    np.mean(predict_proba_nets([net], Xt, self.device_, rows=holdout).argmax(1) == held_labels)
                 )
-                record = {**tag, "epoch": epoch, **stats}
-                if holdout is not None:
-                    proba = predict_proba_nets([net], Xt, self.device_, rows=holdout)
-                    acc = float(np.mean(proba.argmax(1) == held_labels))
-                    record["holdout_accuracy"] = acc
-                    if acc > best:
-                        best, best_state, stale = acc, copy.deepcopy(net.state_dict()), 0
-                    else:
-                        stale += 1
-                self.history_.append({**record, "seconds": time.perf_counter() - t0})
-                if self.verbose:
-                    print(f"[SelfTrainer] {self.history_[-1]}")
-                if holdout is not None and stale >= self.patience:
-                    _progress.skip((epochs - epoch - 1) * steps)  # stopped early: these epochs will not run
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+
+            callbacks.append(EarlyStopping(net, accuracy, patience=self.patience, key="holdout_accuracy"))
+        callbacks.append(History(self.history_, tag, verbose=self.verbose, name="SelfTrainer"))
+        feed = Feed(Xt, self.device_, gen, self._noise())
+        step = supervised([net], soft_cross_entropy, feed, targets)
+        fit_epochs(
+            epochs,
+            lambda e: run_epoch(step, feed.shuffled(rows, self.batch_size), optimizer, [net], callbacks),
+            callbacks,
+            phase=self._phase_name(tag),
+            steps=steps_per_epoch(len(rows), self.batch_size),
+        )
         return net
 
     def _train_model(self, Xt, targets, rows, *, width, gen, tag, holdout=None):
