@@ -11,8 +11,9 @@ repulsion of negative pairs only, with a margin (Hadsell, Chopra and LeCun, CVPR
 
 from __future__ import annotations
 
+import functools
 import math
-import time
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -23,11 +24,10 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
-from . import _progress
 from ._base import TorchEstimatorMixin, _as_tensor
 from ._compat import Interval, StrOptions, _fit_context
-from ._data import batches
-from ._train import INFERENCE_BATCH, LossProbe, adam, affine_warp, lr_factor, set_lr, steps_per_epoch
+from ._engine import Augment, Feed, History, LearningRate, Progress, StepOut, fit_epochs, run_epoch
+from ._train import adam, affine_warp, batched_forward, lr_factor, steps_per_epoch
 
 # ---------------------------------------------------------------------------
 # Pure functions: augmentations and losses, on tensors.
@@ -164,48 +164,26 @@ def phase_of(epoch: int, phases: str) -> str:
     return "positive" if epoch % 2 == 0 else "negative"
 
 
-def contrastive_epoch(
+def contrastive_step(
     encoder: nn.Module,
     head: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    X: torch.Tensor,
-    loss_fn,
-    augment,
-    *,
-    batch_size: int,
-    generator: torch.Generator,
-    device: torch.device,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    augment: Augment,
+    feed: Feed,
     margin: float,
-) -> dict[str, float]:
-    """One pass over ``X`` in shuffled mini-batches; two views of each batch go through the networks together.
+    idx: torch.Tensor,
+) -> StepOut:
+    """One step on rows ``idx``: two views of the batch (``augment(x, generator)``) go through the networks together.
 
-    ``loss_fn(z1, z2)`` is the loss of the phase; ``augment(x, generator)`` draws one view.
-    Returns the batch-size-weighted means of the loss and of :func:`embedding_stats`.
+    ``loss_fn(z1, z2)`` is the loss of the phase; the step reports it with the statistics of
+    :func:`embedding_stats`, weighted by the batch size.
     """
-    encoder.train()
-    head.train()
-    sums: dict[str, torch.Tensor] = {}
-    seen = 0
-    beat = _progress.beat()
-    probe = LossProbe(device) if beat is not None else None
-    for idx in batches(X.shape[0], batch_size, generator):
-        xb = X[idx].to(device, non_blocking=True)
-        views = torch.cat([augment(xb, generator), augment(xb, generator)])
-        z1, z2 = head(encoder(views)).chunk(2)
-        loss = loss_fn(z1, z2)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        b = len(idx)
-        seen += b
-        for k, v in {"loss": loss.detach(), **embedding_stats(z1, z2, margin)}.items():
-            sums[k] = sums.get(k, 0.0) + v * b  # summed on the device: no host sync per batch
-        if beat is not None and beat.step(b):
-            beat.report(probe.read(sums["loss"], seen))
-    out = {k: float(v) / max(seen, 1) for k, v in sums.items()}
-    if beat is not None:
-        beat.report(out.get("loss"))
-    return out
+    xb = feed.x(idx)
+    views = torch.cat([augment(xb, feed.generator), augment(xb, feed.generator)])
+    z1, z2 = head(encoder(views)).chunk(2)
+    loss = loss_fn(z1, z2)
+    b = len(idx)
+    return StepOut(loss, {k: v * b for k, v in {"loss": loss.detach(), **embedding_stats(z1, z2, margin)}.items()}, b)
 
 
 def projection_head(n_components: int, projection_dim: int) -> nn.Module:
@@ -421,39 +399,32 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
             head = projection_head(self.n_components, self.projection_dim).to(self.device_)
             params = [*encoder.parameters(), *head.parameters()]
             optimizer = adam(params, self.lr, self.weight_decay)
-            total = self.max_epochs * steps_per_epoch(Xt.shape[0], self.batch_size)
-            with _progress.phase("contrastive", total):
-                for epoch in range(self.max_epochs):
-                    t0 = time.perf_counter()
-                    phase = phase_of(epoch, self.phases)
-                    set_lr(optimizer, self.lr * lr_factor(epoch, self.max_epochs))
-                    stats = contrastive_epoch(
-                        encoder,
-                        head,
-                        optimizer,
-                        Xt,
-                        self._loss(phase),
-                        augment,
-                        batch_size=self.batch_size,
-                        generator=gen,
-                        device=self.device_,
-                        margin=self.margin,
-                    )
-                    self.history_.append({"phase": phase, "epoch": epoch, **stats, "seconds": time.perf_counter() - t0})
-                    if self.verbose:
-                        print(f"[ContrastiveEncoder] epoch {epoch + 1}: {self.history_[-1]}")
+            feed = Feed(Xt, self.device_, gen)
+            callbacks = [
+                LearningRate(optimizer, lambda e: self.lr * lr_factor(e, self.max_epochs)),
+                Progress(self.device_),
+                History(
+                    self.history_,
+                    lambda e: {"phase": phase_of(e, self.phases)},
+                    verbose=self.verbose,
+                    name="ContrastiveEncoder",
+                ),
+            ]
+
+            def epoch(e: int) -> dict[str, float]:
+                step = functools.partial(
+                    contrastive_step, encoder, head, self._loss(phase_of(e, self.phases)), augment, feed, self.margin
+                )
+                return run_epoch(
+                    step, feed.shuffled(Xt.shape[0], self.batch_size), optimizer, [encoder, head], callbacks
+                )
+
+            total = steps_per_epoch(Xt.shape[0], self.batch_size)
+            fit_epochs(self.max_epochs, epoch, callbacks, phase="contrastive", steps=total)
         self.encoder_ = encoder.eval()
         self.head_ = head.eval()
         self._n_features_out = self.n_components
         return self
-
-    @torch.inference_mode()
-    def _encode(self, X: torch.Tensor, batch_size: int = INFERENCE_BATCH) -> np.ndarray:
-        out = [
-            self.encoder_(X[start : start + batch_size].to(self.device_, non_blocking=True)).float().cpu()
-            for start in range(0, X.shape[0], batch_size)
-        ]
-        return torch.cat(out).numpy()
 
     def transform(self, X: Any) -> np.ndarray:
         """Embed rows shaped like the training rows.
@@ -470,4 +441,4 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
         Xr, _ = self._validate_X(X, reset=False)
         self.encoder_.eval()
         with self._threads():
-            return self._encode(_as_tensor(Xr))
+            return batched_forward(lambda xb: self.encoder_(xb).float(), _as_tensor(Xr), self.device_)
