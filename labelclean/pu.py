@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from functools import partial
 from numbers import Integral, Real
 from typing import Any
@@ -28,7 +29,8 @@ from ._crossfit import (
     stratified_folds,
     table_backbones,
 )
-from ._train import INFERENCE_BATCH, adam, check_finite_loss, lr_factor, random_shift, set_lr
+from ._engine import Feed, History, LearningRate, Progress, StepOut, fit_epochs, run_epoch
+from ._train import adam, batched_forward, lr_factor, random_shift
 
 # ---------------------------------------------------------------------------
 # Pure functions: labels, losses, batches, prior estimation.
@@ -164,6 +166,27 @@ def pu_steps(n_pos: int, n_unl: int, batch_size: int, pos_share: float = 0.25) -
     6
     """
     return max(1, math.ceil(n_unl / _pu_batch_sizes(n_pos, n_unl, batch_size, pos_share)[1]))
+
+
+def pu_step(
+    net: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]],
+    feed: Feed,
+    pos: torch.Tensor,
+    unl: torch.Tensor,
+    batch: tuple[torch.Tensor, torch.Tensor],
+) -> StepOut:
+    """One step on a batch of :func:`pu_batches`: ``loss_fn(logits, s)``, ``s`` 1 for the positives, 0 for the rest.
+
+    The loss and the statistics are summed on the host (``loss_fn`` reads its risks there anyway).
+    """
+    bp, bu = batch
+    idx = torch.cat([pos[bp], unl[bu]])
+    xb = feed.x(idx)
+    s = torch.cat([torch.ones(len(bp)), torch.zeros(len(bu))]).to(feed.device)
+    loss, stats = loss_fn(net(xb)[:, 0].float(), s)
+    b = len(idx)
+    return StepOut(loss, {"loss": float(loss.detach()) * b, **{k: v * b for k, v in stats.items()}}, b)
 
 
 def _phase_title(tag: str, spy_iterations: int) -> str:
@@ -532,37 +555,23 @@ class PUClassifier(LabelEstimatorBase):
         return random_shift if use and len(self.input_shape_) == 3 else None
 
     def _run_epochs(self, net, X, pos, unl, loss_fn, epochs: int, gen: torch.Generator, phase: str) -> None:
-        """Train ``net`` for ``epochs`` on batches of positives ``pos`` and other rows ``unl``."""
+        """Train ``net`` for ``epochs`` on batches of positives ``pos`` and other rows ``unl`` (:func:`pu_step`)."""
         optimizer = adam(net.parameters(), self.lr, self.weight_decay)
-        augment = self._augmenter()
-        total = epochs * pu_steps(len(pos), len(unl), self.batch_size)
-        with _progress.phase(_phase_title(phase, self.spy_iterations), total):
-            for epoch in range(epochs):
-                t0, totals, seen = time.perf_counter(), {}, 0
-                set_lr(optimizer, self.lr * lr_factor(epoch, epochs))
-                beat = _progress.beat()
-                net.train()
-                for bp, bu in pu_batches(len(pos), len(unl), self.batch_size, gen):
-                    idx = torch.cat([pos[bp], unl[bu]])
-                    xb = X[idx].to(self.device_, non_blocking=True)
-                    xb = augment(xb, gen) if augment is not None else xb
-                    s = torch.cat([torch.ones(len(bp)), torch.zeros(len(bu))]).to(self.device_)
-                    loss, stats = loss_fn(net(xb)[:, 0].float(), s)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    seen += len(idx)
-                    for k, v in {"loss": float(loss.detach()), **stats}.items():
-                        totals[k] = totals.get(k, 0.0) + v * len(idx)
-                    if beat is not None and beat.step(len(idx)):
-                        beat.report(totals["loss"] / seen)  # read at every step already
-                check_finite_loss(totals["loss"], optimizer)
-                if beat is not None:
-                    beat.report(totals["loss"] / seen)
-                entry = {"phase": phase, "epoch": epoch, **{k: v / seen for k, v in totals.items()}}
-                self.history_.append({**entry, "seconds": time.perf_counter() - t0})
-                if self.verbose:
-                    print(f"[PUClassifier] {phase} epoch {epoch + 1}/{epochs} {self.history_[-1]}")
+        feed = Feed(X, self.device_, gen, self._augmenter())
+        step = partial(pu_step, net, loss_fn, feed, pos, unl)
+        plan = partial(pu_batches, len(pos), len(unl), self.batch_size, gen)
+        callbacks = [
+            LearningRate(optimizer, lambda e: self.lr * lr_factor(e, epochs)),
+            Progress(self.device_),
+            History(self.history_, {"phase": phase}, verbose=self.verbose, name="PUClassifier"),
+        ]
+        fit_epochs(
+            epochs,
+            lambda e: run_epoch(step, plan(), optimizer, [net], callbacks),
+            callbacks,
+            phase=_phase_title(phase, self.spy_iterations),
+            steps=pu_steps(len(pos), len(unl), self.batch_size),
+        )
 
     def _fit_binary(self, X, pos, neg, epochs: int, gen: torch.Generator, phase: str, *, use_estimator: bool):
         """A positives-vs-rest model on rows ``pos``/``neg``; returns ``predict(rows) -> p`` at natural frequencies.
@@ -587,14 +596,10 @@ class PUClassifier(LabelEstimatorBase):
         self.networks_, self.estimator_, self._logit_offset = [net], None, offset
         return lambda r: self._net_proba(net, X, offset, rows=r)
 
-    @torch.inference_mode()
     def _net_proba(self, net, X: torch.Tensor, offset: float = 0.0, rows: torch.Tensor | None = None) -> np.ndarray:
-        """``σ(z + offset)`` for ``X`` (or its ``rows``), ``INFERENCE_BATCH`` rows at a time: no copy of ``X``."""
+        """``σ(z + offset)`` for ``X`` (or its ``rows``), batch by batch (``batched_forward``)."""
         net.eval()
-        rows = torch.arange(X.shape[0]) if rows is None else rows
-        chunks = rows.split(INFERENCE_BATCH)
-        out = [torch.sigmoid(net(X[r].to(self.device_))[:, 0].float() + offset).cpu() for r in chunks]
-        return torch.cat(out).numpy() if out else np.zeros(0, dtype=np.float32)
+        return batched_forward(lambda xb: torch.sigmoid(net(xb)[:, 0].float() + offset), X, self.device_, rows=rows)
 
     # -- class prior ---------------------------------------------------------
     @staticmethod
