@@ -72,9 +72,18 @@ def batches(n: int, batch_size: int, generator: torch.Generator | None = None) -
     """Split ``range(n)`` into index batches, shuffled with ``generator`` when given.
 
     A last batch of a single row is merged into the previous one (batch norm needs two rows).
+
+    Examples
+    --------
+    >>> import torch
+    >>> [len(b) for b in batches(257, 128)], [len(b) for b in batches(3, 2)]
+    ([128, 129], [3])
+    >>> sorted(torch.cat(batches(9, 4, torch.Generator().manual_seed(0))).tolist()) == list(range(9))
+    True
     """
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     out = list(torch.split(order, batch_size))
     if len(out) > 1 and len(out[-1]) < 2:
-        out[-2] = torch.cat([out[-2], out.pop()])
+        last = out.pop()
+        out[-1] = torch.cat([out[-1], last])
     return out
