@@ -284,6 +284,7 @@ def detect(
     flag: str = "rank",
     relabel_threshold: float = RELABEL_THRESHOLD,
     calibrated: bool = True,
+    relabel_temperature: float = 1.0,
 ) -> Detection:
     """Decide the row contract from out-of-sample probabilities and the given labels.
 
@@ -299,10 +300,11 @@ def detect(
        wrong, those with the largest margin against the given label (:func:`flag_by_class_noise`);
        ``"disagreement"`` flags every row whose most probable class is not the given label
        (:func:`flag_disagreement`).
-    4. A flagged row's pseudo-label becomes that class only where both the probabilities and
-       the label posterior (:func:`label_posterior`, which weighs in how often the given label
-       is wrong for that class) give it at least ``relabel_threshold``: a wrong label left in
-       place costs nothing new, a right label changed is a new mistake.
+    4. A flagged row's pseudo-label becomes its most probable class only where both the
+       probabilities and the label posterior (:func:`label_posterior`, which weighs in how often
+       the given label is wrong for that class) give it at least ``relabel_threshold``, read at
+       ``relabel_temperature``: a wrong label left in place costs nothing new, a right label
+       changed is a new mistake.
     5. ``quality`` is the label posterior of the given label.
 
     Parameters
@@ -321,6 +323,10 @@ def detect(
         first (step 1), which the cross-fitted estimators do to their own out-of-fold
         probabilities; on someone else's probabilities it flags too many rows when the labels
         are noisy (see ``docs/benchmarks.md#detection``).
+    relabel_temperature : float > 0, default=1.0
+        Temperature ``t`` of the probabilities (``softmax(log p / t)``) that step 4 reads: above
+        1, an overconfident model needs more evidence before a label is changed.
+        :func:`find_label_issues` passes the temperature fitted to the given labels.
 
     Returns
     -------
@@ -355,8 +361,33 @@ def detect(
         count = int(round(float(np.clip(1.0 - np.trace(joint), 0.0, 1.0)) * len(labels)))
         flagged[_largest(-quality, count)] = count > 0
         flagged &= best != labels
-    pseudo = np.where(flagged & strong & (best != labels), best, labels)
+    if relabel_temperature == 1.0:
+        pseudo = np.where(flagged & strong & (best != labels), best, labels)
+    else:
+        pseudo = _relabel(labels, pred_probs, flagged & (best != labels), joint, relabel_temperature, relabel_threshold)
     return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
+
+
+def _relabel(
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    rows: np.ndarray,
+    joint: np.ndarray,
+    temperature: float,
+    threshold: float,
+) -> np.ndarray:
+    """Step 4 of :func:`detect` at ``temperature``, on the candidate ``rows`` only: the pseudo-labels."""
+    idx = np.flatnonzero(rows)
+    p = np.clip(np.asarray(pred_probs[idx], dtype=np.float32), 1e-7, 1.0)
+    p = np.exp(np.log(p) / np.float32(temperature))
+    p /= p.sum(axis=1, keepdims=True)
+    p = _shift(p, joint)
+    best = np.argmax(p, axis=1)
+    _, strong = _posterior_at(labels[idx], p, best, noise_matrix(joint), threshold)
+    pseudo = labels.copy()
+    change = strong & (best != labels[idx])
+    pseudo[idx[change]] = best[change]
+    return pseudo
 
 
 def _posterior_at(
@@ -420,7 +451,10 @@ def find_label_issues(
         flipped labels; every rule's figures, and cleanlab's, are in
         ``docs/benchmarks.md#detection``.
     relabel_threshold : float in [0, 1], default=0.9
-        Evidence a flagged row needs before ``pseudo_label`` differs from ``given_label``.
+        Evidence a flagged row needs before ``pseudo_label`` differs from ``given_label``: the
+        probability of the new label, and its label posterior, both read on the probabilities
+        temperature-scaled to the given labels (an overconfident model changes no more labels
+        than a calibrated one).
     calibrated : bool, default=True
         Take the probabilities as they are. ``False`` temperature-scales them to the given labels
         first (:func:`calibrate`); fitted to noisy labels, the temperature softens the
@@ -451,7 +485,19 @@ def find_label_issues(
     labels, encoded, proba, classes = _read_inputs(labels, pred_probs, classes)
     if flag not in ("class_noise", "rank", "disagreement"):
         raise ValueError(f"flag must be 'class_noise', 'rank' or 'disagreement', got {flag!r}.")
-    verdict = detect(encoded, proba, relabel_threshold=relabel_threshold, calibrated=calibrated, flag=flag)
+    temperature = 1.0
+    if calibrated:  # flags on the probabilities as given; a label changes only on calibrated evidence
+        step = max(1, len(encoded) // CALIBRATION_ROWS)
+        logp = np.log(np.clip(proba[::step], 1e-7, 1.0), dtype=np.float64)
+        temperature = 1.0 / _inverse_temperature(logp, encoded[::step])
+    verdict = detect(
+        encoded,
+        proba,
+        relabel_threshold=relabel_threshold,
+        calibrated=calibrated,
+        flag=flag,
+        relabel_temperature=temperature,
+    )
     if noise_rate != "auto":
         verdict = _flag_share(verdict, encoded, proba, float(noise_rate))
     return _as_frame(labels, classes, verdict)

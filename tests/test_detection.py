@@ -214,3 +214,25 @@ def test_the_rank_rule_flags_the_estimated_number_of_rows_lowest_quality_first()
     assert count > 0 and 0 < (lowest & ~other).sum() < count  # some of the lowest are the model's own class
     np.testing.assert_array_equal(~d.clean, lowest & other)  # the lowest label posteriors, where the model disagrees
     assert flip[~d.clean].mean() > 0.8  # and they are the flipped rows
+
+
+def test_find_label_issues_changes_labels_on_temperature_scaled_evidence():
+    rng = np.random.default_rng(3)
+    n, k = 3000, 3
+    y = rng.integers(0, k, n)
+    p = rng.dirichlet(np.full(k, 0.3), n)
+    p[np.arange(n), y] += 3.0
+    p /= p.sum(axis=1, keepdims=True)
+    given = np.where(rng.random(n) < 0.03, (y + rng.integers(1, k, n)) % k, y)
+    sharp = p**6 / (p**6).sum(axis=1, keepdims=True)  # the same model, overconfident
+    for q in (p.astype(np.float32), sharp.astype(np.float32)):
+        issues = D.find_label_issues(given, q)
+        pseudo = issues["pseudo_label"].to_numpy()
+        _, t = D.calibrate(q, given)  # the temperature fitted to the given labels
+        np.testing.assert_array_equal(pseudo, D.detect(given, q, relabel_temperature=t).pseudo)
+        np.testing.assert_array_equal(issues["is_clean"], D.detect(given, q).clean)  # flags: as given
+        changed = pseudo != given
+        assert (pseudo[changed] == y[changed]).all()  # every change is right
+    raw = D.detect(given, sharp.astype(np.float32))  # read as given, the overconfident model changes more
+    assert (raw.pseudo != given).sum() > (pseudo != given).sum()
+    assert (D.find_label_issues(given, p)["pseudo_label"].to_numpy() != given).sum() > 10
