@@ -4,6 +4,8 @@
 
     python -m benchmarks.consensus_bench --doc                  # all 50,000 training rows → docs/results/, docs
     python -m benchmarks.consensus_bench --rows 3000 --no-lock  # a smoke test on a stratified subset
+    python -m benchmarks.consensus_bench --image-model kmeans   # the earlier image model (800 centroids, stride 2)
+    python -m benchmarks.consensus_bench --proba /tmp/p.npz     # caches the image model's probabilities
 
 The votes are ``random_label1..3`` of ``<data-dir>/cifar10n.parquet`` (see ``<data-dir>/README.md``),
 the truth its clean ``label``. Side by side (:func:`run`):
@@ -11,10 +13,17 @@ the truth its clean ``label``. Side by side (:func:`run`):
 - ``majority`` and ``dawid_skene`` of :class:`labelclean.consensus.AnnotatorConsensus` (votes only),
   and CIFAR-10N's own ``aggre_label``;
 - ``model``: the votes with the out-of-fold probabilities of an image model affordable on a
-  small CPU, trained on the votes-only (Dawid-Skene) consensus: single-layer k-means patch
-  features (:func:`kmeans_features`) and a ridge classifier (:func:`ridge_oof_proba`), or with
-  ``--image-model patches`` the random-patch features and logistic regression of the detection
-  benchmark (:func:`benchmarks.detection_bench.cifar_features`, :func:`benchmarks.detection_bench.oof_proba`);
+  small CPU, trained on the votes-only (Dawid-Skene) consensus, five folds. By default
+  (``--image-model coates``) Coates and Ng's (2011) single-layer network: 1,600 k-means
+  centroids of whitened 6 × 6 patches, every second patch (``--stride 2``; their best, stride 1,
+  would take about 25 min on this machine) encoded by the triangle activation,
+  4-quadrant sum pooling (:func:`coates_features`, 6,400 features), and a ridge classifier
+  regressing on the Dawid-Skene posterior (one-hot with ``--hard-targets``), its penalty chosen
+  by the first fold's agreement with the votes, never the clean label (:func:`ridge_oof_proba`).
+  ``--image-model kmeans`` is the earlier, cheaper model: 800 centroids at stride 2, soft-threshold
+  encoding (:func:`kmeans_features`) and a fixed ridge penalty; ``--image-model patches`` the
+  random-patch features and logistic regression of the detection benchmark
+  (:func:`benchmarks.detection_bench.cifar_features`, :func:`benchmarks.detection_bench.oof_proba`);
 - ``cleanlab.multiannotator.get_label_quality_multiannotator`` on the same probabilities
   (skipped with a message when cleanlab is missing); its rows are flagged by the same rule as
   ours (the expected number of wrong consensus labels, of lowest quality).
@@ -179,13 +188,131 @@ def kmeans_features(
     return out
 
 
-def ridge_oof_proba(features: np.ndarray, labels: np.ndarray, seed: int, *, folds: int = 5) -> np.ndarray:
+COATES_FILTERS = 1600  #: centroids of the Coates-Ng encoding (features: 4 per centroid)
+#: step of its patches: Coates and Ng's best is 1, whose encoding costs 3.7 times stride 2's (about 25 min here)
+COATES_STRIDE = 2
+PENALTIES = (0.01, 0.03, 0.1, 0.3, 1.0)  #: ridge penalties tried, per unit of feature variance and row
+
+
+def _sample_patches(images: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` random ``PATCH`` × ``PATCH`` patches of images ``(n, 3, H, W)``, flattened as ``unfold`` does."""
+    n, c, h, w = images.shape
+    img = rng.integers(0, n, size=count)
+    r = rng.integers(0, h - PATCH + 1, size=count)[:, None] + np.arange(PATCH)
+    s = rng.integers(0, w - PATCH + 1, size=count)[:, None] + np.arange(PATCH)
+    ch = np.arange(c)[None, :, None, None]
+    out = images[img[:, None, None, None], ch, r[:, None, :, None], s[:, None, None, :]]
+    return out.reshape(count, -1).astype(np.float32)
+
+
+def coates_features(
+    images: np.ndarray,
+    *,
+    filters: int = COATES_FILTERS,
+    stride: int = COATES_STRIDE,
+    seed: int = 0,
+    iters: int = 10,
+    samples: int = 200_000,
+    batch: int = 8,
+    compile: bool | None = None,
+) -> np.ndarray:
+    """Coates and Ng's (2011) single-layer k-means features of images ``(n, 3, H, W)`` in [0, 1], no label seen.
+
+    ``samples`` random 6 × 6 patches are brightness- and contrast-normalised and ZCA-whitened
+    (regulariser 0.1); the dictionary is ``filters`` centroids of Euclidean k-means on them
+    (``iters`` rounds, started from random patches). Every patch at step ``stride`` is encoded by
+    the triangle activation ``max(0, mean_k(d_k) - d_k)`` of its distances ``d_k`` to the centroids
+    and summed over the image's four quadrants: ``4 * filters`` float32 features a row. The
+    encoding is batched (``batch`` images a step: matrix products in torch, float32), compiled by
+    ``torch.compile`` when ``compile`` (default: more than 2,000 images) and eager otherwise.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(seed)
+    eps = 10.0 / 255.0**2
+    sample = _sample_patches(images, samples, rng).astype(np.float64)
+    sample -= sample.mean(axis=1, keepdims=True)
+    sample /= np.sqrt(sample.var(axis=1, keepdims=True) + eps)
+    mean = sample.mean(axis=0)
+    eigval, eigvec = np.linalg.eigh(np.cov(sample, rowvar=False))
+    zca = (eigvec / np.sqrt(eigval + 0.1)) @ eigvec.T
+    white = torch.from_numpy(((sample - mean) @ zca).astype(np.float32))
+    centroids = white[torch.from_numpy(rng.choice(len(white), size=filters, replace=False))].clone()
+    for _ in range(iters):  # Euclidean k-means; an empty cluster restarts at a random patch
+        cc = (centroids * centroids).sum(1)
+        best = torch.cat([torch.addmm(cc, part, centroids.T, alpha=-2).argmin(1) for part in white.split(20_000)])
+        sums = torch.zeros_like(centroids).index_add_(0, best, white)
+        counts = torch.bincount(best, minlength=filters).to(torch.float32)
+        empty = counts == 0
+        centroids = sums / counts.clamp(min=1)[:, None]
+        if empty.any():
+            centroids[empty] = white[torch.from_numpy(rng.choice(len(white), size=int(empty.sum()), replace=False))]
+    _, _, h, w = images.shape
+    oh, ow = (h - PATCH) // stride + 1, (w - PATCH) // stride + 1
+    rows, cols = np.divmod(np.arange(oh * ow), ow)
+    quadrant = (rows >= oh // 2) * 2 + (cols >= ow // 2)
+    pool = torch.from_numpy(np.eye(4, dtype=np.float32)[quadrant].T.copy())  # (4, oh * ow): quadrant sums
+    m = torch.from_numpy(mean.astype(np.float32))
+    z = torch.from_numpy(zca.astype(np.float32))
+    ct = centroids.T.contiguous()
+    cc = (centroids * centroids).sum(1)
+
+    def encode(xb: torch.Tensor) -> torch.Tensor:
+        b = xb.shape[0]
+        p = F.unfold(xb, PATCH, stride=stride).transpose(1, 2).reshape(-1, 3 * PATCH * PATCH)
+        p = (p - p.mean(1, keepdim=True)) / torch.sqrt(p.var(1, unbiased=False, keepdim=True) + eps)
+        x = (p - m) @ z
+        dist = torch.sqrt(torch.clamp(torch.addmm(cc, x, ct, alpha=-2) + (x * x).sum(1, keepdim=True), min=0))
+        act = torch.clamp(dist.mean(1, keepdim=True) - dist, min=0)
+        return torch.matmul(pool, act.view(b, oh * ow, filters)).reshape(b, 4 * filters)
+
+    if compile is None:
+        compile = len(images) > 2000
+    step = encode
+    if compile:
+        try:
+            step = torch.compile(encode, dynamic=False)
+            step(torch.zeros((batch, *images.shape[1:])))
+        except Exception as exc:  # noqa: BLE001 - no compiler: the eager encoding, same figures
+            log(f"torch.compile failed ({type(exc).__name__}): eager encoding")
+            step = encode
+    out = np.empty((len(images), 4 * filters), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(images), batch):
+            xb = torch.from_numpy(np.ascontiguousarray(images[start : start + batch], dtype=np.float32))
+            b = len(xb)
+            if b < batch:  # a fixed shape for the compiled step
+                xb = torch.cat([xb, xb.new_zeros((batch - b, *xb.shape[1:]))])
+            out[start : start + b] = step(xb)[:b].numpy()
+    return out
+
+
+def vote_agreement(labels: np.ndarray, votes: np.ndarray) -> float:
+    """Mean share of the annotators' votes that ``labels`` agree with (missing votes, -1, left out)."""
+    seen = votes >= 0
+    return float(((votes == labels[:, None]) & seen).sum() / max(1, seen.sum()))
+
+
+def ridge_oof_proba(
+    features: np.ndarray,
+    labels: np.ndarray,
+    seed: int,
+    *,
+    folds: int = 5,
+    targets: np.ndarray | None = None,
+    votes: np.ndarray | None = None,
+    penalties: tuple[float, ...] | None = None,
+) -> np.ndarray:
     """Out-of-fold class probabilities of a ridge classifier on standardised ``features``, tempered.
 
-    One-vs-rest ridge regression on the one-hot ``labels`` (closed form: the Gram matrix of all
-    rows once, each fold's by subtraction), fitted on four folds and scored on the fifth; the
-    scores become probabilities ``softmax(s / t)``, ``t`` maximising the likelihood of ``labels``
-    on the out-of-fold scores.
+    One-vs-rest ridge regression on ``targets`` (default: the one-hot ``labels``; soft targets such
+    as a consensus posterior are welcome), fitted on four folds and scored on the fifth, in float32
+    (closed form: the Gram matrix of each fold once, a training set's by subtraction). The penalty
+    (per unit of standardised feature variance and training row) is :data:`RIDGE`, or with
+    ``penalties`` the one whose first-fold predictions agree most with ``votes`` (default: with
+    ``labels``), a score that sees no clean label. The scores become probabilities
+    ``softmax(s / t)``, ``t`` maximising the likelihood of ``labels`` on the out-of-fold scores.
     """
     import scipy.linalg
     from scipy.optimize import minimize_scalar
@@ -197,17 +324,27 @@ def ridge_oof_proba(features: np.ndarray, labels: np.ndarray, seed: int, *, fold
     X -= X.mean(axis=0)
     X /= X.std(axis=0) + 1e-6
     X = np.hstack([X, np.ones((len(X), 1), dtype=np.float32)])
-    Y = np.eye(k, dtype=np.float32)[labels]
+    Y = np.eye(k, dtype=np.float32)[labels] if targets is None else np.asarray(targets, dtype=np.float32)
     split = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
     grams = [X[test].T @ X[test] for _, test in split]  # each fold's Gram matrix; the total is their sum
     crosses = [X[test].T @ Y[test] for _, test in split]
     gram, cross = sum(grams), sum(crosses)
+    reference = labels[:, None] if votes is None else votes
+
+    def fit(i: int, penalty: float) -> np.ndarray:
+        train, test = split[i]
+        g = gram - grams[i]
+        g[np.diag_indices_from(g)] += penalty * len(train)
+        return X[test] @ scipy.linalg.solve(g, cross - crosses[i], assume_a="pos")
+
+    penalty = RIDGE
+    if penalties:
+        fold = {p: vote_agreement(fit(0, p).argmax(1), reference[split[0][1]]) for p in penalties}
+        penalty = max(fold, key=fold.get)
+        log("ridge penalty by first-fold vote agreement: " + ", ".join(f"{p:g} {a:.4f}" for p, a in fold.items()))
     scores = np.empty((len(X), k), dtype=np.float64)
-    for (train, test), g_out, c_out in zip(split, grams, crosses):
-        g = gram - g_out
-        g[np.diag_indices_from(g)] += RIDGE * len(train)
-        coef = scipy.linalg.solve(g, cross - c_out, assume_a="pos")
-        scores[test] = X[test] @ coef
+    for i, (_, test) in enumerate(split):
+        scores[test] = fit(i, penalty)
 
     def loss(log_t: float) -> float:
         return -float(log_softmax(scores / np.exp(log_t), axis=1)[np.arange(len(labels)), labels].mean())
@@ -230,21 +367,55 @@ def votes_only(data: dict) -> list[dict]:
     return records
 
 
-def image_proba(data: dict, start: np.ndarray, seed: int, image_model: str) -> tuple[np.ndarray, str]:
-    """Out-of-fold probabilities of the image model trained on ``start`` (the votes-only consensus), and its name."""
+def image_proba(
+    data: dict,
+    start: np.ndarray,
+    seed: int,
+    image_model: str,
+    posterior: np.ndarray | None = None,
+    *,
+    filters: int = COATES_FILTERS,
+    stride: int = COATES_STRIDE,
+) -> tuple[np.ndarray, str]:
+    """Out-of-fold probabilities of the image model trained on ``start`` (the votes-only consensus), and its name.
+
+    ``coates`` regresses on ``posterior`` (the votes-only consensus posterior) when given, its
+    penalty chosen by the agreement with the votes.
+    """
     if image_model == "patches":
         from benchmarks.detection_bench import cifar_features, cifar_model, oof_proba
 
         features = cifar_features(data["images"], seed=seed)
         return oof_proba(cifar_model(seed), features, start, seed), "random-patch features + LogisticRegression"
     t0 = time.perf_counter()
-    features = kmeans_features(data["images"], seed=seed)
-    log(f"k-means features: {features.shape} in {time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.2f}")
-    name = f"k-means patch features ({FILTERS} centroids, stride {STRIDE}) + ridge"
-    return ridge_oof_proba(features, start, seed), name
+    if image_model == "kmeans":
+        features = kmeans_features(data["images"], seed=seed)
+        name = f"k-means patch features ({FILTERS} centroids, stride {STRIDE}) + ridge"
+    else:
+        features = coates_features(data["images"], filters=filters, stride=stride, seed=seed)
+        name = (
+            f"Coates-Ng k-means triangle features ({filters} centroids, 6×6 patches at stride "
+            f"{stride}, whitened, 4 quadrants) + ridge"
+        )
+    log(f"{image_model} features: {features.shape} in {time.perf_counter() - t0:.0f} s, load {os.getloadavg()[0]:.2f}")
+    if image_model == "kmeans":
+        return ridge_oof_proba(features, start, seed), name
+    soft = posterior is not None
+    proba = ridge_oof_proba(features, start, seed, targets=posterior, votes=data["votes"], penalties=PENALTIES)
+    targets = "the consensus posterior" if soft else "one-hot"
+    return proba, f"{name} (targets: {targets}; penalty by vote agreement)"
 
 
-def with_model(data: dict, seed: int, image_model: str = "kmeans", proba_file: Path | None = None) -> list[dict]:
+def with_model(
+    data: dict,
+    seed: int,
+    image_model: str = "coates",
+    proba_file: Path | None = None,
+    *,
+    soft: bool = True,
+    filters: int = COATES_FILTERS,
+    stride: int = COATES_STRIDE,
+) -> list[dict]:
     """The model method and cleanlab's CROWDLAB on the same out-of-fold probabilities.
 
     With ``proba_file``, the probabilities (and the image model's name and seconds) are read from
@@ -258,8 +429,11 @@ def with_model(data: dict, seed: int, image_model: str = "kmeans", proba_file: P
         proba, model_name, model_seconds = saved["proba"], str(saved["name"]), float(saved["seconds"])
         log(f"image model: probabilities read from {proba_file}")
     else:
-        start = AnnotatorConsensus(method="dawid_skene").fit(None, data["votes"]).consensus_labels_
-        proba, model_name = image_proba(data, start, seed, image_model)
+        ds = AnnotatorConsensus(method="dawid_skene").fit(None, data["votes"])
+        posterior = ds.posterior_ if soft else None
+        proba, model_name = image_proba(
+            data, ds.consensus_labels_, seed, image_model, posterior, filters=filters, stride=stride
+        )
         model_seconds = time.perf_counter() - t0
         if proba_file is not None:
             np.savez(proba_file, proba=proba, name=model_name, seconds=model_seconds)
@@ -385,15 +559,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--votes-only", action="store_true", help="no image model, no cleanlab")
     parser.add_argument(
         "--image-model",
-        choices=("kmeans", "patches"),
-        default="kmeans",
-        help="k-means patch features + ridge, or the detection benchmark's random patches + logistic regression",
+        choices=("coates", "kmeans", "patches"),
+        default="coates",
+        help="Coates-Ng triangle k-means features + ridge, the earlier soft-threshold k-means features + ridge, "
+        "or the detection benchmark's random patches + logistic regression",
+    )
+    parser.add_argument(
+        "--hard-targets",
+        action="store_true",
+        help="coates: regress on the one-hot Dawid-Skene consensus rather than its posterior",
     )
     parser.add_argument(
         "--proba",
         default=None,
         help="an .npz file of the image model's out-of-fold probabilities: read if it exists, else written",
     )
+    parser.add_argument("--filters", type=int, default=COATES_FILTERS, help="coates: k-means centroids")
+    parser.add_argument("--stride", type=int, default=COATES_STRIDE, help="coates: step of the encoded patches")
     parser.add_argument("--no-lock", action="store_true", help="do not wait for the machine's benchmark lock")
     parser.add_argument("--doc", action="store_true", help="write the table into docs/benchmarks.md")
     parser.add_argument("--out", default=None, help="JSON lines file [docs/results/consensus_bench_<date>.jsonl]")
@@ -412,14 +594,25 @@ def main(argv: list[str] | None = None) -> int:
         records = votes_only(data)
         if not args.votes_only:
             proba_file = Path(args.proba) if args.proba else None
-            records += with_model(data, args.seed, args.image_model, proba_file)
+            records += with_model(
+                data,
+                args.seed,
+                args.image_model,
+                proba_file,
+                soft=not args.hard_targets,
+                filters=args.filters,
+                stride=args.stride,
+            )
     with out.open("a") as fh:
         for r in records:
             fh.write(json.dumps({"bench": "consensus", "seed": args.seed, **r}) + "\n")
     options = [f"--rows {args.rows}"] if args.rows != 50_000 else []
     options += (["--votes-only"] if args.votes_only else []) + (
-        ["--image-model patches"] if args.image_model != "kmeans" else []
+        [f"--image-model {args.image_model}"] if args.image_model != "coates" else []
     )
+    options += ["--hard-targets"] if args.hard_targets else []
+    options += [f"--filters {args.filters}"] if args.filters != COATES_FILTERS else []
+    options += [f"--stride {args.stride}"] if args.stride != COATES_STRIDE else []
     body = doc_body(records, " ".join(["python -m benchmarks.consensus_bench", *options, "--doc"]))
     print(body)
     if args.doc:

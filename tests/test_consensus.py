@@ -338,3 +338,31 @@ def test_cli_errors_are_one_line(tmp_path):
     assert ok.returncode == 0, ok.stderr
     out = pq.read_table(tmp_path / "empty.consensus.parquet").to_pandas()
     assert pd.isna(out.consensus_label[0]) and not out.is_clean[0] and out.n_votes[0] == 0
+
+
+def test_coates_features_are_float32_and_independent_of_the_batch():
+    """4 non-negative triangle activations per centroid (one per quadrant), the same whatever the batch."""
+    from benchmarks.consensus_bench import coates_features
+
+    rng = np.random.default_rng(0)
+    images = rng.random((5, 3, 12, 12)).astype(np.float32)
+    feats = coates_features(images, filters=7, stride=2, samples=500, iters=3, batch=2, compile=False)
+    assert feats.shape == (5, 28) and feats.dtype == np.float32
+    assert np.isfinite(feats).all() and (feats >= 0).all() and (feats > 0).any()
+    again = coates_features(images, filters=7, stride=2, samples=500, iters=3, batch=3, compile=False)
+    np.testing.assert_allclose(feats, again, rtol=1e-5, atol=1e-5)
+
+
+def test_ridge_oof_proba_chooses_its_penalty_by_the_votes():
+    from benchmarks.consensus_bench import ridge_oof_proba
+
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, size=600)
+    features = rng.normal(size=(600, 20)) + 2.0 * np.eye(3)[truth] @ rng.normal(size=(3, 20))
+    votes = np.where(rng.random((600, 3)) < 0.8, truth[:, None], rng.integers(0, 3, size=(600, 3)))
+    labels = np.array([np.bincount(v, minlength=3).argmax() for v in votes])
+    soft = np.stack([(votes == c).mean(axis=1) for c in range(3)], axis=1)
+    proba = ridge_oof_proba(features, labels, 0, targets=soft, votes=votes, penalties=(0.01, 1.0, 100.0))
+    assert proba.shape == (600, 3) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+    assert (proba.argmax(axis=1) == truth).mean() > 0.8
