@@ -200,11 +200,10 @@ def example_runs():
 
 @pytest.mark.parametrize("name", [p.stem for p in EXAMPLES])
 def test_example_runs(name, example_runs):
-    proc, seconds = example_runs[name]
+    proc, _seconds = example_runs[name]
     assert proc.returncode == 0, f"examples/{name}.py failed:\n{proc.stderr[-4000:]}"
     assert name in CHECKS, f"examples/{name}.py has no figure check in tests/test_docs.py; add one"
-    CHECKS[name](proc.stdout)
-    assert seconds < 120, f"examples/{name}.py took {seconds:.0f} s; examples should run in well under a minute"
+    CHECKS[name](proc.stdout)  # speed is the benchmarks' business; the runner's timeout only stops a hang
 
 
 @pytest.mark.parametrize("name", [p.stem for p in EXAMPLES])
