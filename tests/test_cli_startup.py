@@ -55,7 +55,7 @@ def run_cli(*args: str, cwd) -> tuple[int, list[str], str]:
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # stops a hang only: a loaded CI machine may be slow
         env=ENV,
     )
     line = next(x for x in proc.stdout.splitlines() if x.startswith("@@"))
