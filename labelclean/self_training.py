@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
@@ -23,6 +24,7 @@ from ._crossfit import (
     choose_weights,
     cross_fit_proba,
     fit_model,
+    log_loss,
     models_proba,
     stratified_folds,
     table_backbones,
@@ -58,6 +60,8 @@ AUTO_CONSISTENCY_MIN_LABELS = 50
 AUTO_STUDENTS = 5
 #: Most folds of the cross-fitting that picks the tabular backbones on the labeled rows.
 TABLE_FOLDS = 5
+#: Most folds of the labeled rows over which ``guard`` checks that self-training helps (tabular path).
+GUARD_FOLDS = 3
 
 
 # ---------------------------------------------------------------------------
@@ -371,6 +375,21 @@ def align_columns(proba: np.ndarray, model_classes: np.ndarray, classes: np.ndar
     return out
 
 
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
+    """Mean recall over the classes present in ``y`` (scikit-learn's ``balanced_accuracy_score``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> balanced_accuracy(np.array([0, 0, 0, 1]), np.array([0, 0, 1, 1]), 2)
+    0.8333333333333333
+    """
+    counts = np.bincount(y, minlength=n_classes)
+    hits = np.bincount(y[pred == y], minlength=n_classes)
+    present = counts > 0
+    return float(np.mean(hits[present] / counts[present]))
+
+
 # ---------------------------------------------------------------------------
 # The estimator: thin orchestration.
 # ---------------------------------------------------------------------------
@@ -434,9 +453,10 @@ class SelfTrainer(LabelEstimatorBase):
         picks its backbones), first fitted on the labeled rows, then for ``max_iter`` rounds on
         the labeled rows (repeated to ``labeled_share``) and a growing share of the unlabeled
         rows, ``r / max_iter`` of them in round ``r``, pseudo-labeled by the previous round's
-        models, most confident first and balanced to the estimated class shares (``balance``).
-        Images, wider rows and relabel mode get the torch networks. ``"network"`` (or
-        ``None``): the torch networks. A scikit-learn classifier with ``predict_proba``: used
+        models, most confident first and balanced to the estimated class shares (``balance``);
+        the self-trained models are kept only where ``guard`` finds them no worse. Images,
+        wider rows and relabel mode get the torch networks. ``"network"`` (or ``None``): the
+        torch networks. A scikit-learn classifier with ``predict_proba``: used
         instead of the torch networks.
         Soft labels reach it as duplicated rows with ``sample_weight``; without
         ``sample_weight`` support use ``soft=False``.
@@ -444,6 +464,18 @@ class SelfTrainer(LabelEstimatorBase):
         An unfitted estimator whose ``predict_proba`` (after ``fit``) gives the first round's
         labels, e.g. a :class:`~labelclean.CoTeachingFilter` in relabel mode. It is fitted
         on all rows in relabel mode, on the labeled rows otherwise.
+    guard : bool, default=True
+        Table path (``backbone_ == "table"``): keep the self-trained models only where
+        self-training is not worse than the same learner on the labeled rows alone, judged on
+        the labeled rows only. They are split into three stratified folds (two when a class has
+        fewer than three labeled rows); for each fold the ``max_iter`` rounds run on the other
+        folds' labeled rows and every unlabeled row, and both the round-0 models (labeled rows
+        alone) and the final ones predict the held-out fold. Self-training is kept when it is
+        worse on neither pooled held-out score, balanced accuracy (not lower) and log-loss (not
+        higher); otherwise the models fitted on the labeled rows are the final ones
+        (``self_training_kept_`` is ``False``, ``termination_condition_`` ``"no_gain"``). The
+        check costs about as many times the rounds as there are folds. Not used on the other
+        paths. How it fares on the suite: ``docs/benchmarks.md#semi``.
     n_folds : int >= 2, default=2
         Relabel mode, default networks: the first teacher is ``n_folds`` networks, each trained
         on all folds but one and stopped early on its held-back fold (accuracy against the
@@ -531,10 +563,17 @@ class SelfTrainer(LabelEstimatorBase):
         Passes of consistency training the first teacher got (``consistency_epochs`` resolved;
         0: trained on the labeled rows alone).
     n_iter_ : int
-        Student rounds run (0 when there was nothing to pseudo-label).
-    termination_condition_ : {"max_iter", "no_change", "all_labeled"}
+        Student rounds run (0 when there was nothing to pseudo-label, or when ``guard`` kept
+        the labeled-only models).
+    termination_condition_ : {"max_iter", "no_change", "all_labeled", "no_gain"}
         ``"no_change"``: the pseudo-labels stopped changing or no row passed ``threshold``;
-        ``"all_labeled"``: ``y`` had no unlabeled rows (plain training).
+        ``"all_labeled"``: ``y`` had no unlabeled rows (plain training); ``"no_gain"``: the
+        ``guard`` kept the models fitted on the labeled rows alone.
+    self_training_kept_ : bool or None
+        Table path: whether the final models are the self-trained ones (``False`` when
+        ``guard`` found self-training worse on held-out labeled rows, or when no round ran);
+        the held-out scores of both are in ``history_`` (phase ``"guard"``). ``None`` on the
+        other paths.
     history_ : list of dict
         One entry per epoch (phase, round, loss, seconds, ...) and one per pseudo-labeling.
     networks_ : list of torch.nn.Module
@@ -556,8 +595,8 @@ class SelfTrainer(LabelEstimatorBase):
     >>> st = SelfTrainer(max_iter=2, min_steps=100, hidden_dims=(32,), random_state=0).fit(X, y_semi)
     >>> st.classes_
     array([0, 1, 2])
-    >>> st.pseudo_labels_.shape, st.termination_condition_
-    ((300,), 'max_iter')
+    >>> st.pseudo_labels_.shape, st.termination_condition_  # the guard: no gain on held-out labeled rows
+    ((300,), 'no_gain')
     >>> bool((st.pseudo_labels_[30:] == y[30:]).mean() > 0.6)
     True
     """
@@ -573,6 +612,7 @@ class SelfTrainer(LabelEstimatorBase):
         "student_width": [Interval(Real, 1.0, None, closed="left")],
         "estimator": "no_validation",
         "teacher": "no_validation",
+        "guard": ["boolean"],
         "n_folds": [Interval(Integral, 2, None, closed="left")],
         "patience": [Interval(Integral, 1, None, closed="left")],
         "max_teacher_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -597,6 +637,7 @@ class SelfTrainer(LabelEstimatorBase):
         student_width: float = 1.0,
         estimator: Any = "auto",
         teacher: Any = None,
+        guard: bool = True,
         n_folds: int = 2,
         patience: int = 3,
         max_teacher_epochs: int = 20,
@@ -629,6 +670,7 @@ class SelfTrainer(LabelEstimatorBase):
         self.student_width = student_width
         self.estimator = estimator
         self.teacher = teacher
+        self.guard = guard
         self.n_folds = n_folds
         self.patience = patience
         self.max_teacher_epochs = max_teacher_epochs
@@ -913,6 +955,7 @@ class SelfTrainer(LabelEstimatorBase):
         self.history_, self.teacher_, self.n_iter_ = [], None, 0
         self.estimators_, self.backbone_weights_ = [], None
         self.termination_condition_ = "max_iter"
+        self.self_training_kept_ = None
         given = np.zeros_like(labeled) if self.relabel else labeled  # rows whose label is trusted
         if given.all():
             self._warn(
@@ -987,7 +1030,9 @@ class SelfTrainer(LabelEstimatorBase):
         fitted on them; in each round ``r`` the previous models label the unlabeled rows, the
         ``r / max_iter`` most confident share of them (balanced to the labeled rows' class
         shares) joins the labeled rows (repeated to ``labeled_share``), and the backbones are
-        refitted on that.
+        refitted on that. With ``guard`` the rounds are first run within folds of the labeled
+        rows (:meth:`_table_guard`); where they do no better there than the labeled rows alone,
+        the models fitted on the labeled rows are the final ones.
         """
         k = len(self.classes_)
         views = {"dense": Xt.numpy().reshape(len(y_enc), -1)}
@@ -1010,30 +1055,60 @@ class SelfTrainer(LabelEstimatorBase):
         self.backbone_weights_ = np.asarray(weights[weights > 0], dtype=np.float64)
         self._estimator_views = [b.view for b in backbones]
         self.history_.append({"phase": "choose", "weights": weights.tolist(), "seconds": time.perf_counter() - t0})
+        n_rounds = self._max_rounds() if (~given).any() else 0
+        self.self_training_kept_ = n_rounds > 0
+        if self.self_training_kept_ and self.guard:
+            self.self_training_kept_ = self._table_guard(backbones, views, y_enc, given, n_rounds)
+            if not self.self_training_kept_:
+                n_rounds = 0
+                self.termination_condition_ = "no_gain"
+        models, proba, _, trained = self._table_rounds(backbones, views, y_enc, given, n_rounds, record=True)
+        self.estimators_ = models
+        return proba, trained
+
+    def _table_rounds(self, backbones, views, y_enc, given, n_rounds, *, record):
+        """The self-training rounds of the tabular path on the labeled rows ``given`` and every other row.
+
+        Rows that are neither labeled nor unlabeled (``y_enc == -1`` and ``given`` false are the
+        unlabeled ones; held-out labeled rows of :meth:`_table_guard` are passed with
+        ``y_enc = -2``) take no part. Returns the final models, their probabilities on every
+        row, the probabilities of the models fitted on the labeled rows alone (round 0) and
+        the rows trained on. ``record``: write ``history_`` and set ``n_iter_`` /
+        ``termination_condition_``.
+        """
+        k = len(self.classes_)
+        weights = self.backbone_weights_
+        lab = np.flatnonzero(given)
+        pool = ~given & (y_enc == -1)
+        unl = np.flatnonzero(pool)
         shares = self._label_shares(y_enc, given)
         balance = self.balance in ("auto", True)
-        unl = np.flatnonzero(~given)
         targets, rows, trained = y_enc.copy(), lab, given.copy()
-        n_rounds = self._max_rounds()
+        first = None
         for rnd in range(n_rounds + 1):
             t0 = time.perf_counter()
             name = "teacher" if rnd == 0 else f"student {rnd}"
-            with _progress.phase(name, len(backbones), unit="fits"):
+            with _progress.phase(name, len(backbones), unit="fits") if record else contextlib.nullcontext():
                 models = []
                 for b in backbones:
                     models.append(fit_model(b.model, views[b.view], targets, rows))
-                    _progress.advance(1, rows=len(rows))
-            self.estimators_ = models
-            proba = models_proba(models, self._estimator_views, views, self.backbone_weights_, k)
-            phase = "teacher" if rnd == 0 else "student"
-            self.history_.append({"phase": phase, "round": rnd, "rows": len(rows), "seconds": time.perf_counter() - t0})
-            self.n_iter_ = rnd
+                    if record:
+                        _progress.advance(1, rows=len(rows))
+            proba = models_proba(models, self._estimator_views, views, weights, k)
+            if first is None:
+                first = proba
+            if record:
+                phase = "teacher" if rnd == 0 else "student"
+                self.history_.append(
+                    {"phase": phase, "round": rnd, "rows": len(rows), "seconds": time.perf_counter() - t0}
+                )
+                self.n_iter_ = rnd
             if rnd == n_rounds or len(unl) == 0:
                 break
             n_take = int(round((rnd + 1) / n_rounds * len(unl)))
             selected, picked = select_pseudo_rows(
                 proba,
-                ~given,
+                pool,
                 threshold=self.threshold,
                 balance=balance,
                 shares=shares if self.balance == "auto" else None,
@@ -1044,14 +1119,61 @@ class SelfTrainer(LabelEstimatorBase):
                 picked = picked[np.argsort(-conf, kind="stable")[:n_take]]
                 selected = np.zeros_like(selected)
                 selected[picked] = True
-            self.history_.append({"phase": "pseudo_label", "round": rnd + 1, "n_selected": int(selected.sum())})
+            if record:
+                self.history_.append({"phase": "pseudo_label", "round": rnd + 1, "n_selected": int(selected.sum())})
             if not len(picked):
-                self.termination_condition_ = "no_change"
+                if record:
+                    self.termination_condition_ = "no_change"
                 break
             targets = np.where(given, y_enc, proba.argmax(axis=1))
             copies = labeled_repeats(len(lab), len(picked), self.labeled_share)
             rows, trained = np.concatenate([np.tile(lab, copies), picked]), given | selected
-        return proba, trained
+        return models, proba, first, trained
+
+    def _table_guard(self, backbones, views, y_enc, given, n_rounds) -> bool:
+        """Whether self-training is kept: cross-validated over the labeled rows, never on other rows.
+
+        The labeled rows are split into ``GUARD_FOLDS`` stratified folds (fewer when a class
+        has fewer rows). For each fold, the rounds of :meth:`_table_rounds` run on the other
+        folds' labeled rows and every unlabeled row (the held-out fold takes no part); its
+        round-0 models (the same learner on those labeled rows alone) and its final models
+        predict the held-out fold. Self-training is kept when, pooled over the folds, the final
+        models are worse on neither score: their held-out balanced accuracy (the decisions) is
+        at least that of the round-0 models and their held-out log-loss (the probabilities) is
+        not higher. The scores go to ``history_`` (phase ``"guard"``).
+        """
+        t0 = time.perf_counter()
+        k = len(self.classes_)
+        lab = np.flatnonzero(given)
+        y_lab = y_enc[lab]
+        n_folds = int(min(GUARD_FOLDS, max(2, np.bincount(y_lab, minlength=k).min())))
+        folds = stratified_folds(y_lab, n_folds, self._seed)
+        alone = np.zeros((len(lab), k), dtype=np.float64)
+        trained = np.zeros((len(lab), k), dtype=np.float64)
+        with _progress.phase("checking self-training", n_folds, unit="folds"):
+            for fold in range(n_folds):
+                held = folds == fold
+                fit_given = given.copy()
+                fit_given[lab[held]] = False
+                if len(np.unique(y_enc[fit_given])) < 2:  # nothing to learn from: both guess the class shares
+                    alone[held] = trained[held] = np.bincount(y_lab, minlength=k) / len(y_lab)
+                    _progress.advance(1)
+                    continue
+                y_fold = y_enc.copy()
+                y_fold[lab[held]] = -2  # neither labeled nor unlabeled: out of this fold's rounds
+                _, last, first, _ = self._table_rounds(backbones, views, y_fold, fit_given, n_rounds, record=False)
+                alone[held], trained[held] = first[lab[held]], last[lab[held]]
+                _progress.advance(1)
+        scores = {
+            name: {"balanced_accuracy": balanced_accuracy(y_lab, p.argmax(1), k), "log_loss": log_loss(p, y_lab)}
+            for name, p in (("labeled_only", alone), ("self_trained", trained))
+        }
+        a, s = scores["labeled_only"], scores["self_trained"]
+        kept = bool(s["balanced_accuracy"] >= a["balanced_accuracy"] - 1e-12 and s["log_loss"] <= a["log_loss"])
+        self.history_.append(
+            {"phase": "guard", "folds": n_folds, **scores, "kept": kept, "seconds": time.perf_counter() - t0}
+        )
+        return kept
 
     def _finish(self, model, proba, y_enc, given, trained) -> None:
         """Keep the final model and fill the row contract."""
