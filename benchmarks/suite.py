@@ -1,4 +1,4 @@
-"""The one-command benchmark suite of issue 6: every table, peers included, on the same data and machine.
+"""The one-command benchmark suite: every table, peers included, on the same data and machine.
 
 ::
 

@@ -1,4 +1,4 @@
-"""Pure pieces of the suite: medians and spreads over seeds, the issue's targets, Markdown tables, doc markers.
+"""Pure pieces of the suite: medians and spreads over seeds, the suite's targets, Markdown tables, doc markers.
 
 Nothing here runs a model or reads MNIST; :mod:`benchmarks.suite` feeds it the stored JSON
 results. A *record* is one fit (one method, setting and seed) as a flat dict; a *section* is
@@ -18,7 +18,7 @@ from benchmarks.throughput import linear_fit
 
 BEGIN = "<!-- suite:begin -->"
 END = "<!-- suite:end -->"
-BUDGET_SECONDS = 300.0  # issue 6: each fit of a labelclean estimator within 5 minutes on 2 CPU cores
+BUDGET_SECONDS = 300.0  # each fit of a labelclean estimator within 5 minutes on 2 CPU cores
 LINEAR_EXPONENT = 1.1  # scaling counts as linear when seconds ∝ rows^k with k at most this
 # A fit ran on a busy machine when the 1-minute load average, at its start or end, exceeded its own
 # thread count by more than this: other work shared the cores and its seconds are inflated.
@@ -57,7 +57,7 @@ SETTING_NAMES = {
 
 @dataclass(frozen=True)
 class Target:
-    """One line of issue 6's target table: ``metric`` of ``method`` at ``setting`` must satisfy ``op threshold``."""
+    """One line of the suite's target table: ``metric`` of ``method`` at ``setting`` must satisfy ``op threshold``."""
 
     section: str
     setting: str
@@ -266,7 +266,7 @@ def measurements(sections: Mapping[str, Mapping]) -> dict[tuple[str, str, str, s
 
 
 def target_for(section: str, setting: str, method: str, metric: str) -> Target | None:
-    """The issue's target for this figure, if it has one."""
+    """The suite's target for this figure, if it has one."""
     for t in TARGETS:
         if (t.section, t.setting, t.method, t.metric) == (section, setting, method, metric):
             return t
@@ -516,10 +516,10 @@ RENDERERS = {"noisy": noisy_table, "speed": speed_tables, "semi": semi_table, "p
 
 
 def summary_table(sections: Mapping[str, Mapping]) -> str:
-    """Issue 6's targets next to the measured medians, ✓ / ✗.
+    """The suite's targets next to the measured medians, ✓ / ✗.
 
     A figure reached by a labelclean estimator whose slowest fit took over 5 minutes is ✗, with the
-    seconds beside it (issue 6 asks for every fit within the budget).
+    seconds beside it (every fit must stay within the budget).
 
     ``not run`` (no mark) where the section or the setting was not run; ``no result`` (✗) where
     it ran but gave no figure (a failed fit).
@@ -542,7 +542,7 @@ def summary_table(sections: Mapping[str, Mapping]) -> str:
                 for r in sections.get(t.section, {}).get("records", [])
                 if r.get("setting") == t.setting and r.get("method") == t.method and r.get("ours")
             ]
-            if ok == "✓" and budget_cell(fits) == "✗":  # issue 6 counts a figure only from fits within 5 minutes
+            if ok == "✓" and budget_cell(fits) == "✗":  # a figure counts only from fits within 5 minutes
                 slowest = max(finite(column(fits, "seconds")))
                 ok = f"✗ (figure reached, but a fit took {slowest:.0f} s > {BUDGET_SECONDS:.0f} s)"
         rows.append([t.label, t.method, t.published, t.text(), measured, ok])
