@@ -566,9 +566,12 @@ def test_property_pu_contract_or_clear_error(data, prior, method):
 
 _KILL_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     import pyarrow.parquet as pq
     import labelclean.api as api
+
+    # A shell that starts jobs in the background hands them SIGINT ignored; a user's terminal does not.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     stage = sys.argv[1]
     real_fit, real_write = api._fit, pq.ParquetWriter.write_batch
