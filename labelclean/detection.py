@@ -123,16 +123,26 @@ def calibrate(pred_probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, f
     >>> bool(t > 1), round(float(scaled[0, 0]), 2)
     (True, 0.8)
     """
+    beta = _fitted_beta(pred_probs, labels)
+    return _temper(pred_probs, beta), 1.0 / beta
+
+
+def _fitted_beta(pred_probs: np.ndarray, labels: np.ndarray) -> float:
+    """``1 / t`` of :func:`calibrate`, fitted on at most ``CALIBRATION_ROWS`` evenly spaced rows."""
     step = max(1, len(labels) // CALIBRATION_ROWS)
-    beta = _inverse_temperature(np.log(np.clip(pred_probs[::step], 1e-7, 1.0), dtype=np.float64), labels[::step])
+    return _inverse_temperature(np.log(np.clip(pred_probs[::step], 1e-7, 1.0), dtype=np.float64), labels[::step])
+
+
+def _temper(pred_probs: np.ndarray, beta: float) -> np.ndarray:
+    """``softmax(beta * log p)`` as a new float32 array, block by block."""
     out = np.empty(pred_probs.shape, dtype=np.float32)
-    for block in _blocks(len(labels)):  # p ** beta, normalised, in place in the output
+    for block in _blocks(len(pred_probs)):  # p ** beta, normalised, in place in the output
         z = np.clip(pred_probs[block], 1e-7, 1.0, out=out[block])
         np.log(z, out=z)
         z *= beta  # no shift by the row maximum is needed: it is at least beta * log(1 / K)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
-    return out, 1.0 / beta
+    return out
 
 
 def _inverse_temperature(logp: np.ndarray, labels: np.ndarray, *, low: float = 0.02, high: float = 20.0) -> float:
@@ -378,10 +388,7 @@ def _relabel(
 ) -> np.ndarray:
     """Step 4 of :func:`detect` at ``temperature``, on the candidate ``rows`` only: the pseudo-labels."""
     idx = np.flatnonzero(rows)
-    p = np.clip(np.asarray(pred_probs[idx], dtype=np.float32), 1e-7, 1.0)
-    p = np.exp(np.log(p) / np.float32(temperature))
-    p /= p.sum(axis=1, keepdims=True)
-    p = _shift(p, joint)
+    p = _shift(_temper(np.asarray(pred_probs[idx], dtype=np.float32), 1.0 / temperature), joint)
     best = np.argmax(p, axis=1)
     _, strong = _posterior_at(labels[idx], p, best, noise_matrix(joint), threshold)
     pseudo = labels.copy()
@@ -485,11 +492,8 @@ def find_label_issues(
     labels, encoded, proba, classes = _read_inputs(labels, pred_probs, classes)
     if flag not in ("class_noise", "rank", "disagreement"):
         raise ValueError(f"flag must be 'class_noise', 'rank' or 'disagreement', got {flag!r}.")
-    temperature = 1.0
-    if calibrated:  # flags on the probabilities as given; a label changes only on calibrated evidence
-        step = max(1, len(encoded) // CALIBRATION_ROWS)
-        logp = np.log(np.clip(proba[::step], 1e-7, 1.0), dtype=np.float64)
-        temperature = 1.0 / _inverse_temperature(logp, encoded[::step])
+    # flags on the probabilities as given; a label changes only on calibrated evidence
+    temperature = 1.0 / _fitted_beta(proba, encoded) if calibrated else 1.0
     verdict = detect(
         encoded,
         proba,
