@@ -297,3 +297,27 @@ def affine_warp(
     theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
     grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
     return torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+AUGMENTATIONS = ("auto", "none", "shift", "affine")
+
+
+def augmentation(augment: str, input_shape: tuple[int, ...]):
+    """The training augmentation every estimator uses: ``augment(x, generator)`` or ``None``.
+
+    One meaning per data kind. Vector rows (``input_shape`` of length 1): none (estimators
+    add their own feature noise where their method needs it). Images ``(C, H, W)``:
+    ``"affine"``: :func:`affine_warp`; ``"shift"``: :func:`random_shift` by about 1/12 of
+    the smaller side (2 px on 28×28, at least 1); ``"none"``: none; ``"auto"``: ``"affine"``
+    on images of at least 12 px a side, else shifts of 1/12 of the side (none under 12 px),
+    since a rotation or zoom of a few pixels destroys a tiny image.
+    """
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}.")
+    if len(input_shape) != 3 or augment == "none":
+        return None
+    side = min(input_shape[1:])
+    if augment == "affine" or (augment == "auto" and side >= 12):
+        return affine_warp
+    shift = side // 12 if augment == "auto" else max(side // 12, 1)
+    return functools.partial(random_shift, max_shift=shift) if shift else None

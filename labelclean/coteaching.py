@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -31,13 +30,13 @@ from ._crossfit import (
 )
 from ._engine import Feed, History, LearningRate, MovingAverage, Progress, fit_epochs, run_epoch, supervised
 from ._train import (
+    AUGMENTATIONS,
     adam,
-    affine_warp,
+    augmentation,
     forget_rate_schedule,
     lr_factor,
     moving_averages,
     predict_proba_nets,
-    random_shift,
     steps_per_epoch,
 )
 from .detection import calibrate, detect, flag_by_class_noise
@@ -367,11 +366,11 @@ class CoTeachingFilter(LabelEstimatorBase):
     module : callable or None, default=None
         ``module(input_shape, n_classes) -> torch.nn.Module`` to replace the default networks.
     augment : {"auto", "none", "shift", "affine"}, default="auto"
-        Training noise for images: ``"shift"`` moves them at random by up to 1/12 of their
-        side (2 px on 28×28, at least 1 px); ``"affine"`` also rotates them by up to 10° and
-        zooms by up to 10 % (:func:`~labelclean._train.affine_warp`); ``"auto"`` is
-        ``"affine"`` for images of 12 px and more, none for smaller ones
-        (``docs/benchmarks.md#cotea``).
+        Image augmentation while training, as for every estimator: ``"shift"`` moves images
+        at random by up to 1/12 of their side (2 px on 28×28, at least 1 px); ``"affine"``
+        also rotates them by up to 10° and zooms by up to 10 %; ``"auto"`` is ``"affine"``
+        for images of 12 px and more, shifts of 1/12 of the side below (none under 12 px);
+        vector rows get none (``docs/benchmarks.md#cotea``).
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -447,7 +446,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         "forget_rate": [StrOptions({"auto"}), Interval(Real, 0.0, 1.0, closed="left")],
         "num_gradual": [Interval(Integral, 0, None, closed="left")],
         "co_lambda": [Interval(Real, 0.0, 1.0, closed="both")],
-        "augment": [StrOptions({"auto", "none", "shift", "affine"})],
+        "augment": [StrOptions(set(AUGMENTATIONS))],
         "refine_epochs": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "refine_labels": [StrOptions(set(REFINE_LABELS))],
         "per_class": ["boolean"],
@@ -525,15 +524,7 @@ class CoTeachingFilter(LabelEstimatorBase):
 
     # -- pieces of fit ----------------------------------------------------
     def _augmenter(self):
-        if len(self.input_shape_) != 3 or self.augment == "none":
-            return None
-        if self.augment == "affine" or (self.augment == "auto" and min(self.input_shape_[1:]) >= 12):
-            return affine_warp
-        # Shifts of about 1/12 of the image side: 2 px on 28×28; none on images under 12 px.
-        shift = min(self.input_shape_[1:]) // 12
-        if self.augment == "shift":
-            shift = max(shift, 1)
-        return None if shift == 0 else functools.partial(random_shift, max_shift=shift)
+        return augmentation(self.augment, self.input_shape_)
 
     def _loss_fn(self, forget_rate: float, epoch: int):
         # Co-teaching+ starts with plain co-teaching while the forget rate ramps up (Yu et al., 2019).

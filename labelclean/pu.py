@@ -30,7 +30,7 @@ from ._crossfit import (
     table_backbones,
 )
 from ._engine import Feed, History, LearningRate, Progress, StepOut, fit_epochs, run_epoch
-from ._train import adam, batched_forward, lr_factor, random_shift
+from ._train import AUGMENTATIONS, adam, augmentation, batched_forward, lr_factor
 
 # ---------------------------------------------------------------------------
 # Pure functions: labels, losses, batches, prior estimation.
@@ -416,8 +416,12 @@ class PUClassifier(LabelEstimatorBase):
         Treat 2-D rows as images of this shape (default CNN).
     module : callable or None, default=None
         ``module(input_shape, 1) -> torch.nn.Module`` returning one logit per row.
-    augment : {"auto", "none", "shift"}, default="auto"
-        ``"shift"`` moves images by up to two pixels while training; ``"auto"`` does so for images.
+    augment : {"auto", "none", "shift", "affine"}, default="shift"
+        Image augmentation while training, as for every estimator: ``"shift"`` moves images by
+        up to 1/12 of their side (2 px on 28×28), ``"affine"`` also rotates and zooms them,
+        ``"auto"`` is ``"affine"`` from 12 px a side and shifts below; vector rows get none.
+        The default, shifts, is the augmentation the PU defaults were chosen with
+        (``docs/benchmarks.md#pucla``).
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, splits and shuffling without touching global generators.
@@ -489,7 +493,7 @@ class PUClassifier(LabelEstimatorBase):
         "negative_threshold": [Interval(Real, 0.0, 0.5, closed="right")],
         "pos_label": "no_validation",
         "prior_epochs": [Interval(Integral, 1, None, closed="left")],
-        "augment": [StrOptions({"auto", "none", "shift"})],
+        "augment": [StrOptions(set(AUGMENTATIONS))],
     }
 
     def __init__(
@@ -516,7 +520,7 @@ class PUClassifier(LabelEstimatorBase):
         dropout: float = 0.0,
         input_shape: tuple[int, ...] | None = None,
         module: Any = None,
-        augment: str = "auto",
+        augment: str = "shift",
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
@@ -551,8 +555,7 @@ class PUClassifier(LabelEstimatorBase):
 
     # -- training pieces ---------------------------------------------------
     def _augmenter(self):
-        use = self.augment == "shift" or (self.augment == "auto" and len(self.input_shape_) == 3)
-        return random_shift if use and len(self.input_shape_) == 3 else None
+        return augmentation(self.augment, self.input_shape_)
 
     def _run_epochs(self, net, X, pos, unl, loss_fn, epochs: int, gen: torch.Generator, phase: str) -> None:
         """Train ``net`` for ``epochs`` on batches of positives ``pos`` and other rows ``unl`` (:func:`pu_step`)."""

@@ -42,8 +42,9 @@ from ._engine import (
     supervised,
 )
 from ._train import (
+    AUGMENTATIONS,
     adam,
-    affine_warp,
+    augmentation,
     lr_factor,
     moving_averages,
     predict_proba_nets,
@@ -513,9 +514,10 @@ class SelfTrainer(LabelEstimatorBase):
     input_noise : float, default=0.1
         Student noise for vector rows: Gaussian noise of this many feature standard deviations.
     augment : {"auto", "none", "shift", "affine"}, default="auto"
-        Image noise: ``"shift"`` moves images by up to two pixels; ``"affine"`` also rotates
-        them by up to 10° and zooms by up to 10 % (:func:`~labelclean._train.affine_warp`);
-        ``"auto"`` is ``"affine"`` (``docs/benchmarks.md#selft``).
+        Student noise for images, as every estimator's augmentation: ``"shift"`` moves images
+        by up to 1/12 of their side (2 px on 28×28, at least 1 px); ``"affine"`` also rotates
+        them by up to 10° and zooms by up to 10 %; ``"auto"`` is ``"affine"`` for images of
+        12 px and more, shifts of 1/12 of the side below (``docs/benchmarks.md#selft``).
     max_epochs : int, default=4
         Epochs per network (raised for small sets so each network gets ``min_steps`` updates).
     min_steps : int, default=300
@@ -621,7 +623,7 @@ class SelfTrainer(LabelEstimatorBase):
         "consistency_align": ["boolean"],
         "consistency_ema": [Interval(Real, 0.0, 1.0, closed="left")],
         "input_noise": [Interval(Real, 0.0, None, closed="left")],
-        "augment": [StrOptions({"auto", "none", "shift", "affine"})],
+        "augment": [StrOptions(set(AUGMENTATIONS))],
         "min_steps": [Interval(Integral, 0, None, closed="left")],
     }
 
@@ -770,9 +772,7 @@ class SelfTrainer(LabelEstimatorBase):
     # -- models -------------------------------------------------------------
     def _noise(self):
         if len(self.input_shape_) == 3:
-            if self.augment in ("auto", "affine"):
-                return affine_warp
-            return random_shift if self.augment == "shift" else None
+            return augmentation(self.augment, self.input_shape_)
         if self.input_noise > 0:
             return functools.partial(gaussian_noise, std=float(self.input_noise), scale=self._x_scale)
         return None
