@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from ._compat import Interval, _safe_indexing, validate_data
 from ._data import input_stats, reshape_input
-from ._nets import build_network
+from ._nets import backbone_name, build_network
 from ._tabular import TablePlan, needs_plan
 from ._train import local_torch_seed, predict_proba_nets, resolve_device, torch_threads
 from .detection import Detection
@@ -277,7 +277,9 @@ class TorchEstimatorMixin:
     def _generator(self, offset: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self._seed + offset)
 
-    def _new_net(self, n_outputs: int, width: float = 1.0) -> torch.nn.Module:
+    def _new_net(self, n_outputs: int, width: float = 1.0, backbone: str = "auto") -> torch.nn.Module:
+        """A fresh network for ``n_outputs`` outputs; ``backbone`` ``"auto"`` picks by input shape (see ``_nets``)."""
+        backbone = "module" if self.module is not None else backbone_name(self.input_shape_, backbone)
         net = build_network(
             self.input_shape_,
             n_outputs,
@@ -287,8 +289,10 @@ class TorchEstimatorMixin:
             hidden_dims=tuple(self.hidden_dims),
             dropout=self.dropout,
             width=width,
+            backbone="auto" if backbone == "module" else backbone,
         ).to(self.device_)
-        net._labelclean_spec = {"n_outputs": int(n_outputs), "width": float(width)}  # how save/load rebuild it
+        # How save/load rebuild it.
+        net._labelclean_spec = {"n_outputs": int(n_outputs), "width": float(width), "backbone": backbone}
         return net
 
 

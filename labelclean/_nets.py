@@ -1,4 +1,4 @@
-"""Default backbones (MLP for vectors, small CNN for images) and the module factory hook."""
+"""Default backbones (MLP for vectors, CNNs for grey and colour images) and the module factory hook."""
 
 from __future__ import annotations
 
@@ -83,6 +83,98 @@ class SmallCNN(nn.Sequential):
         return super().forward(x.contiguous(memory_format=torch.channels_last))
 
 
+def conv_bn(c_in: int, c_out: int, *, pool: bool = False) -> nn.Sequential:
+    """3×3 convolution (no bias) → batch norm → ReLU, then a 2×2 max-pool when ``pool``."""
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    """``x + body(x)``: two :func:`conv_bn` blocks of the same width with an identity shortcut."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResNet(nn.Module):
+    """Residual network for colour images: the nine-layer layout of the fast CIFAR-10 training recipes.
+
+    A 3×3 stem of ``channels``, then three stages that double the width and halve the
+    resolution (convolution → batch norm → ReLU → max-pool), the first and last followed by
+    a residual block; a global max-pool, dropout and a linear head whose logits are scaled
+    by 1/8 (the recipes' trick that keeps early training stable without a warm-up). Any
+    image of at least 8×8 pixels works; the global pool makes the head independent of the
+    size. Channels-last, as :class:`SmallCNN`. The recipes (Page's DAWNBench ResNet-9) use
+    ``channels=64``; the CPU default is narrower (``docs/benchmarks.md#implementation``).
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, channels: int = 16, dropout: float = 0.0) -> None:
+        super().__init__()
+        w = channels
+        self.features = nn.Sequential(
+            conv_bn(in_channels, w),
+            conv_bn(w, 2 * w, pool=True),
+            Residual(2 * w),
+            conv_bn(2 * w, 4 * w, pool=True),
+            conv_bn(4 * w, 8 * w, pool=True),
+            Residual(8 * w),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Sequential(nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.Linear(8 * w, n_classes))
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.contiguous(memory_format=torch.channels_last))) * 0.125
+
+
+#: Colour images (3 channels) at least this many pixels a side get :class:`ResNet`; others :class:`SmallCNN`.
+RESNET_MIN_SIDE = 32
+
+
+BACKBONES = ("auto", "mlp", "small_cnn", "resnet")
+
+
+def backbone_name(input_shape: tuple[int, ...], backbone: str = "auto") -> str:
+    """The default network for rows of ``input_shape``: ``"mlp"`` for vectors, else an image network.
+
+    Colour images (3 channels) of at least ``RESNET_MIN_SIDE`` pixels a side (CIFAR-size and
+    larger): ``"resnet"`` (:class:`ResNet`); smaller or grey images (digits): ``"small_cnn"``
+    (:class:`SmallCNN`). Any other ``backbone`` is returned as given.
+    """
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}.")
+    if backbone != "auto":
+        return backbone
+    if len(input_shape) == 1:
+        return "mlp"
+    return "resnet" if input_shape[0] == 3 and min(input_shape[1:]) >= RESNET_MIN_SIDE else "small_cnn"
+
+
+def image_backbone(
+    input_shape: tuple[int, int, int], n_classes: int, *, backbone: str, width: float = 1.0, dropout: float = 0.0
+) -> nn.Module:
+    """An image network (``backbone`` ``"small_cnn"`` or ``"resnet"``) for images of ``input_shape`` ``(C, H, W)``."""
+    c, h, w = input_shape
+    if min(h, w) < (8 if backbone == "resnet" else 2):
+        raise ValueError(
+            f"images of {h}×{w} pixels are too small for the default network "
+            f"(at least {8 if backbone == 'resnet' else 2} px a side); "
+            "flatten them to 2-D rows with X.reshape(len(X), -1), or pass module= with your own network."
+        )
+    if backbone == "resnet":
+        return ResNet(c, n_classes, channels=max(1, round(16 * width)), dropout=dropout)
+    return SmallCNN(
+        c, h, w, n_classes, channels=max(1, round(32 * width)), hidden=max(1, round(128 * width)), dropout=dropout
+    )
+
+
 ModuleFactory = Callable[[tuple[int, ...], int], nn.Module]
 
 
@@ -96,8 +188,12 @@ def build_network(
     hidden_dims: Sequence[int] = (256, 256),
     dropout: float = 0.0,
     width: float = 1.0,
+    backbone: str = "auto",
 ) -> nn.Module:
     """Build one network: input standardization followed by the backbone.
+
+    ``backbone`` (see :func:`backbone_name`) picks the default network; ``"auto"`` from the
+    input shape.
 
     ``module`` (when given) is called as ``module(input_shape, n_classes)`` and must
     return a :class:`torch.nn.Module` mapping a float32 batch of shape
@@ -114,15 +210,8 @@ def build_network(
         dims = [max(1, round(h * width)) for h in hidden_dims]
         body = MLP(input_shape[0], n_classes, dims, dropout)
     else:
-        c, h, w = input_shape
-        if h < 2 or w < 2:
-            raise ValueError(
-                f"images of {h}×{w} pixels are too small for the default CNN (at least 2×2); "
-                "flatten them to 2-D rows with X.reshape(len(X), -1), or pass module= with your own network."
-            )
-        body = SmallCNN(
-            c, h, w, n_classes, channels=max(1, round(32 * width)), hidden=max(1, round(128 * width)), dropout=dropout
-        )
+        name = backbone_name(tuple(input_shape), backbone)
+        body = image_backbone(tuple(input_shape), n_classes, backbone=name, width=width, dropout=dropout)
     net = nn.Sequential(Standardize(mean, scale), body)
     if module is not None:
         check_output_shape(net, input_shape, n_classes)
