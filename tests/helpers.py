@@ -1,4 +1,4 @@
-"""Small parquet files and fast settings shared by the io / api / cli / report tests (a few hundred rows each)."""
+"""What several test files share: small parquet files, fast settings, the tiniest fits of the three estimators."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
 
 FAST = ["--epochs", "2", "--noise-rate", "0.1", "--seed", "0", "--param", "hidden_dims=[32]"]
 FAST_PARAMS = {"max_epochs": 2, "forget_rate": 0.1, "random_state": 0, "hidden_dims": (32,)}
@@ -78,3 +80,49 @@ def image_table(n: int = 120, seed: int = 2, rgb: bool = False) -> pa.Table:
 def write(table: pa.Table, path: Path) -> Path:
     pq.write_table(table, path)
     return path
+
+
+# ---------------------------------------------------------------------------
+# The tiniest fits: networks of 8 units, one epoch, a few dozen rows
+# ---------------------------------------------------------------------------
+
+ESTIMATORS = [CoTeachingFilter, SelfTrainer, PUClassifier]
+
+TINY = {"hidden_dims": (8,), "max_epochs": 1, "batch_size": 16, "device": "cpu"}
+
+EXTRA = {
+    CoTeachingFilter: {"estimator": "network", "forget_rate": 0.2, "refine_epochs": 0},
+    SelfTrainer: {"estimator": "network", "max_iter": 1, "min_steps": 1},
+    PUClassifier: {"estimator": "network", "method": "nnpu", "prior": 0.6, "prior_epochs": 1},
+}
+
+
+def tiny(cls, **params):
+    """A fast instance of one of the three estimators (a few steps, a tiny network)."""
+    return cls(**{**TINY, **EXTRA[cls], **params})
+
+
+def xy(n=40, d=4, seed=0):
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    return X, (X[:, 0] > 0).astype(np.int64)
+
+
+def labels_for(cls, y):
+    """Labels each estimator reads: half unlabeled (-1) for SelfTrainer, as given otherwise."""
+    if cls is SelfTrainer:
+        y = y.copy()
+        y[::2] = -1
+    return y
+
+
+#: 40 rows of 4 features, labeled by the sign of the first one.
+X40, Y40 = xy()
+
+#: The tiniest run of a command: one epoch of an 8-unit network, batches of 16.
+TINY_CLI = ["--epochs", "1", "--seed", "0", "--param", "hidden_dims=[8]", "--param", "batch_size=16"]
+
+
+def tiny_table(n=40):
+    """``n`` rows of a key, a 4-wide embedding and a binary label."""
+    return embedding_table(n, width=4)
