@@ -13,6 +13,8 @@ from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
 
 FAST = ["--epochs", "2", "--noise-rate", "0.1", "--seed", "0", "--param", "hidden_dims=[32]"]
 FAST_PARAMS = {"max_epochs": 2, "forget_rate": 0.1, "random_state": 0, "hidden_dims": (32,)}
+#: The columns a run adds to its input, in order.
+ADDED = ["is_clean", "pseudo_label", "label_quality"]
 
 
 def tabular_table(n: int = 240, seed: int = 0) -> pa.Table:
@@ -80,6 +82,27 @@ def image_table(n: int = 120, seed: int = 2, rgb: bool = False) -> pa.Table:
 def write(table: pa.Table, path: Path) -> Path:
     pq.write_table(table, path)
     return path
+
+
+def partitioned(folder: Path, n: int = 150) -> tuple[Path, pa.Table, list[Path]]:
+    """Three parts of one table in hive folders, with the side files partitioned writers leave behind."""
+    table = tabular_table(n)
+    root = folder / "data"
+    (root / "split=a").mkdir(parents=True)
+    (root / "split=b").mkdir()
+    (root / "_temporary").mkdir()
+    cuts = [0, n // 3, 2 * n // 3, n]
+    paths = [
+        root / "split=a" / "part-0.parquet",
+        root / "split=a" / "part-1.parquet",
+        root / "split=b" / "part-2.parquet",
+    ]
+    for path, lo, hi in zip(paths, cuts[:-1], cuts[1:], strict=True):
+        write(table.slice(lo, hi - lo), path)
+    (root / "_SUCCESS").write_text("")
+    (root / "split=a" / ".part-0.parquet.crc").write_bytes(b"crc")
+    (root / "_temporary" / "junk.parquet").write_bytes(b"not parquet")
+    return root, table, paths
 
 
 # ---------------------------------------------------------------------------
