@@ -20,7 +20,6 @@ from labelclean._engine import (
     run_epoch,
     supervised,
 )
-from labelclean._train import batched_forward, predict_proba_nets
 
 
 def setup(n: int = 40):
@@ -119,18 +118,3 @@ def test_a_step_may_sum_on_the_host_and_show_other_rows():
         means = run_epoch(step, feed.shuffled(40, 16), optimizer, [net], [Progress(feed.device)])
     assert isinstance(means["loss"], float)
     assert events[-1].rows == 80
-
-
-def test_batched_forward_matches_one_pass_and_gathers_rows():
-    torch.manual_seed(0)
-    net = torch.nn.Linear(3, 2).eval()
-    X = torch.randn(10, 3)
-    whole = batched_forward(lambda xb: net(xb).float(), X, torch.device("cpu"), batch_size=10)
-    batched = batched_forward(lambda xb: net(xb).float(), X, torch.device("cpu"), batch_size=3)
-    np.testing.assert_allclose(whole, batched, rtol=1e-5, atol=1e-7)
-    rows = torch.tensor([4, 1, 8])
-    gathered = batched_forward(lambda xb: net(xb)[:, 0].float(), X, torch.device("cpu"), batch_size=2, rows=rows)
-    assert gathered.shape == (3,) and gathered.dtype == np.float32
-    np.testing.assert_allclose(gathered, whole[[4, 1, 8], 0], rtol=1e-6)
-    proba = predict_proba_nets([net], X, torch.device("cpu"))
-    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
