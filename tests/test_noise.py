@@ -1,7 +1,9 @@
+"""Label-noise simulation (labelclean/noise.py): symmetric and pair noise, reproducible and validated."""
+
 import numpy as np
 import pytest
 
-from labelclean import detection_scores, make_noisy_labels
+from labelclean import make_noisy_labels
 
 
 def test_symmetric_noise_flips_exact_share_to_other_classes():
@@ -32,14 +34,3 @@ def test_noise_is_reproducible_and_validates():
         make_noisy_labels(y, 0.1, kind="diagonal")
     with pytest.raises(ValueError, match="two classes"):
         make_noisy_labels(np.zeros(10), 0.1)
-
-
-def test_detection_scores():
-    given = np.array([0, 1, 1, 0, 2, 2])
-    true = np.array([0, 0, 1, 1, 2, 2])
-    clean = np.array([True, False, False, True, True, True])  # flags rows 1 (noisy) and 2 (clean)
-    s = detection_scores(clean, given, true)
-    assert s["precision"] == 0.5 and s["recall"] == 0.5 and s["f1"] == 0.5
-    assert s["n_flagged"] == 2 and s["n_noisy"] == 2
-    with pytest.raises(ValueError, match="same length"):
-        detection_scores(clean[:3], given, true)
