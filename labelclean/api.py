@@ -412,12 +412,44 @@ def run_labeling(
     """
     # Everything that can be wrong with the options or the data is checked before PyTorch loads
     # and before the features are read, so a mistake is answered at once.
+    params, encoder_params = _check_options(task, params, pretrain)
+    source = as_source(data)
+    n = _check_table(source, label)
+    labels, targets, classes, prepared = _read_labels(source, task, label, positive, negative)
+    if pred_probs is not None:
+        if task != "filter":
+            raise OptionError(f"pred_probs (--pred-probs) works with 'filter' only, not '{task}'.")
+        return _label_from_probabilities(source, label, labels, targets, classes, pred_probs, n, progress)
+    plan = plan_features(source, label, features)
+    X, read_seconds = _read_timed(source, plan, progress)
+    estimator = _make_estimator(task, params)
+    encoder = _make_encoder(pretrain, estimator, encoder_params)
+    X_fit, pretrain_seconds = (X, 0.0) if encoder is None else _pretrain(encoder, estimator, X, progress)
+    run = {"filter": _run_filter, "selftrain": _run_selftrain, "pu": _run_pu}[task]
+    clean, pseudo, quality, fit_seconds, extra = run(estimator, X_fit, targets, progress)
+    added = _added_columns(clean, pseudo, quality, classes, labels.type)
+    summary = _summary(task, label, n, clean, plan, plan.skipped, read_seconds, fit_seconds)
+    summary.update(prepared)
+    summary.update(extra)
+    if task == "filter":
+        summary["noise_rate"] = float(getattr(estimator, "noise_rate_", np.nan))
+    if encoder is not None:
+        summary.update(pretrain="contrastive", pretrain_seconds=pretrain_seconds, embedding_width=X_fit.shape[1])
+    return LabelingResult(task, added, estimator, plan, labels, X, summary, encoder)
+
+
+def _check_options(task: str, params: dict[str, Any] | None, pretrain: str | None) -> tuple[dict, dict]:
+    """The task's name and the parameter names checked; ``params`` split into the estimator's and the encoder's."""
     if task not in TASKS:
         raise OptionError(f"unknown task {task!r}; use one of {', '.join(TASKS)}.")
     params, encoder_params = split_pretrain_params(dict(params or {}))
     _check_param_names(task, params)
     _check_pretrain(pretrain, encoder_params)
-    source = as_source(data)
+    return params, encoder_params
+
+
+def _check_table(source: Any, label: str) -> int:
+    """The number of rows, after checking that the label column exists and that there are rows."""
     schema = source_schema(source)
     n = source_rows(source)
     if label not in schema.names:
@@ -427,52 +459,66 @@ def run_labeling(
         )
     if n == 0:
         raise DataError("the table has no rows; there is nothing to clean.")
+    return n
+
+
+def _read_labels(
+    source: Any, task: str, label: str, positive: Any, negative: Any
+) -> tuple[pa.ChunkedArray, np.ndarray, pa.Array, dict[str, Any]]:
+    """The label column, read and encoded for ``task``: labels, targets, classes and facts for the summary."""
     labels = read_column(source, label)
     _label_values(labels, label)
     if task == "pu":
         targets, classes, prepared = _prepare_pu(labels, label, positive, negative)
     else:
         targets, classes, prepared = (_prepare_filter if task == "filter" else _prepare_selftrain)(labels, label)
-    if pred_probs is not None:
-        if task != "filter":
-            raise OptionError(f"pred_probs (--pred-probs) works with 'filter' only, not '{task}'.")
-        return _label_from_probabilities(source, label, labels, targets, classes, pred_probs, n, progress)
-    plan = plan_features(source, label, features)
+    return labels, targets, classes, prepared
+
+
+def _read_timed(source: Any, plan: FeaturePlan, progress: ProgressFn | None) -> tuple[np.ndarray, float]:
+    """The feature matrix of ``plan``, and the seconds reading it took."""
     t0 = time.perf_counter()
     X = read_features(source, plan, progress=progress)
-    read_seconds = time.perf_counter() - t0
-    estimator = _make_estimator(task, params)
-    encoder = _make_encoder(pretrain, estimator, encoder_params)
-    X_fit, pretrain_seconds = (X, 0.0) if encoder is None else _pretrain(encoder, estimator, X, progress)
-    run = {"filter": _run_filter, "selftrain": _run_selftrain, "pu": _run_pu}[task]
-    clean, pseudo, quality, fit_seconds, extra = run(estimator, X_fit, targets, progress)
-    extra = {**prepared, **extra}
-    added = pa.table(
+    return X, time.perf_counter() - t0
+
+
+def _added_columns(
+    clean: np.ndarray, pseudo: np.ndarray, quality: np.ndarray, classes: pa.Array, label_type: pa.DataType
+) -> pa.Table:
+    """The three columns a run adds: ``is_clean``, ``pseudo_label`` (in the label column's type), ``label_quality``."""
+    return pa.table(
         {
             "is_clean": pa.array(np.asarray(clean, dtype=bool)),
-            "pseudo_label": decode_labels(pseudo, classes, labels.type),
+            "pseudo_label": decode_labels(pseudo, classes, label_type),
             "label_quality": pa.array(np.asarray(quality, dtype=np.float32)),
         }
     )
+
+
+def _summary(
+    task: str,
+    label: str,
+    n: int,
+    clean: np.ndarray,
+    plan: FeaturePlan,
+    skipped: dict[str, str],
+    read_seconds: float,
+    fit_seconds: float,
+) -> dict[str, Any]:
+    """What every run's summary starts with: the rows, how many were flagged, the features and the timings."""
     flagged = int(n - np.count_nonzero(clean))
-    summary: dict[str, Any] = {
+    return {
         "task": task,
         "label_column": label,
         "rows": n,
         "flagged": flagged,
         "flagged_fraction": flagged / n,
         "features": plan.names,
-        "skipped_columns": plan.skipped,
+        "skipped_columns": skipped,
         "feature_shape": list(plan.row_shape),
         "read_seconds": read_seconds,
         "fit_seconds": fit_seconds,
-        **extra,
     }
-    if task == "filter":
-        summary["noise_rate"] = float(getattr(estimator, "noise_rate_", np.nan))
-    if encoder is not None:
-        summary.update(pretrain="contrastive", pretrain_seconds=pretrain_seconds, embedding_width=X_fit.shape[1])
-    return LabelingResult(task, added, estimator, plan, labels, X, summary, encoder)
 
 
 class GivenProbabilities:
@@ -510,9 +556,23 @@ def _label_from_probabilities(
     progress: ProgressFn | None,
 ) -> LabelingResult:
     """The ``filter`` run on the user's probabilities: read them, apply the detection rule, no training."""
-    from .detection import find_label_issues
-
     names = [pred_probs] if isinstance(pred_probs, str) else list(pred_probs)
+    plan, P, read_seconds = _read_probabilities(source, label, names, classes, progress)
+    t0 = time.perf_counter()
+    clean, pseudo, quality, estimator = _detect_on_probabilities(codes, P, names)
+    added = _added_columns(clean, pseudo, quality, classes, labels.type)
+    summary = _summary("filter", label, n, clean, plan, {}, read_seconds, time.perf_counter() - t0)
+    summary.update(noise_rate=estimator.noise_rate_, pred_probs=names)
+    labeled = codes >= 0
+    if not labeled.all():
+        summary["unlabeled"] = int(n - labeled.sum())
+    return LabelingResult("filter", added, estimator, plan, labels, P, summary)
+
+
+def _read_probabilities(
+    source: Any, label: str, names: list[str], classes: pa.Array, progress: ProgressFn | None
+) -> tuple[FeaturePlan, np.ndarray, float]:
+    """Read the probability columns ``names``, checked against the label values: the plan, ``P`` and the seconds."""
     missing = [c for c in names if c not in source_schema(source).names]
     if missing:
         raise OptionError(
@@ -520,9 +580,7 @@ def _label_from_probabilities(
             f"the columns are: {', '.join(source_schema(source).names)}."
         )
     plan = plan_features(source, label, names)
-    t0 = time.perf_counter()
-    P = read_features(source, plan, progress=progress)
-    read_seconds = time.perf_counter() - t0
+    P, read_seconds = _read_timed(source, plan, progress)
     if P.ndim != 2:
         raise DataError(f"{', '.join(names)} must hold one list of class probabilities per row (or one column each).")
     k = len(classes)
@@ -531,7 +589,20 @@ def _label_from_probabilities(
             f"the probabilities have {P.shape[1]} classes but column '{label}' holds {k} label values "
             f"{classes.to_pylist()[:10]}; give one probability per label value, in sorted order."
         )
-    t0 = time.perf_counter()
+    return plan, P, read_seconds
+
+
+def _detect_on_probabilities(
+    codes: np.ndarray, P: np.ndarray, names: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, GivenProbabilities]:
+    """:func:`labelclean.find_label_issues` on the labeled rows: ``clean``, ``pseudo``, ``quality`` for every row.
+
+    An unlabeled row is not clean and gets its most probable class; the returned
+    :class:`GivenProbabilities` carries the noise estimates the report reads.
+    """
+    from .detection import find_label_issues
+
+    n, k = P.shape
     labeled = codes >= 0
     clean = np.zeros(n, dtype=bool)
     pseudo = np.argmax(P, axis=1).astype(np.int64)
@@ -545,31 +616,7 @@ def _label_from_probabilities(
     quality[labeled] = issues["label_quality"].to_numpy()
     class_noise = np.array([issues.attrs["class_noise"][j] for j in range(k)])
     estimator = GivenProbabilities(", ".join(names), np.arange(k), float(issues.attrs["noise_rate"]), class_noise)
-    added = pa.table(
-        {
-            "is_clean": pa.array(clean),
-            "pseudo_label": decode_labels(pseudo, classes, labels.type),
-            "label_quality": pa.array(quality),
-        }
-    )
-    flagged = int(n - np.count_nonzero(clean))
-    summary: dict[str, Any] = {
-        "task": "filter",
-        "label_column": label,
-        "rows": n,
-        "flagged": flagged,
-        "flagged_fraction": flagged / n,
-        "features": plan.names,
-        "skipped_columns": {},
-        "feature_shape": list(plan.row_shape),
-        "read_seconds": read_seconds,
-        "fit_seconds": time.perf_counter() - t0,
-        "noise_rate": estimator.noise_rate_,
-        "pred_probs": names,
-    }
-    if not labeled.all():
-        summary["unlabeled"] = int(n - labeled.sum())
-    return LabelingResult("filter", added, estimator, plan, labels, P, summary)
+    return clean, pseudo, quality, estimator
 
 
 # ---------------------------------------------------------------------------
@@ -811,6 +858,50 @@ def clean_file(
     items = [input] if isinstance(input, (str, os.PathLike)) else list(input)
     files, input_root = resolve_inputs(items)
     src_path: Path | str = Path(items[0]) if len(items) == 1 else ", ".join(map(os.fspath, items))
+    out_path, report_path = _check_outputs(items, files, input_root, output, output_dir, report, force)
+    source = as_source(items if is_dataset_input(items) else files[0])
+    result = run_labeling(
+        task,
+        source,
+        label=label,
+        features=features,
+        params=params,
+        positive=positive,
+        negative=negative,
+        progress=progress,
+        pretrain=pretrain,
+        pred_probs=pred_probs,
+    )
+    if report_path is None:
+        result.X = None  # only the report needs the features again: free them before writing
+    written, outputs = _write_output(source, files, out_path, output_dir is not None, result, drop, progress)
+    if report_path is not None:
+        options = {"label": label, "features": features, "drop": drop, "positive": positive, "negative": negative}
+        parameters = {**options, "pretrain": pretrain, **params}
+        if pred_probs is not None:  # nothing was trained: the estimator's parameters did not apply
+            parameters = {**options, "pred_probs": pred_probs}
+        _write_run_report(report_path, result, source, task, src_path, parameters, t0, out_path)
+    return {
+        **result.summary,
+        "input": str(src_path),
+        "output": str(out_path),
+        "rows_written": written,
+        "report": None if report_path is None else str(report_path),
+        "seconds": time.perf_counter() - t0,
+        **_source_facts(source, result.plan, files, outputs),
+    }
+
+
+def _check_outputs(
+    items: Sequence[str | os.PathLike],
+    files: Sequence[Path],
+    input_root: Path | None,
+    output: str | os.PathLike | None,
+    output_dir: str | os.PathLike | None,
+    report: str | os.PathLike | None,
+    force: bool,
+) -> tuple[Path, Path | None]:
+    """The output file (or ``--output-dir`` folder) and the report, checked before anything is read or written."""
     if output is not None and output_dir is not None:
         raise OptionError("-o/--output (one file) and --output-dir (one file per part) exclude each other; pick one.")
     targets: list[Path] = []
@@ -832,48 +923,46 @@ def clean_file(
         check_output(
             report_path, inputs=[*files, out_path, *targets], force=force, option="report", input_root=input_root
         )
-    source = as_source(items if is_dataset_input(items) else files[0])
-    result = run_labeling(
-        task,
-        source,
-        label=label,
-        features=features,
-        params=params,
-        positive=positive,
-        negative=negative,
-        progress=progress,
-        pretrain=pretrain,
-        pred_probs=pred_probs,
-    )
-    if report_path is None:
-        result.X = None  # only the report needs the features again: free them before writing
+    return out_path, report_path
+
+
+def _write_output(
+    source: Any,
+    files: Sequence[Path],
+    out_path: Path,
+    per_part: bool,
+    result: LabelingResult,
+    drop: bool,
+    progress: ProgressFn | None,
+) -> tuple[int, list[tuple[Path, int]] | None]:
+    """Write the input with the added columns (only the clean rows with ``drop``), each file atomically.
+
+    ``per_part``: one file per input part in the folder ``out_path``. Returns the rows written
+    and, per part, the file and its rows (None for one output file).
+    """
     keep = result.added.column("is_clean").to_numpy(zero_copy_only=False) if drop else None
-    outputs: list[tuple[Path, int]] | None = None
-    if output_dir is not None:
+    if per_part:
         parts = source if isinstance(source, DatasetSource) else _single_part(source, files[0])
         outputs = write_parts(parts, out_path, result.added, keep=keep, progress=progress)
-        written = sum(rows for _, rows in outputs)
-    else:
-        written = write_with_columns(source, out_path, result.added, keep=keep, progress=progress)
-    if report_path is not None:
-        from .report import run_metadata, write_report
+        return sum(rows for _, rows in outputs), outputs
+    return write_with_columns(source, out_path, result.added, keep=keep, progress=progress), None
 
-        options = {"label": label, "features": features, "drop": drop, "positive": positive, "negative": negative}
-        parameters = {**options, "pretrain": pretrain, **params}
-        if pred_probs is not None:  # nothing was trained: the estimator's parameters did not apply
-            parameters = {**options, "pred_probs": pred_probs}
-        meta = run_metadata(task, src_path, parameters, time.perf_counter() - t0, output=out_path)
-        write_report(report_path, result, source=source, metadata=meta)
-    summary = {
-        **result.summary,
-        "input": str(src_path),
-        "output": str(out_path),
-        "rows_written": written,
-        "report": None if report_path is None else str(report_path),
-        "seconds": time.perf_counter() - t0,
-        **_source_facts(source, result.plan, files, outputs),
-    }
-    return summary
+
+def _write_run_report(
+    path: Path,
+    result: LabelingResult,
+    source: Any,
+    task: str,
+    src_path: Path | str,
+    parameters: dict[str, Any],
+    t0: float,
+    out_path: Path,
+) -> None:
+    """Write the HTML report of the run (atomically), its header naming the input, the options and the time so far."""
+    from .report import run_metadata, write_report
+
+    meta = run_metadata(task, src_path, parameters, time.perf_counter() - t0, output=out_path)
+    write_report(path, result, source=source, metadata=meta)
 
 
 def _single_part(source: Any, path: Path) -> DatasetSource:
