@@ -1,4 +1,7 @@
-"""Datasets of several files (folders, globs, several paths), CSV input and numbers stored as text."""
+"""Datasets of several files (folders, globs, several paths), CSV input and numbers stored as text.
+
+Tests of labelclean/io.py and of ``filter_labels`` (labelclean/api.py), kept here until they move to their files.
+"""
 
 from __future__ import annotations
 

@@ -175,6 +175,7 @@ def test_phases_nest_and_a_failed_phase_reports_no_end():
     ]
 
 
+# The adapter of labelclean/api.py: kept here until it moves to its file.
 def test_a_plain_progress_function_gets_one_stage_per_phase():
     from labelclean.api import _report_phases
 

@@ -1,6 +1,6 @@
-"""Streaming in tiny batches and atomic writes (labelclean/io.py and the run of a command), at their limits.
+"""Streaming in tiny batches and atomic writes (labelclean/io.py, and a command's run through labelclean/api.py).
 
-Everything here is small: a few dozen rows, batches of a few rows.
+Everything here is small: a few dozen rows, batches of a few rows. Kept here until the tests move to their files.
 """
 
 from __future__ import annotations
