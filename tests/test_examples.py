@@ -1,4 +1,4 @@
-"""The command-line page's commands run as printed, on the files ``python -m labelclean.examples write`` makes."""
+"""The example files (labelclean/examples.py): what the command-line page's commands read, run as printed on them."""
 
 from __future__ import annotations
 
