@@ -11,6 +11,34 @@ average probability that rows *given* ``j`` have for ``j`` (a per-class threshol
 rare or hard class is not drowned by the common ones); the counts, rescaled to the given
 class sizes, estimate the joint distribution of given and true labels, hence the noise
 rate, the noise of each class and the balance of the true classes.
+
+The rule, step by step (:func:`detect`):
+
+1. Unless the probabilities are taken as calibrated, they are first temperature-scaled to the
+   given labels (:func:`calibrate`).
+2. The joint distribution of given and true labels is estimated by confident learning
+   (:func:`estimate_joint`) and the probabilities are moved to its true class balance
+   (:func:`prior_shift`).
+3. Rows are flagged (``clean`` False) by the ``flag`` rule, never a row whose most probable
+   class is its given label: ``"rank"`` flags as many rows as the estimated noise rate says
+   are wrong over all classes, those with the lowest label posterior (step 5);
+   ``"class_noise"`` flags, in each given class, as many rows as its estimated noise says are
+   wrong, those with the largest margin against the given label (:func:`flag_by_class_noise`);
+   ``"disagreement"`` flags every row whose most probable class is not the given label
+   (:func:`flag_disagreement`).
+4. A flagged row's pseudo-label becomes its most probable class only where both the
+   probabilities and the label posterior (:func:`label_posterior`, which weighs in how often
+   the given label is wrong for that class) give it at least ``relabel_threshold``, read at
+   ``relabel_temperature``: a wrong label left in place costs nothing new, a right label
+   changed is a new mistake.
+5. ``quality`` is the label posterior of the given label.
+
+:func:`find_label_issues` applies the rule to the user's own probabilities. It flags on the
+probabilities as given and changes a label only on evidence read at the temperature fitted
+to the given labels, so an overconfident model changes no more labels than a calibrated one.
+Its default ``flag="rank"`` was chosen on CIFAR-10N's human label sets and the tables of the
+development suite with flipped labels; every rule's figures, and cleanlab's, are in
+``docs/benchmarks.md#detection``.
 """
 
 from __future__ import annotations
@@ -298,24 +326,9 @@ def detect(
 ) -> Detection:
     """Decide the row contract from out-of-sample probabilities and the given labels.
 
-    1. Unless ``calibrated``, the probabilities are first temperature-scaled to the given labels
-       (:func:`calibrate`).
-    2. The joint distribution of given and true labels is estimated by confident learning
-       (:func:`estimate_joint`) and the probabilities are moved to its true class balance
-       (:func:`prior_shift`).
-    3. Rows are flagged (``clean`` False) by the ``flag`` rule, never a row whose most probable
-       class is its given label: ``"rank"`` flags as many rows as the estimated noise rate says
-       are wrong over all classes, those with the lowest label posterior (step 5);
-       ``"class_noise"`` flags, in each given class, as many rows as its estimated noise says are
-       wrong, those with the largest margin against the given label (:func:`flag_by_class_noise`);
-       ``"disagreement"`` flags every row whose most probable class is not the given label
-       (:func:`flag_disagreement`).
-    4. A flagged row's pseudo-label becomes its most probable class only where both the
-       probabilities and the label posterior (:func:`label_posterior`, which weighs in how often
-       the given label is wrong for that class) give it at least ``relabel_threshold``, read at
-       ``relabel_temperature``: a wrong label left in place costs nothing new, a right label
-       changed is a new mistake.
-    5. ``quality`` is the label posterior of the given label.
+    The steps (calibration, the joint, flagging, relabeling, quality) are those of the module
+    docstring (:mod:`labelclean.detection`): each row flagged or not, its pseudo-label and
+    the posterior probability of its given label.
 
     Parameters
     ----------
@@ -352,30 +365,63 @@ def detect(
     ([True, True, False], 0)
     """
     labels = np.asarray(labels, dtype=np.int64)
+    proba, joint = _balanced(labels, pred_probs, calibrated)  # steps 1 and 2
+    best = np.argmax(proba, axis=1)
+    flagged = _flag(flag, labels, proba, best, joint)  # step 3, but for "rank"
+    quality, strong = _posterior_at(labels, proba, best, noise_matrix(joint), relabel_threshold)  # step 5
+    if flagged is None:
+        flagged = _flag_rank(labels, best, quality, joint)
+    pseudo = _pseudo_labels(labels, pred_probs, best, flagged, strong, joint, relabel_temperature, relabel_threshold)
+    return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
+
+
+def _balanced(labels: np.ndarray, pred_probs: np.ndarray, calibrated: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 1 and 2 of :func:`detect`: the estimated joint, and the probabilities (a new float32 array,
+    temperature-scaled unless ``calibrated``) moved to its true class balance."""
     if calibrated:
         proba = np.array(pred_probs, dtype=np.float32)  # a copy: shifted in place below
     else:
         proba, _ = calibrate(np.asarray(pred_probs, dtype=np.float32), labels)
     joint = estimate_joint(labels, proba)
-    proba = _shift(proba, joint)
-    best = np.argmax(proba, axis=1)
+    return _shift(proba, joint), joint
+
+
+def _flag(flag: str, labels: np.ndarray, proba: np.ndarray, best: np.ndarray, joint: np.ndarray) -> np.ndarray | None:
+    """Step 3 of :func:`detect` for the rules that need no label posterior; None for ``"rank"`` (:func:`_flag_rank`)."""
     if flag == "disagreement":
-        flagged = best != labels
-    elif flag == "class_noise":
-        flagged = flag_by_class_noise(labels, proba, class_noise(joint))
-    elif flag != "rank":
+        return best != labels
+    if flag == "class_noise":
+        return flag_by_class_noise(labels, proba, class_noise(joint))
+    if flag != "rank":
         raise ValueError(f"flag={flag!r}; use 'class_noise', 'rank' or 'disagreement'.")
-    quality, strong = _posterior_at(labels, proba, best, noise_matrix(joint), relabel_threshold)
-    if flag == "rank":  # the estimated number of wrong labels, lowest label posterior first
-        flagged = np.zeros(len(labels), dtype=bool)
-        count = int(round(float(np.clip(1.0 - np.trace(joint), 0.0, 1.0)) * len(labels)))
-        flagged[_largest(-quality, count)] = count > 0
-        flagged &= best != labels
-    if relabel_temperature == 1.0:
-        pseudo = np.where(flagged & strong & (best != labels), best, labels)
-    else:
-        pseudo = _relabel(labels, pred_probs, flagged & (best != labels), joint, relabel_temperature, relabel_threshold)
-    return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
+    return None
+
+
+def _flag_rank(labels: np.ndarray, best: np.ndarray, quality: np.ndarray, joint: np.ndarray) -> np.ndarray:
+    """Step 3 of :func:`detect` for ``"rank"``: the estimated number of wrong labels, lowest label posterior first."""
+    flagged = np.zeros(len(labels), dtype=bool)
+    count = int(round(float(np.clip(1.0 - np.trace(joint), 0.0, 1.0)) * len(labels)))
+    flagged[_largest(-quality, count)] = count > 0
+    return flagged & (best != labels)
+
+
+def _pseudo_labels(
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    best: np.ndarray,
+    flagged: np.ndarray,
+    strong: np.ndarray,
+    joint: np.ndarray,
+    temperature: float,
+    threshold: float,
+) -> np.ndarray:
+    """Step 4 of :func:`detect`: a flagged row's best class where the evidence for it is ``strong``, else its label.
+
+    At a ``temperature`` other than 1 the evidence is read anew on the tempered probabilities (:func:`_relabel`).
+    """
+    if temperature == 1.0:
+        return np.where(flagged & strong & (best != labels), best, labels)
+    return _relabel(labels, pred_probs, flagged & (best != labels), joint, temperature, threshold)
 
 
 def _relabel(
@@ -453,15 +499,12 @@ def find_label_issues(
         its estimated noise says are wrong, those with the largest margin against the given
         label. Both flag only rows whose most probable class is another one.
         ``"disagreement"``: every row whose most probable class is not the given label, which
-        flags many right labels when the model is less accurate than the labels. The default
-        was chosen on CIFAR-10N's human label sets and the tables of the development suite with
-        flipped labels; every rule's figures, and cleanlab's, are in
-        ``docs/benchmarks.md#detection``.
+        flags many right labels when the model is less accurate than the labels. Every rule's
+        figures, and how the default was chosen, are in ``docs/benchmarks.md#detection``.
     relabel_threshold : float in [0, 1], default=0.9
         Evidence a flagged row needs before ``pseudo_label`` differs from ``given_label``: the
         probability of the new label, and its label posterior, both read on the probabilities
-        temperature-scaled to the given labels (an overconfident model changes no more labels
-        than a calibrated one).
+        temperature-scaled to the given labels.
     calibrated : bool, default=True
         Take the probabilities as they are. ``False`` temperature-scales them to the given labels
         first (:func:`calibrate`); fitted to noisy labels, the temperature softens the
@@ -492,6 +535,19 @@ def find_label_issues(
     labels, encoded, proba, classes = _read_inputs(labels, pred_probs, classes)
     if flag not in ("class_noise", "rank", "disagreement"):
         raise ValueError(f"flag must be 'class_noise', 'rank' or 'disagreement', got {flag!r}.")
+    verdict = _verdict(encoded, proba, noise_rate, flag, relabel_threshold, calibrated)
+    return _as_frame(labels, classes, verdict)
+
+
+def _verdict(
+    encoded: np.ndarray,
+    proba: np.ndarray,
+    noise_rate: float | str,
+    flag: str,
+    relabel_threshold: float,
+    calibrated: bool,
+) -> Detection:
+    """:func:`detect` as :func:`find_label_issues` runs it; with a number for ``noise_rate``, that share flagged."""
     # flags on the probabilities as given; a label changes only on calibrated evidence
     temperature = 1.0 / _fitted_beta(proba, encoded) if calibrated else 1.0
     verdict = detect(
@@ -504,7 +560,7 @@ def find_label_issues(
     )
     if noise_rate != "auto":
         verdict = _flag_share(verdict, encoded, proba, float(noise_rate))
-    return _as_frame(labels, classes, verdict)
+    return verdict
 
 
 def _as_frame(labels: np.ndarray, classes: np.ndarray, verdict: Detection) -> Any:
