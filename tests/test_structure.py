@@ -1,11 +1,14 @@
-"""The package's shape: no import cycle, and the estimators without the data-ops stack."""
+"""The package's shape: no import cycle, the estimators without the data-ops stack, a test file per module, sizes."""
 
 import ast
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parent.parent / "labelclean"
+TESTS = Path(__file__).resolve().parent
 
 
 def _module_name(path: Path) -> str:
@@ -82,3 +85,77 @@ def test_the_estimators_import_and_run_without_the_data_ops_stack():
     lines = proc.stdout.strip().splitlines()
     assert lines[0] == "[0, 1, 0, 1]"
     assert lines[1] == "[]"  # none of the data-ops libraries was loaded
+
+
+# ---------------------------------------------------------------------------
+# The tests mirror the package
+# ---------------------------------------------------------------------------
+
+#: Modules that need no test file of their own, each with the reason.
+EXEMPT = {
+    "__init__.py": "the lazy namespace of the public names: every test imports through it, and "
+    "tests/test_cli_startup.py checks what importing it loads",
+    "__main__.py": "one call of labelclean.cli.main, run by every test that starts `python -m labelclean`",
+    "_compat.py": "scikit-learn's private names imported in one place, nothing of its own",
+}
+
+#: Modules whose test file is still missing, each with where its tests are now. Remove an entry once the
+#: file exists (the test below then says so).
+PENDING = {
+    "_data.py": "no test of its own: its doctest, and the input shapes of tests/test_base.py's bad-input cases",
+    "_demo.py": "no test yet: the `labelclean-demo` script is not run by any test",
+    "_nets.py": "its tests are in tests/test_coteaching.py (SmallCNN, build_network)",
+}
+
+
+def _test_files(module: Path) -> list[Path]:
+    """The test files of a module: ``labelclean/x.py`` or ``labelclean/_x.py`` → ``tests/test_x.py``.
+
+    A module of a subpackage, ``labelclean/sub/...``, may be tested in any ``tests/test_sub*.py``.
+    """
+    parts = module.relative_to(PACKAGE).parts
+    if len(parts) > 1:
+        return sorted(TESTS.glob(f"test_{parts[0]}*.py"))
+    path = TESTS / f"test_{module.stem.lstrip('_')}.py"
+    return [path] if path.is_file() else []
+
+
+def test_every_module_has_its_test_file():
+    modules = {p.relative_to(PACKAGE).as_posix(): p for p in sorted(PACKAGE.rglob("*.py"))}
+    assert "coteaching.py" in modules and "cli/_common.py" in modules, "the package was not read"
+    missing = [
+        f"labelclean/{name}: tests/test_{Path(name).stem.lstrip('_')}.py"
+        for name, path in modules.items()
+        if name not in EXEMPT and name not in PENDING and not _test_files(path)
+    ]
+    assert not missing, f"modules without their test file: {missing}"
+    gone = sorted(name for name in {**EXEMPT, **PENDING} if name not in modules)
+    assert not gone, f"EXEMPT or PENDING names modules that no longer exist: {gone}"
+    done = sorted(name for name in PENDING if _test_files(modules[name]))
+    assert not done, f"these modules have their test file now; remove them from PENDING: {done}"
+
+
+MAX_CLASS_LINES = 400
+MAX_FUNCTION_LINES = 80
+
+
+def _definitions(tree: ast.AST, prefix: str = ""):
+    """``(qualified name, node)`` of every class and function, methods and nested functions included."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield prefix + node.name, node
+            yield from _definitions(node, f"{prefix}{node.name}.")
+        else:
+            yield from _definitions(node, prefix)
+
+
+@pytest.mark.xfail(strict=False, reason="some classes and functions are still being shrunk to these sizes")
+def test_no_class_over_400_lines_and_no_function_over_80():
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for name, node in _definitions(ast.parse(path.read_text())):
+            limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+            lines = node.end_lineno - node.lineno + 1
+            if lines > limit:
+                too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {name}: {lines} lines > {limit}")
+    assert not too_long, "\n".join(too_long)
