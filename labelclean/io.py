@@ -767,21 +767,47 @@ def plan_features(
     """
     schema = source_schema(source)
     n_rows = source_rows(source)
-    names = list(schema.names)
     explicit = features is not None
-    if explicit:
-        features = list(features)
-        unknown = [c for c in features if c not in names]
-        if unknown:
-            raise OptionError(
-                f"unknown feature column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
-                f"the columns are: {', '.join(names)}. Fix --features (features= in Python)."
-            )
-        if label in features:
-            raise OptionError(f"the label column '{label}' cannot also be a feature; remove it from --features.")
-        candidates = [schema.field(c) for c in features]
-    else:
-        candidates = [f for f in schema if f.name != label]
+    candidates = _candidate_fields(schema, label, features)
+    columns, skipped, usable = _describe_candidates(source, candidates, n_rows, explicit)
+    include: dict[str, list[str]] = {}
+    images = [c for c in columns if c.kind == "image"]
+    if images and len(columns) > 1:
+        columns = _image_alone(columns, images[0], skipped, include, explicit)
+    if not columns:
+        why = "; ".join(f"'{k}': {v}" for k, v in skipped.items()) or "the table has no other columns"
+        raise DataError(
+            f"no usable feature column ({why}); add numeric, embedding (list of numbers), "
+            "PNG/JPEG or low-cardinality text columns, or name them with --features."
+        )
+    chosen = [c.name for c in columns]
+    for name in usable:
+        include[name] = [*chosen, name] if not images else [name]
+    return FeaturePlan(columns, skipped, n_rows, {k: include[k] for k in skipped if k in include})
+
+
+def _candidate_fields(schema: pa.Schema, label: str | None, features: Sequence[str] | None) -> list[pa.Field]:
+    """The fields :func:`plan_features` considers: those named in ``features`` (checked), else all but the label."""
+    if features is None:
+        return [f for f in schema if f.name != label]
+    names = list(schema.names)
+    features = list(features)
+    unknown = [c for c in features if c not in names]
+    if unknown:
+        raise OptionError(
+            f"unknown feature column{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"the columns are: {', '.join(names)}. Fix --features (features= in Python)."
+        )
+    if label in features:
+        raise OptionError(f"the label column '{label}' cannot also be a feature; remove it from --features.")
+    return [schema.field(c) for c in features]
+
+
+def _describe_candidates(
+    source: pa.Table | pq.ParquetFile | DatasetSource, candidates: list[pa.Field], n_rows: int, explicit: bool
+) -> tuple[list[FeatureColumn], dict[str, str], list[str]]:
+    """Each candidate described (:func:`_describe_column`): the feature columns, the skipped ones with why, and the
+    skipped ones naming them would use; a named column that cannot be used is an error."""
     columns: list[FeatureColumn] = []
     skipped: dict[str, str] = {}
     usable: list[str] = []
@@ -795,29 +821,26 @@ def plan_features(
                 usable.append(f.name)
         else:
             columns.append(described)
-    include: dict[str, list[str]] = {}
-    images = [c for c in columns if c.kind == "image"]
-    if images and len(columns) > 1:
-        if explicit:
-            raise OptionError(
-                f"image column '{images[0].name}' cannot be combined with other feature columns; "
-                "pass it alone in --features."
-            )
-        others = [c.name for c in columns if c is not images[0]]
-        for name in others:
-            skipped[name] = f"the image column '{images[0].name}' is used alone"
-            include[name] = others  # the other columns, without the image
-        columns = [images[0]]
-    if not columns:
-        why = "; ".join(f"'{k}': {v}" for k, v in skipped.items()) or "the table has no other columns"
-        raise DataError(
-            f"no usable feature column ({why}); add numeric, embedding (list of numbers), "
-            "PNG/JPEG or low-cardinality text columns, or name them with --features."
+    return columns, skipped, usable
+
+
+def _image_alone(
+    columns: list[FeatureColumn],
+    image: FeatureColumn,
+    skipped: dict[str, str],
+    include: dict[str, list[str]],
+    explicit: bool,
+) -> list[FeatureColumn]:
+    """An image column is used alone: the other columns join ``skipped`` (and ``include``); named together, an error."""
+    if explicit:
+        raise OptionError(
+            f"image column '{image.name}' cannot be combined with other feature columns; pass it alone in --features."
         )
-    chosen = [c.name for c in columns]
-    for name in usable:
-        include[name] = [*chosen, name] if not images else [name]
-    return FeaturePlan(columns, skipped, n_rows, {k: include[k] for k in skipped if k in include})
+    others = [c.name for c in columns if c is not image]
+    for name in others:
+        skipped[name] = f"the image column '{image.name}' is used alone"
+        include[name] = others  # the other columns, without the image
+    return [image]
 
 
 # ---------------------------------------------------------------------------
