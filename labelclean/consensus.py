@@ -444,6 +444,24 @@ def _seeded(model: Any, seed: int) -> Any:
     return model.set_params(**fixed) if fixed else model
 
 
+def _check_model_inputs(X: np.ndarray | None, pred_probs: Any, votes: np.ndarray, classes: np.ndarray) -> Any:
+    """``pred_probs`` as a float array checked against the votes (None when not given); ``X`` checked to match."""
+    n, k = len(votes), len(classes)
+    if X is not None and len(X) != n:
+        raise ValueError(f"X has {len(X)} rows but Y has {n}; they must describe the same rows.")
+    if pred_probs is None:
+        return None
+    proba = np.asarray(pred_probs, dtype=np.float64)
+    if proba.shape != (n, k):
+        raise ValueError(
+            f"pred_probs has shape {proba.shape} but Y has {n} rows and {k} classes; pass one column per "
+            f"class in the order of classes_ ({classes.tolist()!r}), one row per row of Y."
+        )
+    if not np.isfinite(proba).all() or (proba < 0).any():
+        raise ValueError("pred_probs holds negative or non-finite values; pass probabilities.")
+    return proba
+
+
 class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
     """One consensus label per row from several annotators' votes, with its confidence and each annotator's quality.
 
@@ -583,15 +601,38 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
         -------
         self
         """
+        X = self._check_X(X, Y, pred_probs)
+        votes, classes, names = encode_votes(Y, self.classes)
+        empty = self._check_votes(votes, classes)
+        proba = _check_model_inputs(X, pred_probs, votes, classes)
+        method = self._resolve_method(X, proba)
+        k = len(classes)
+        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
+        self.model_weight_ = None
+        self.n_iter_ = 0
+        rows = np.flatnonzero(~empty)
+        if method == "majority":
+            labels, post, confusion, accuracy = self._majority(votes[rows], k)
+        else:
+            labels, post, confusion, accuracy = self._expectation_maximisation(method, X, votes, rows, proba, k, seed)
+        self._store(votes, classes, names, rows, labels, post, confusion, accuracy, method)
+        if X is not None:
+            self._fit_final(X[self.clean_mask_], self._codes[self.clean_mask_], k, seed)
+        return self
+
+    def _check_X(self, X: Any, Y: Any, pred_probs: Any) -> np.ndarray | None:
+        """``X`` validated (it sets ``n_features_in_``), after checking that the votes are given, with one model."""
         if Y is None:
             raise ValueError("Y (the votes, n_rows x n_annotators) is required.")
         if X is not None and pred_probs is not None:
             raise ValueError("give X (a model is cross-fitted on it) or pred_probs (your own model's), not both.")
         if X is not None:
-            X = validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
-        else:
-            self.__dict__.pop("n_features_in_", None)
-        votes, classes, names = encode_votes(Y, self.classes)
+            return validate_data(self, X, reset=True, dtype=np.float64, ensure_all_finite="allow-nan")
+        self.__dict__.pop("n_features_in_", None)
+        return None
+
+    def _check_votes(self, votes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+        """Whether each row has no vote, after checking that there are two annotators, two classes and votes."""
         n, m = votes.shape
         if m < 2:
             raise ValueError(
@@ -600,8 +641,7 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
             )
         if len(classes) < 2:
             raise ValueError(f"the votes name {len(classes)} class; a consensus needs two classes or more.")
-        n_votes = (votes >= 0).sum(axis=1)
-        empty = n_votes == 0
+        empty = (votes >= 0).sum(axis=1) == 0
         if empty.any() and not self.allow_empty:
             raise ValueError(
                 f"{int(empty.sum())} of {n} rows have no vote (first: row {int(np.flatnonzero(empty)[0])}); drop "
@@ -609,56 +649,58 @@ class AnnotatorConsensus(ClassifierMixin, BaseEstimator):
             )
         if empty.all():
             raise ValueError("no row has a vote.")
-        k = len(classes)
-        proba = None
-        if X is not None and len(X) != n:
-            raise ValueError(f"X has {len(X)} rows but Y has {n}; they must describe the same rows.")
-        if pred_probs is not None:
-            proba = np.asarray(pred_probs, dtype=np.float64)
-            if proba.shape != (n, k):
-                raise ValueError(
-                    f"pred_probs has shape {proba.shape} but Y has {n} rows and {k} classes; pass one column per "
-                    f"class in the order of classes_ ({classes.tolist()!r}), one row per row of Y."
-                )
-            if not np.isfinite(proba).all() or (proba < 0).any():
-                raise ValueError("pred_probs holds negative or non-finite values; pass probabilities.")
+        return empty
+
+    def _resolve_method(self, X: np.ndarray | None, proba: np.ndarray | None) -> str:
+        """The method to use: ``"auto"`` resolved, ``"model"`` checked to have a model of the data."""
         method = self.method
         if method == "auto":
             method = "model" if X is not None or proba is not None else "dawid_skene"
         if method == "model" and X is None and proba is None:
             raise ValueError('method="model" needs X (features) or pred_probs; or use method="dawid_skene".')
-        seed = int(check_random_state(self.random_state).randint(2**31 - 1))
-        self.model_weight_ = None
-        self.n_iter_ = 0
-        rows = np.flatnonzero(~empty)
+        return method
+
+    def _majority(self, sub: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The majority vote of the rows with votes ``sub``: labels, their posterior, confusion matrices, accuracy."""
+        labels = majority_vote(sub, k)
+        hard = np.eye(k)[labels]
+        confusion = confusion_from_posterior(sub, hard, smoothing=self.smoothing)
+        prior = (hard.sum(axis=0) + self.smoothing) / (len(sub) + self.smoothing * k)
+        post, _ = posterior(sub, confusion, np.log(prior))  # the confidence in the majority label
+        m = sub.shape[1]
+        accuracy = np.array([np.mean(sub[sub[:, j] >= 0, j] == labels[sub[:, j] >= 0]) for j in range(m)])
+        return labels, post, confusion, accuracy
+
+    def _expectation_maximisation(
+        self,
+        method: str,
+        X: np.ndarray | None,
+        votes: np.ndarray,
+        rows: np.ndarray,
+        proba: np.ndarray | None,
+        k: int,
+        seed: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Dawid-Skene, or with ``method="model"`` the votes and a model's probabilities, on the rows with votes.
+
+        Without ``pred_probs`` the model's probabilities are cross-fitted on ``X`` against the
+        votes-only Dawid-Skene consensus. Sets ``model_weight_`` or ``n_iter_``; returns as :meth:`_majority`.
+        """
         sub = votes[rows]
-        if method == "majority":
-            labels = majority_vote(sub, k)
-            hard = np.eye(k)[labels]
-            confusion = confusion_from_posterior(sub, hard, smoothing=self.smoothing)
-            prior = (hard.sum(axis=0) + self.smoothing) / (len(rows) + self.smoothing * k)
-            post, _ = posterior(sub, confusion, np.log(prior))  # the confidence in the majority label
-            accuracy = np.array([np.mean(sub[sub[:, j] >= 0, j] == labels[sub[:, j] >= 0]) for j in range(m)])
+        if method == "model" and proba is None:
+            start, _, _ = dawid_skene(sub, k, smoothing=self.smoothing, max_iter=self.max_iter, tol=self.tol)
+            proba = np.zeros((len(votes), k))
+            proba[rows] = self._cross_fit(X[rows], start.argmax(axis=1), k, seed)
+        if method == "model":
+            proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-12, None)
+            post, confusion, self.model_weight_ = model_consensus(
+                sub, proba[rows], smoothing=self.smoothing, max_iter=self.max_iter, tol=self.tol
+            )
         else:
-            if method == "model" and proba is None:
-                start, _, _ = dawid_skene(sub, k, smoothing=self.smoothing, max_iter=self.max_iter, tol=self.tol)
-                proba = np.zeros((n, k))
-                proba[rows] = self._cross_fit(X[rows], start.argmax(axis=1), k, seed)
-            if method == "model":
-                proba = proba / np.clip(proba.sum(axis=1, keepdims=True), 1e-12, None)
-                post, confusion, self.model_weight_ = model_consensus(
-                    sub, proba[rows], smoothing=self.smoothing, max_iter=self.max_iter, tol=self.tol
-                )
-            else:
-                post, confusion, self.n_iter_ = dawid_skene(
-                    sub, k, smoothing=self.smoothing, max_iter=self.max_iter, tol=self.tol
-                )
-            labels = post.argmax(axis=1)
-            accuracy = annotator_accuracy(sub, post)
-        self._store(votes, classes, names, rows, labels, post, confusion, accuracy, method)
-        if X is not None:
-            self._fit_final(X[self.clean_mask_], self._codes[self.clean_mask_], k, seed)
-        return self
+            post, confusion, self.n_iter_ = dawid_skene(
+                sub, k, smoothing=self.smoothing, max_iter=self.max_iter, tol=self.tol
+            )
+        return post.argmax(axis=1), post, confusion, annotator_accuracy(sub, post)
 
     def _store(self, votes, classes, names, rows, labels, post, confusion, accuracy, method) -> None:
         import pandas as pd
