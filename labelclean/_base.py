@@ -465,3 +465,36 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
     @staticmethod
     def _warn(message: str) -> None:
         warnings.warn(message, UserWarning, stacklevel=3)
+
+    # ---------------------------------------------------------- shared pieces
+    def _augmenter(self) -> Any:
+        """The training noise of ``augment`` for rows of ``input_shape_`` (:func:`~labelclean._train.augmentation`)."""
+        from ._train import augmentation
+
+        return augmentation(self.augment, self.input_shape_)
+
+    def _table_views(self, X: Any, Xr: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The feature views of the scikit-learn backbones, and the categorical mask of the ``"codes"`` columns.
+
+        ``"dense"`` is the validated rows ``Xr`` flattened, the networks' view (categories
+        one-hot, missing values filled); the default tabular backbones (``backbone_ ==
+        "table"``) also get ``"codes"``, :meth:`_tree_view` of ``X``. The mask is all ``False``
+        without them.
+        """
+        views = {"dense": Xr.reshape(len(Xr), -1)}
+        mask = np.zeros(views["dense"].shape[1], dtype=bool)
+        if self.backbone_ == "table":
+            views["codes"], mask = self._tree_view(X)
+        return views, mask
+
+    def _fit_final_models(self, backbones: list, views: dict[str, np.ndarray], y: np.ndarray, rows: np.ndarray) -> None:
+        """Fit every backbone on ``rows`` of its view: ``estimators_``, one step of the "final models" phase each."""
+        from . import _progress
+        from ._crossfit import fit_model
+
+        with _progress.phase("final models", len(backbones), unit="fits"):
+            self.estimators_ = []
+            for b in backbones:
+                self.estimators_.append(fit_model(b.model, views[b.view], y, rows))
+                _progress.advance(1, rows=len(rows))
+        self._estimator_views = [b.view for b in backbones]

@@ -1,10 +1,15 @@
-"""Learning from positive and unlabeled rows: nnPU, Elkan–Noto, spies; class-prior estimation."""
+"""Learning from positive and unlabeled rows: nnPU, Elkan–Noto, spies; class-prior estimation.
+
+The risks, batches and steps of the papers are the functions below; the class prior's estimators
+live in :mod:`labelclean._pu_prior` and are re-exported here. :class:`PUClassifier` orchestrates them.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from numbers import Integral, Real
 from typing import Any
@@ -20,20 +25,63 @@ from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import Interval, StrOptions, _fit_context, _safe_indexing
 from ._crossfit import (
+    Backbone,
     backbone_kind,
     choose_weights,
     cross_fit_proba,
-    fit_model,
     mix,
     models_proba,
     stratified_folds,
     table_backbones,
 )
 from ._engine import Feed, History, LearningRate, Progress, StepOut, fit_epochs, run_epoch
-from ._train import AUGMENTATIONS, adam, augmentation, batched_forward, lr_factor
+from ._pu_prior import (
+    PRIOR_BOOTSTRAPS,
+    PRIOR_LEVEL,
+    bbe_mixture_proportion,
+    bootstrap_c_interval,
+    bootstrap_prior_interval,
+    check_prior_rows,
+    elkan_noto_prior,
+    held_out_rank_labels,
+    prior_from_unlabeled_share,
+    prior_interval,
+    prior_rank_labels,
+    unlabeled_share_from_prior,
+)
+from ._train import AUGMENTATIONS, adam, batched_forward, lr_factor
+
+__all__ = [
+    "PRIOR_BOOTSTRAPS",
+    "PRIOR_LEVEL",
+    "TABLE_FOLDS",
+    "PUClassifier",
+    "bbe_mixture_proportion",
+    "bootstrap_c_interval",
+    "bootstrap_prior_interval",
+    "check_prior_rows",
+    "check_pu_rows",
+    "elkan_noto_prior",
+    "held_out_rank_labels",
+    "label_quality",
+    "logistic_loss",
+    "nnpu_loss",
+    "oversampling_offset",
+    "prior_from_unlabeled_share",
+    "prior_interval",
+    "prior_rank_labels",
+    "pu_batches",
+    "pu_indicator",
+    "pu_row_contract",
+    "pu_step",
+    "pu_steps",
+    "sigmoid_loss",
+    "spy_negatives",
+    "unlabeled_share_from_prior",
+]
 
 # ---------------------------------------------------------------------------
-# Pure functions: labels, losses, batches, prior estimation.
+# Pure functions: labels, losses, batches, the row contract.
 # ---------------------------------------------------------------------------
 
 _UNLABELED_MARKERS = (0, -1)
@@ -41,9 +89,6 @@ _PRIOR_MAX_UNLABELED = 10_000  # unlabeled rows that train each prior network (a
 _PRIOR_STEPS_PER_EPOCH = 100  # small data: each prior network gets at least this many steps per prior_epoch
 #: Folds of the cross-fitted labeled-vs-unlabeled models of the tabular backbones (``estimator="auto"``).
 TABLE_FOLDS = 5
-#: ``class_prior_interval_``: bootstrap resamples of the held-out scores, and the interval's coverage.
-PRIOR_BOOTSTRAPS = 200
-PRIOR_LEVEL = 0.95
 
 
 def pu_indicator(y: np.ndarray, pos_label: Any = 1) -> np.ndarray:
@@ -189,6 +234,48 @@ def pu_step(
     return StepOut(loss, {"loss": float(loss.detach()) * b, **{k: v * b for k, v in stats.items()}}, b)
 
 
+def oversampling_offset(n_pos: int, n_neg: int, batch_size: int, pos_share: float = 0.25) -> float:
+    """Logit correction ``−log w`` undoing the positive oversampling of :func:`pu_batches`.
+
+    Training on batches with ``w`` times the natural positive-to-negative ratio shifts the
+    logits by ``log w`` (a prior shift); subtracting it restores the natural frequencies.
+    """
+    b_pos, b_neg = _pu_batch_sizes(n_pos, n_neg, batch_size, pos_share)
+    return float(-math.log((b_pos / b_neg) / (n_pos / n_neg)))
+
+
+def spy_negatives(scores_spies: np.ndarray, scores_unl: np.ndarray, quantile: float) -> np.ndarray:
+    """The spy technique's reliable negatives (Liu et al., ICML 2002): a mask of the unlabeled rows.
+
+    Labeled positives hidden among the unlabeled rows (the spies) show how low a positive
+    can score; unlabeled rows scoring at most the spies' ``quantile`` are taken as
+    negatives (at least the lowest-scoring unlabeled row).
+    """
+    threshold = max(float(np.quantile(scores_spies, quantile)), float(scores_unl.min()))
+    return scores_unl <= threshold
+
+
+def label_quality(proba: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
+    """Probability of each row's (pseudo) label: ``p`` where it is 1, ``1 − p`` where it is 0."""
+    return np.where(pseudo == 1, proba, 1.0 - proba).astype(np.float32)
+
+
+def pu_row_contract(s: np.ndarray, proba: np.ndarray, reliable: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``pseudo_labels_``, ``clean_mask_`` and ``label_quality_`` from ``p(y=1 | x)`` and the reliable negatives.
+
+    Labeled positives stay 1, reliable negatives become 0, every other unlabeled row takes
+    the more probable label; the labeled positives and the reliable negatives are trusted.
+    """
+    pseudo = np.where(s == 1, 1, (proba >= 0.5).astype(np.int64))
+    pseudo[reliable] = 0
+    return pseudo, (s == 1) | reliable, label_quality(proba, pseudo)
+
+
+# ---------------------------------------------------------------------------
+# Training pieces: the models PUClassifier fits, and the scores it reads from them.
+# ---------------------------------------------------------------------------
+
+
 def _phase_title(tag: str, spy_iterations: int) -> str:
     """The progress phase of a ``history_`` phase tag: ``"prior_fold0"`` → ``"class prior, fold 1/2"``."""
     if tag.startswith("prior_fold"):
@@ -198,137 +285,220 @@ def _phase_title(tag: str, spy_iterations: int) -> str:
     return {"nnpu": "nnPU", "upu": "uPU", "elkan_noto": "Elkan-Noto", "spy": "spies"}.get(tag, tag)
 
 
-def oversampling_offset(n_pos: int, n_neg: int, batch_size: int, pos_share: float = 0.25) -> float:
-    """Logit correction ``−log w`` undoing the positive oversampling of :func:`pu_batches`.
+def _bce_loss(z: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Positives-vs-rest cross-entropy on logits ``z``, the loss of a plain binary network."""
+    return F.binary_cross_entropy_with_logits(z, s), {}
 
-    Training on batches with ``w`` times the natural positive-to-negative ratio shifts the
-    logits by ``log w`` (a prior shift); subtracting it restores the natural frequencies.
+
+def _pu_epochs(net, loss_fn, feed: Feed, pos, unl, optimizer, callbacks, epochs: int, batch_size: int, title: str):
+    """``epochs`` of :func:`pu_step` on :func:`pu_batches` of rows ``pos`` and ``unl``, one progress phase ``title``."""
+    step = partial(pu_step, net, loss_fn, feed, pos, unl)
+    plan = partial(pu_batches, len(pos), len(unl), batch_size, feed.generator)
+    steps = pu_steps(len(pos), len(unl), batch_size)
+    fit_epochs(
+        epochs, lambda e: run_epoch(step, plan(), optimizer, [net], callbacks), callbacks, phase=title, steps=steps
+    )
+
+
+def _sigmoid_scores(net, X: torch.Tensor, device: torch.device, offset: float = 0.0, rows=None) -> np.ndarray:
+    """``σ(z + offset)`` of a one-logit network for ``X`` (or its ``rows``), batch by batch."""
+    net.eval()
+    return batched_forward(lambda xb: torch.sigmoid(net(xb)[:, 0].float() + offset), X, device, rows=rows)
+
+
+def _positive_proba(model: Any, X: np.ndarray) -> np.ndarray:
+    """``p(1 | x)`` of a fitted scikit-learn classifier on 2-D rows, as float32."""
+    return model.predict_proba(X)[:, list(model.classes_).index(1)].astype(np.float32)
+
+
+def _fit_classifier(estimator: Any, X: torch.Tensor, pos, neg, title: str) -> tuple[Any, Callable]:
+    """A fitted clone of ``estimator``: rows ``pos`` as 1, ``neg`` as 0 (flattened); and its ``predict(rows)``."""
+    est = clone(estimator)
+    rows = torch.cat([pos, neg]).numpy()
+    with _progress.phase(title, 1, unit="fits"):
+        targets = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int)
+        est.fit(X[rows].reshape(len(rows), -1).numpy(), targets)
+        _progress.advance(1, rows=len(rows))
+    return est, lambda r: _positive_proba(est, X[r].reshape(len(r), -1).numpy())
+
+
+def _cross_fitted_share(fit: Callable, pos, unl, generator: torch.Generator, *, batch_size: int, prior_epochs: int):
+    """Best Bin Estimation on two-fold cross-fitted labeled-vs-unlabeled scores of the networks.
+
+    ``fit(train_pos, train_unl, tag, epochs)`` trains a labeled-vs-unlabeled network and returns
+    its ``predict(rows)``; each half of the rows is scored by the network trained on the other
+    half (on at most ``_PRIOR_MAX_UNLABELED`` unlabeled rows, for at least
+    ``_PRIOR_STEPS_PER_EPOCH · prior_epochs`` steps). Returns the positive share of the unlabeled
+    rows (the folds' mean), the ``(labeled-positive, unlabeled)`` held-out scores of each fold and
+    each fold's ``(unlabeled rows, their scores)``.
     """
-    share = max(n_pos / (n_pos + n_neg), pos_share)
-    b_pos = min(n_pos, max(1, round(batch_size * share)))
-    b_neg = max(1, batch_size - b_pos)
-    return float(-math.log((b_pos / b_neg) / (n_pos / n_neg)))
+    order_p, order_u = torch.randperm(len(pos), generator=generator), torch.randperm(len(unl), generator=generator)
+    shares, scores, held_out = [], [], []
+    for k in (0, 1):
+        train_pos, held_pos = pos[order_p[1 - k :: 2]], pos[order_p[k::2]]
+        train_unl, held_unl = unl[order_u[1 - k :: 2]][:_PRIOR_MAX_UNLABELED], unl[order_u[k::2]]
+        steps = len(pu_batches(len(train_pos), len(train_unl), batch_size, generator))  # draws, as it always has
+        epochs = min(max(prior_epochs, math.ceil(_PRIOR_STEPS_PER_EPOCH * prior_epochs / steps)), 50)
+        predict = fit(train_pos, train_unl, f"prior_fold{k}", epochs)
+        scores_pos, scores_unl = predict(held_pos), predict(held_unl)
+        shares.append(bbe_mixture_proportion(scores_pos, scores_unl))
+        scores.append((scores_pos, scores_unl))
+        held_out.append((held_unl.numpy(), scores_unl))
+    return float(np.mean(shares)), scores, held_out
 
 
-def bbe_mixture_proportion(
-    scores_pos: np.ndarray, scores_unl: np.ndarray, delta: float = 0.1, gamma: float = 0.01
-) -> float:
-    """Share of positives among unlabeled rows by Best Bin Estimation (Garg et al., NeurIPS 2021).
+def _cross_fitted_scores(
+    backbones: Sequence[Backbone], views, s: np.ndarray, seed: int, history: list
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out ``p(s=1 | x)`` of every row from ``TABLE_FOLDS``-fold cross-fitted backbones, and their weights.
 
-    ``scores_*`` are held-out scores of a labeled-vs-unlabeled classifier (only their order
-    matters). For every threshold ``t``, ``q_u(t) / q_p(t)`` — the shares of unlabeled and
-    of labeled-positive rows scoring at least ``t`` — bounds the proportion from above,
-    with equality on a top bin that holds positives only. The threshold minimising the
-    paper's upper confidence bound ``(q_u + (1 + γ)·(√(log(4/δ)/2n_u) + √(log(4/δ)/2n_p))) / q_p``
-    is picked and its ratio returned.
+    The weights pick the backbone, or the equal mix, whose held-out probabilities fit ``s``
+    best (:func:`~labelclean._crossfit.choose_weights`); ``history`` gets the phase's time.
     """
-    sp, su = np.sort(scores_pos), np.sort(scores_unl)
-    n_p, n_u = sp.shape[0], su.shape[0]
-    q_p = (n_p - np.searchsorted(sp, sp, side="left")) / n_p
-    q_u = (n_u - np.searchsorted(su, sp, side="left")) / n_u
-    slack = (1.0 + gamma) * (math.sqrt(math.log(4 / delta) / (2 * n_u)) + math.sqrt(math.log(4 / delta) / (2 * n_p)))
-    best = int(np.argmin((q_u + slack) / q_p))
-    return float(np.clip(q_u[best] / q_p[best], 0.0, 1.0))
+    folds = stratified_folds(s, TABLE_FOLDS, seed)
+    t0 = time.perf_counter()
+    with _progress.phase("class prior (cross-fitting)", len(np.unique(folds)), unit="folds"):
+        probas = cross_fit_proba(backbones, views, s, folds, 2)
+    weights = choose_weights(probas, s) if len(backbones) > 1 else np.ones(1)
+    history.append({"phase": "prior_crossfit", "seconds": time.perf_counter() - t0})
+    return mix(probas, weights)[:, 1], weights
 
 
-def prior_from_unlabeled_share(alpha: float, n_pos: int, n_unl: int) -> float:
-    """``π = p(y=1)`` over all rows from the positive share ``α`` of the unlabeled rows."""
-    return (n_pos + alpha * n_unl) / (n_pos + n_unl)
+Fit = Callable[[torch.Tensor, torch.Tensor, str], Callable[[torch.Tensor], np.ndarray]]
 
 
-def bootstrap_prior_interval(
-    scores: list[tuple[np.ndarray, np.ndarray]],
-    n_pos: int,
-    n_unl: int,
-    *,
-    n_boot: int = PRIOR_BOOTSTRAPS,
-    level: float = PRIOR_LEVEL,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the Best Bin Estimation prior, over the rows of its held-out scores.
+def _elkan_noto(fit: Fit, pos, unl, generator: torch.Generator, holdout_ratio: float, prior: Any):
+    """Elkan and Noto (KDD 2008): a labeled-vs-unlabeled model ``g`` on all but the held-back positives.
 
-    ``scores`` holds one ``(labeled-positive scores, unlabeled scores)`` pair per fold of
-    held-out rows, exactly what :func:`bbe_mixture_proportion` read for the point estimate
-    (the estimate is the mean of the folds' proportions). Each resample draws the rows of
-    every fold with replacement and repeats the estimate on the same scores; no model is
-    refitted, so the interval reflects the sampling of the rows that were scored, not the
-    variation of the models themselves. Returns ``(low, high)`` of ``π`` over all rows
-    (:func:`prior_from_unlabeled_share`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> pos, unl = rng.normal(2, 1, 300), np.r_[rng.normal(2, 1, 300), rng.normal(-2, 1, 700)]
-    >>> low, high = bootstrap_prior_interval([(pos, unl)], 300, 1000)
-    >>> bool(low <= prior_from_unlabeled_share(0.3, 300, 1000) <= high)
-    True
+    ``fit(positives, negatives, tag)`` fits a model and returns its ``predict(rows) -> p``.
+    Returns ``g``, ``c = p(s=1 | y=1)`` and the scores behind it: for ``prior="auto"`` the
+    held-back positives' mean score (the paper's estimator e1), else ``p(s=1) / π``.
     """
-    rng = np.random.default_rng(seed)
-    draws = np.empty(n_boot)
-    for b in range(n_boot):
-        shares = [
-            bbe_mixture_proportion(sp[rng.integers(len(sp), size=len(sp))], su[rng.integers(len(su), size=len(su))])
-            for sp, su in scores
-        ]
-        draws[b] = prior_from_unlabeled_share(float(np.mean(shares)), n_pos, n_unl)
-    low, high = np.quantile(draws, [(1.0 - level) / 2, (1.0 + level) / 2])
-    return float(low), float(high)
+    held = torch.randperm(len(pos), generator=generator)[: max(1, round(holdout_ratio * len(pos)))]
+    train_pos = pos[np.setdiff1d(np.arange(len(pos)), held.numpy())]
+    if len(train_pos) == 0:
+        raise ValueError("elkan_noto needs at least 2 labeled positives (one to train, one to estimate c).")
+    g = fit(train_pos, unl, "elkan_noto")
+    if prior != "auto":
+        return g, min(1.0, len(pos) / (float(prior) * (len(pos) + len(unl)))), None
+    held_scores = g(pos[held])
+    return g, float(np.clip(np.mean(held_scores), 1e-6, 1.0)), held_scores
 
 
-def bootstrap_c_interval(
-    held_scores: np.ndarray,
-    p_labeled: float,
-    *,
-    n_boot: int = PRIOR_BOOTSTRAPS,
-    level: float = PRIOR_LEVEL,
-    seed: int = 0,
-) -> tuple[float, float]:
-    """Elkan and Noto's ``π = p(s=1) / c``, ``c`` the mean score of held-back positives: a bootstrap interval.
+def _spies(fit: Fit, pos, unl, generator: torch.Generator, *, ratio: float, quantile: float, iterations: int):
+    """The spy technique (Liu et al., ICML 2002), with ``fit`` as in :func:`_elkan_noto`.
 
-    The held-back positives' scores are resampled with replacement (no model is refitted).
+    A ``ratio`` share of the positives hides among the unlabeled rows for a labeled-vs-unlabeled
+    model; :func:`spy_negatives` reads the reliable negatives off its scores; ``iterations``
+    positive-vs-negative models follow, each but the last adding the unlabeled rows it
+    predicts negative. Returns the last model's ``predict`` and the reliable negatives.
     """
-    rng = np.random.default_rng(seed)
-    n = len(held_scores)
-    c = np.clip(held_scores[rng.integers(n, size=(n_boot, n))].mean(axis=1), 1e-6, 1.0)
-    draws = np.clip(p_labeled / c, p_labeled, 1.0)
-    low, high = np.quantile(draws, [(1.0 - level) / 2, (1.0 + level) / 2])
-    return float(low), float(high)
+    order = torch.randperm(len(pos), generator=generator)
+    n_spy = min(len(pos) - 1, max(1, round(ratio * len(pos))))
+    if n_spy < 1:
+        raise ValueError("method='spy' needs at least 2 labeled positives (spies and positives to train on).")
+    spies, kept = pos[order[:n_spy]], pos[order[n_spy:]]
+    g = fit(kept, torch.cat([unl, spies]), "spy")
+    g_unl = g(unl)
+    negatives = unl[torch.from_numpy(spy_negatives(g(spies), g_unl, quantile))]
+    for it in range(iterations):
+        f = fit(pos, negatives, f"pn{it}")
+        if it + 1 < iterations:
+            more = unl[torch.from_numpy(f(unl) < 0.5)]
+            negatives = torch.unique(torch.cat([negatives, more]))
+    return f, negatives
 
 
-def prior_rank_labels(scores: np.ndarray, s: np.ndarray, alpha: float) -> np.ndarray:
-    """0/1 training labels from the prior: the labeled positives and the top ``α`` share of the unlabeled rows are 1.
+def _rank(fit: Fit, s: np.ndarray, pos, unl, alpha: float, held_out: list):
+    """``"rank"`` with ``fit`` as in :func:`_elkan_noto`: a positive-vs-negative model on the prior's ranked labels.
 
-    ``scores`` are held-out labeled-vs-unlabeled scores (only their order among the
-    unlabeled rows matters); ties keep the row order.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> prior_rank_labels(np.array([0.9, 0.8, 0.1, 0.7, 0.2]), np.array([1, 0, 0, 0, 0]), 0.5).tolist()
-    [1, 1, 0, 1, 0]
+    The unlabeled rows are ranked within each fold by their ``held_out`` scores
+    (:func:`held_out_rank_labels`), or, without them (a given prior), by one
+    labeled-vs-unlabeled model (:func:`prior_rank_labels`).
     """
-    unl = np.flatnonzero(s == 0)
-    n_top = int(round(alpha * len(unl)))
-    labels = (s == 1).astype(np.int64)
-    labels[unl[np.argsort(-scores[unl], kind="stable")[:n_top]]] = 1
-    return labels
+    if held_out:
+        target = held_out_rank_labels(s, held_out, alpha)
+    else:
+        target = prior_rank_labels(fit(pos, unl, "rank_scores")(torch.arange(len(s))), s, alpha)
+    positives = torch.from_numpy(np.flatnonzero(target == 1))
+    negatives = torch.from_numpy(np.flatnonzero(target == 0))
+    if len(negatives) == 0:
+        positives, negatives = pos, unl
+    return fit(positives, negatives, "rank")
 
 
-def unlabeled_share_from_prior(prior: float, n_pos: int, n_unl: int) -> float:
-    """Positive share of the unlabeled rows implied by ``π`` over all rows (raises if ``π`` is too small)."""
-    alpha = (prior * (n_pos + n_unl) - n_pos) / n_unl
-    if alpha < 0.0:
+def _rank_targets(scores: np.ndarray, s: np.ndarray, prior: Any) -> tuple[float, np.ndarray]:
+    """``"rank"`` on held-out scores of every row: ``α`` and the 0/1 targets (:func:`prior_rank_labels`).
+
+    ``α`` is Best Bin Estimation's for ``prior="auto"``, else the share ``prior`` implies. When
+    every row would be positive, the labeled positives stay the only ones (nothing to contrast).
+    """
+    pos, unl = np.flatnonzero(s == 1), np.flatnonzero(s == 0)
+    if prior == "auto":
+        alpha = bbe_mixture_proportion(scores[pos], scores[unl])
+    else:
+        alpha = unlabeled_share_from_prior(float(prior), len(pos), len(unl))
+    target = prior_rank_labels(scores, s, alpha)
+    return alpha, (s.astype(np.int64) if target.all() else target)
+
+
+def _check_inputs(estimator: Any, method: str, y: Any) -> None:
+    """Clear errors for a missing ``y`` and for an ``estimator`` that is no classifier or that ``method`` cannot use."""
+    if y is None:
         raise ValueError(
-            f"prior={prior} implies at most {prior * (n_pos + n_unl):.0f} positives, but {n_pos} rows are labeled "
-            "positive; prior is p(y=1) over all rows: pass a larger value or prior='auto'."
+            "PUClassifier requires y to be passed, but the target y is None; pass 1 for labeled positives "
+            "and 0 or -1 for unlabeled rows."
         )
-    return float(min(alpha, 1.0))
+    if estimator is None:
+        return
+    if isinstance(estimator, str):
+        if estimator not in ("auto", "network"):
+            raise TypeError(
+                f"estimator={estimator!r} is neither 'auto', 'network' nor a scikit-learn classifier with fit "
+                "and predict_proba; e.g. LogisticRegression(), or 'network' for the torch network."
+            )
+        return
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "predict_proba")):
+        raise TypeError(
+            f"estimator must be a scikit-learn classifier with fit and predict_proba, got "
+            f"{type(estimator).__name__}; e.g. LogisticRegression(), or None for the torch network."
+        )
+    if method in ("nnpu", "upu"):
+        raise ValueError(
+            f"estimator= is used by 'rank', 'elkan_noto' and 'spy'; method={method!r} trains a torch "
+            "network: pass module= to change its backbone, or choose another method."
+        )
 
 
-def label_quality(proba: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
-    """Probability of each row's (pseudo) label: ``p`` where it is 1, ``1 − p`` where it is 0."""
-    return np.where(pseudo == 1, proba, 1.0 - proba).astype(np.float32)
+def _resolve_method(method: str, backbone: str) -> tuple[str, str]:
+    """``(backbone_, method_)``: ``"auto"`` is ``"rank"`` on the tabular backbones, else ``"nnpu"``.
+
+    Every method but ``"rank"`` trains the network where ``"auto"`` picked the tabular backbones.
+    """
+    if method == "auto":
+        method = "rank" if backbone == "table" else "nnpu"
+    if method != "rank" and backbone == "table":
+        backbone = "network"
+    return backbone, method
+
+
+def _with_values(y: Any, values: np.ndarray) -> Any:
+    """``values`` in the container of ``y``: a pandas ``y`` keeps its index and name; otherwise ``values``."""
+    if not hasattr(y, "iloc"):
+        return values
+    y = y.copy()
+    y[:] = values
+    return y
+
+
+@dataclass
+class _Evidence:
+    """What a fit reads besides its final model until the row contract is filled (never stored)."""
+
+    scores: list = field(default_factory=list)  # held-out (labeled-positive, unlabeled) scores behind the prior
+    held_out: list = field(default_factory=list)  # per fold: (unlabeled rows, their held-out scores)
+    held_c: np.ndarray | None = None  # Elkan–Noto: the held-back positives' scores behind c
+    negatives: torch.Tensor | None = None  # spies: the reliable negatives
 
 
 # ---------------------------------------------------------------------------
@@ -341,34 +511,28 @@ class PUClassifier(LabelEstimatorBase):
 
     ``y`` marks labeled positives with ``1`` (``pos_label``) and unlabeled rows with ``0``
     or ``-1``. The classifier predicts ``0``/``1`` and a probability of being positive.
+    How the defaults were chosen: ``docs/benchmarks.md#real-defaults`` (tables) and
+    ``docs/benchmarks.md#pucla`` (images).
 
     Parameters
     ----------
     method : {"auto", "rank", "nnpu", "upu", "elkan_noto", "spy"}, default="auto"
-        ``"auto"``: ``"rank"`` on tables (the backbone ``estimator="auto"`` picks for 2-D rows
-        of at most 512 columns), ``"nnpu"`` on images, wide rows and with ``estimator="network"``.
-        ``"rank"``: the prior is estimated from cross-fitted labeled-vs-unlabeled scores (see
-        ``prior``); the labeled positives and the top ``α`` share of the unlabeled rows by that
-        held-out score (``α`` the positive share of the unlabeled rows implied by the prior,
-        :func:`prior_rank_labels`) become positives, the other rows negatives, and the backbone
-        learns them as an ordinary positive-vs-negative classifier. It needs no calibrated
-        probabilities, only the ranking that the prior estimate already relies on.
-        ``"nnpu"``: the non-negative PU risk of Kiryo et al. (NeurIPS 2017) on the torch
-        backbone (see :func:`nnpu_loss`); ``"upu"``: the same risk without the correction
-        (du Plessis et al., 2015), for comparison. ``"elkan_noto"`` (KDD 2008): a classifier
-        ``g`` of labeled vs unlabeled, ``c = p(s=1 | y=1)`` estimated as the mean of ``g`` on
-        held-back labeled positives, ``p(y=1 | x) = g(x) / c`` clipped to 1. ``"spy"`` (Liu et
-        al., 2002): hide ``spy_ratio`` of the positives among the unlabeled rows; unlabeled
-        rows scoring below the spies' ``spy_quantile`` are reliable negatives; a
-        positive-vs-negative classifier is trained on them (``spy_iterations`` rounds).
+        ``"auto"``: ``"rank"`` where ``estimator="auto"`` picks the tabular backbones, else
+        ``"nnpu"``. ``"rank"``: the labeled positives and the top ``α`` share of the unlabeled
+        rows by a held-out labeled-vs-unlabeled score (``α`` implied by the prior,
+        :func:`prior_rank_labels`) become positives, the rest negatives, and the backbone learns
+        them as an ordinary classifier (only the ranking matters, no calibration). ``"nnpu"``:
+        the non-negative PU risk of Kiryo et al. (NeurIPS 2017, :func:`nnpu_loss`) on the
+        network; ``"upu"``: the same risk uncorrected (du Plessis et al., 2015).
+        ``"elkan_noto"`` (KDD 2008): a labeled-vs-unlabeled classifier ``g`` and
+        ``p(y=1 | x) = g(x) / c``, ``c`` its mean on held-back positives. ``"spy"`` (Liu et al.,
+        2002): spies hidden among the unlabeled rows find reliable negatives
+        (:func:`spy_negatives`), which a positive-vs-negative classifier then learns.
     prior : "auto" or float in (0, 1), default="auto"
-        ``π = p(y=1)`` over all training rows. ``"auto"`` estimates it. For ``"nnpu"`` /
-        ``"upu"`` / ``"spy"`` with Best Bin Estimation (Garg et al., NeurIPS 2021, see
-        :func:`bbe_mixture_proportion`) on cross-fitted scores of a labeled-vs-unlabeled
-        network: it needs only the *ranking* of that network, not calibrated probabilities
-        (which ``c``-based estimates need and deep networks rarely give), and only
-        that some top-scoring region is purely positive. For ``"elkan_noto"`` with Elkan and
-        Noto's own estimate, ``π = p(s=1) / c``.
+        ``π = p(y=1)`` over all training rows. ``"auto"`` estimates it by Best Bin Estimation
+        (Garg et al., NeurIPS 2021, :func:`bbe_mixture_proportion`) on cross-fitted
+        labeled-vs-unlabeled scores, which needs only their ranking, or, for ``"elkan_noto"``,
+        as ``p(s=1) / c``.
     loss : {"sigmoid", "logistic"}, default="sigmoid"
         Surrogate loss of nnPU/uPU.
     beta : float >= 0, default=0.0
@@ -376,17 +540,15 @@ class PUClassifier(LabelEstimatorBase):
     gamma : float in (0, 1], default=1.0
         nnPU's ``γ``: step size of the correction.
     estimator : "auto", "network", scikit-learn classifier or None, default="auto"
-        The backbone. ``"auto"``: for ``"rank"`` on 2-D rows of at most 512 columns (and at
-        most 200,000 rows), scikit-learn's gradient-boosted trees on the native columns
-        (categories as categories, missing values kept) and a logistic regression on the
-        one-hot view, cross-fitted in 5 folds; the one, or the equal mix, whose held-out
-        probabilities of ``s`` fit best is kept (as ``CoTeachingFilter(estimator="auto")``
-        does); otherwise the torch network. ``"network"`` (or ``None``): the torch network.
-        A classifier with ``predict_proba`` (cloned, fitted on the flattened or one-hot rows):
-        the backbone of ``"rank"``, ``"elkan_noto"`` and ``"spy"`` instead of the network.
+        The backbone. ``"auto"``: for ``"rank"`` on tables (2-D rows of at most 512 columns and
+        200,000 rows) gradient-boosted trees and a logistic regression, cross-fitted in
+        ``TABLE_FOLDS`` folds, as in ``CoTeachingFilter``; otherwise the torch network, as with
+        ``"network"`` or ``None``. A classifier with ``predict_proba`` (cloned, fitted on the
+        flattened or one-hot rows): the backbone of ``"rank"``, ``"elkan_noto"`` and ``"spy"``.
     holdout_ratio : float in (0, 1), default=0.1
         ``"elkan_noto"``: share of the labeled positives held back to estimate ``c``.
     spy_ratio : float in (0, 1), default=0.15
+        ``"spy"``: share of the labeled positives hidden among the unlabeled rows.
     spy_quantile : float in [0, 1), default=0.05
         ``"spy"``: unlabeled rows scoring below this quantile of the spies' scores are
         reliable negatives.
@@ -400,9 +562,8 @@ class PUClassifier(LabelEstimatorBase):
         The value of ``y`` that marks a labeled positive. With the default every other
         value must be ``0`` or ``-1``; with another value, every other value is unlabeled.
     prior_epochs : int, default=3
-        Epochs of each labeled-vs-unlabeled network trained to estimate the prior; on small
-        data sets at least ``100 · prior_epochs`` optimizer steps (a ranking needs a trained
-        network), and at most 10,000 unlabeled rows per network.
+        Epochs of each labeled-vs-unlabeled network of the prior estimate: at least
+        ``100 · prior_epochs`` steps, on at most 10,000 unlabeled rows.
     max_epochs : int, default=15
     batch_size : int, default=256
         Rows per batch; at least a quarter of each batch are labeled positives.
@@ -417,18 +578,16 @@ class PUClassifier(LabelEstimatorBase):
     module : callable or None, default=None
         ``module(input_shape, 1) -> torch.nn.Module`` returning one logit per row.
     augment : {"auto", "none", "shift", "affine"}, default="shift"
-        Image augmentation while training, as for every estimator: ``"shift"`` moves images by
-        up to 1/12 of their side (2 px on 28×28), ``"affine"`` also rotates and zooms them,
-        ``"auto"`` is ``"affine"`` from 12 px a side and shifts below; vector rows get none.
-        The default, shifts, is the augmentation the PU defaults were chosen with
-        (``docs/benchmarks.md#pucla``).
+        Image augmentation while training, as for every estimator
+        (:func:`~labelclean._train.augmentation`); vector rows get none. The default is the
+        augmentation the PU defaults were chosen with (``docs/benchmarks.md#pucla``).
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
         Seeds initialisation, splits and shuffling without touching global generators.
     verbose : int, default=0
     n_jobs : int or None, default=None
-        Torch threads during ``fit`` and ``predict`` (restored afterwards). ``None`` leaves
-        torch's setting (``OMP_NUM_THREADS`` when set, else all cores); ``-1`` uses all cores.
+        Torch threads during ``fit`` and ``predict`` (restored afterwards); ``None`` leaves
+        torch's setting, ``-1`` uses all cores.
 
     Attributes
     ----------
@@ -436,11 +595,9 @@ class PUClassifier(LabelEstimatorBase):
     class_prior_ : float
         ``π`` used (estimated when ``prior="auto"``).
     class_prior_interval_ : tuple of float
-        ``(low, high)``: a 95 % percentile bootstrap interval of the estimated ``π``, from 200
-        resamples of the rows whose held-out scores made the estimate (Best Bin Estimation
-        repeated on the same scores; for ``"elkan_noto"`` the held-back positives' scores
-        behind ``c``). No model is refitted, so it is cheap, and it covers the sampling of the
-        scored rows, not the spread between refitted models. ``(π, π)`` for a given prior.
+        ``(low, high)``: a percentile bootstrap interval of the estimated ``π`` over the rows
+        whose held-out scores made it, no model refitted (:func:`prior_interval`); ``(π, π)``
+        for a given prior.
     method_ : str
         ``method`` resolved (``"auto"`` → ``"rank"`` or ``"nnpu"``).
     backbone_ : {"table", "network", "estimator"}
@@ -458,8 +615,8 @@ class PUClassifier(LabelEstimatorBase):
     label_quality_ : ndarray of float32, shape (n_samples,)
         Model probability of the row's pseudo label.
     history_ : list of dict
-        One entry per epoch: phase, risks (``negative_risk``, the share of batches
-        ``corrected`` by nnPU), loss, seconds.
+        One entry per epoch: phase, loss, risks (``corrected``: the share of batches nnPU
+        corrected), seconds.
     networks_ : list of torch.nn.Module
         The trained network (empty with ``estimator=``).
     estimator_ : fitted scikit-learn classifier or None
@@ -553,131 +710,6 @@ class PUClassifier(LabelEstimatorBase):
         self.verbose = verbose
         self.n_jobs = n_jobs
 
-    # -- training pieces ---------------------------------------------------
-    def _augmenter(self):
-        return augmentation(self.augment, self.input_shape_)
-
-    def _run_epochs(self, net, X, pos, unl, loss_fn, epochs: int, gen: torch.Generator, phase: str) -> None:
-        """Train ``net`` for ``epochs`` on batches of positives ``pos`` and other rows ``unl`` (:func:`pu_step`)."""
-        optimizer = adam(net.parameters(), self.lr, self.weight_decay)
-        feed = Feed(X, self.device_, gen, self._augmenter())
-        step = partial(pu_step, net, loss_fn, feed, pos, unl)
-        plan = partial(pu_batches, len(pos), len(unl), self.batch_size, gen)
-        callbacks = [
-            LearningRate(optimizer, lambda e: self.lr * lr_factor(e, epochs)),
-            Progress(self.device_),
-            History(self.history_, {"phase": phase}, verbose=self.verbose, name="PUClassifier"),
-        ]
-        fit_epochs(
-            epochs,
-            lambda e: run_epoch(step, plan(), optimizer, [net], callbacks),
-            callbacks,
-            phase=_phase_title(phase, self.spy_iterations),
-            steps=pu_steps(len(pos), len(unl), self.batch_size),
-        )
-
-    def _fit_binary(self, X, pos, neg, epochs: int, gen: torch.Generator, phase: str, *, use_estimator: bool):
-        """A positives-vs-rest model on rows ``pos``/``neg``; returns ``predict(rows) -> p`` at natural frequencies.
-
-        The model is also kept as the estimator's final model (``networks_`` or ``estimator_``).
-        """
-        if use_estimator and self.backbone_ == "estimator":
-            est = clone(self.estimator)
-            rows = torch.cat([pos, neg]).numpy()
-            with _progress.phase(_phase_title(phase, self.spy_iterations), 1, unit="fits"):
-                targets = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(int)
-                est.fit(X[rows].reshape(len(rows), -1).numpy(), targets)
-                _progress.advance(1, rows=len(rows))
-            self.networks_, self.estimator_, self._logit_offset = [], est, 0.0
-            column = list(est.classes_).index(1)
-            return lambda r: est.predict_proba(X[r].reshape(len(r), -1).numpy())[:, column].astype(np.float32)
-        net = self._new_net(1)
-        self._run_epochs(
-            net, X, pos, neg, lambda z, s: (F.binary_cross_entropy_with_logits(z, s), {}), epochs, gen, phase
-        )
-        offset = oversampling_offset(len(pos), len(neg), self.batch_size)
-        self.networks_, self.estimator_, self._logit_offset = [net], None, offset
-        return lambda r: self._net_proba(net, X, offset, rows=r)
-
-    def _net_proba(self, net, X: torch.Tensor, offset: float = 0.0, rows: torch.Tensor | None = None) -> np.ndarray:
-        """``σ(z + offset)`` for ``X`` (or its ``rows``), batch by batch (``batched_forward``)."""
-        net.eval()
-        return batched_forward(lambda xb: torch.sigmoid(net(xb)[:, 0].float() + offset), X, self.device_, rows=rows)
-
-    # -- class prior ---------------------------------------------------------
-    @staticmethod
-    def _check_prior_rows(n_pos: int, n_unl: int) -> None:
-        if n_pos < 4 or n_unl < 4:
-            raise ValueError(
-                f"prior='auto' needs at least 4 labeled positives and 4 unlabeled rows to estimate the class "
-                f"prior (got {n_pos} and {n_unl}); pass prior=<p(y=1)> instead."
-            )
-
-    def _estimate_unlabeled_share(self, X, pos, unl, gen) -> float:
-        """Best Bin Estimation on two-fold cross-fitted labeled-vs-unlabeled scores (see ``prior``)."""
-        self._check_prior_rows(len(pos), len(unl))
-        order_p, order_u = torch.randperm(len(pos), generator=gen), torch.randperm(len(unl), generator=gen)
-        shares, self._prior_scores, self._held_out = [], [], []
-        for k in (0, 1):
-            train_pos, held_pos = pos[order_p[1 - k :: 2]], pos[order_p[k::2]]
-            train_unl, held_unl = unl[order_u[1 - k :: 2]][:_PRIOR_MAX_UNLABELED], unl[order_u[k::2]]
-            steps = len(pu_batches(len(train_pos), len(train_unl), self.batch_size, gen))
-            epochs = min(max(self.prior_epochs, math.ceil(_PRIOR_STEPS_PER_EPOCH * self.prior_epochs / steps)), 50)
-            predict = self._fit_binary(X, train_pos, train_unl, epochs, gen, f"prior_fold{k}", use_estimator=False)
-            scores_pos, scores_unl = predict(held_pos), predict(held_unl)
-            shares.append(bbe_mixture_proportion(scores_pos, scores_unl))
-            self._prior_scores.append((scores_pos, scores_unl))
-            self._held_out.append((held_unl.numpy(), scores_unl))
-        return float(np.mean(shares))
-
-    # -- methods -------------------------------------------------------------
-    def _fit_nnpu(self, X, pos, n_rows: int, prior: float, gen):
-        """nnPU/uPU with every training row as the unlabeled sample of the marginal ``p(x)`` (prior ``π``).
-
-        The labeled positives are part of that sample too (single-training-set PU): the
-        risk then weighs positives by ``π`` over all rows, which stays above zero even when
-        no unlabeled row is positive.
-        """
-        net = self._new_net(1)
-        nn_flag = self.method_ == "nnpu"
-        loss_fn = partial(
-            nnpu_loss, prior=prior, loss=self.loss, beta=self.beta, gamma=self.gamma, non_negative=nn_flag
-        )
-        self._run_epochs(net, X, pos, torch.arange(n_rows), loss_fn, self.max_epochs, gen, self.method_)
-        self.networks_, self._logit_offset = [net], 0.0
-        return lambda r: self._net_proba(net, X, rows=r)
-
-    def _fit_elkan_noto(self, X, pos, unl, gen):
-        held = torch.randperm(len(pos), generator=gen)[: max(1, round(self.holdout_ratio * len(pos)))]
-        train_pos = pos[np.setdiff1d(np.arange(len(pos)), held.numpy())]
-        if len(train_pos) == 0:
-            raise ValueError("elkan_noto needs at least 2 labeled positives (one to train, one to estimate c).")
-        g = self._fit_binary(X, train_pos, unl, self.max_epochs, gen, "elkan_noto", use_estimator=True)
-        if self.prior == "auto":  # Elkan & Noto's estimator e1: the mean of g on held-back positives
-            self._held_c = g(pos[held])
-            self.c_ = float(np.clip(np.mean(self._held_c), 1e-6, 1.0))
-        else:  # a given prior fixes c = p(s=1) / π
-            self.c_ = min(1.0, len(pos) / (float(self.prior) * (len(pos) + len(unl))))
-        return g
-
-    def _fit_spy(self, X, pos, unl, gen):
-        order = torch.randperm(len(pos), generator=gen)
-        n_spy = min(len(pos) - 1, max(1, round(self.spy_ratio * len(pos))))
-        if n_spy < 1:
-            raise ValueError("method='spy' needs at least 2 labeled positives (spies and positives to train on).")
-        spies, kept = pos[order[:n_spy]], pos[order[n_spy:]]
-        g = self._fit_binary(X, kept, torch.cat([unl, spies]), self.max_epochs, gen, "spy", use_estimator=True)
-        g_unl = g(unl)
-        threshold = max(float(np.quantile(g(spies), self.spy_quantile)), float(g_unl.min()))
-        negatives = unl[torch.from_numpy(g_unl <= threshold)]
-        for it in range(self.spy_iterations):
-            f = self._fit_binary(X, pos, negatives, self.max_epochs, gen, f"pn{it}", use_estimator=True)
-            if it + 1 < self.spy_iterations:
-                more = unl[torch.from_numpy(f(unl) < 0.5)]
-                negatives = torch.unique(torch.cat([negatives, more]))
-        self._spy_negatives = negatives
-        return f
-
     # -- fit ------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any) -> PUClassifier:
@@ -693,90 +725,114 @@ class PUClassifier(LabelEstimatorBase):
         -------
         self
         """
-        if y is None:
-            raise ValueError(
-                "PUClassifier requires y to be passed, but the target y is None; pass 1 for labeled positives "
-                "and 0 or -1 for unlabeled rows."
-            )
-        self._check_estimator_param()
+        _check_inputs(self.estimator, self.method, y)
         Xt, y_raw = self._prepare(X, y)
         s = pu_indicator(y_raw, self.pos_label)
         check_pu_rows(s, self.pos_label)
         self.classes_ = np.array([0, 1])
         self.history_, self.networks_, self.estimator_, self._logit_offset = [], [], None, 0.0
         self.estimators_, self.backbone_weights_ = [], None
-        self._prior_scores, self._held_out, self._held_c = [], [], None
-        self.backbone_ = backbone_kind(
-            self.estimator,
-            module=self.module,
-            input_shape=self.input_shape_,
-            n_features=int(np.prod(self.input_shape_)),
-            n_rows=len(s),
+        n_features = int(np.prod(self.input_shape_))
+        kind = backbone_kind(
+            self.estimator, module=self.module, input_shape=self.input_shape_, n_features=n_features, n_rows=len(s)
         )
-        self.method_ = self.method
-        if self.method == "auto":
-            self.method_ = "rank" if self.backbone_ == "table" else "nnpu"
-        if self.method_ != "rank" and self.backbone_ == "table":  # the other methods train the network
-            self.backbone_ = "network"
+        self.backbone_, self.method_ = _resolve_method(self.method, kind)
         pos, unl = torch.from_numpy(np.flatnonzero(s)), torch.from_numpy(np.flatnonzero(s == 0))
-        gen = self._generator()
+        gen, evidence = self._generator(), _Evidence()
         with self._seeded():
             if self.method_ == "rank" and self.backbone_ != "network":
-                alpha, proba = self._fit_rank_models(X, Xt, s)
+                alpha, proba = self._fit_rank_models(X, Xt, s, evidence)
             else:
-                alpha = self._unlabeled_share(Xt, pos, unl, gen)
-                if self.method_ == "elkan_noto":
-                    predict = self._fit_elkan_noto(Xt, pos, unl, gen)
-                elif self.method_ == "spy":
-                    predict = self._fit_spy(Xt, pos, unl, gen)
-                elif self.method_ == "rank":
-                    predict = self._fit_rank_network(Xt, s, pos, unl, alpha, gen)
-                else:
-                    prior = prior_from_unlabeled_share(alpha, len(pos), len(unl))
-                    predict = self._fit_nnpu(Xt, pos, len(s), prior, gen)
+                alpha = self._unlabeled_share(Xt, pos, unl, gen, evidence)
+                method = {"elkan_noto": self._fit_elkan_noto, "spy": self._fit_spy, "rank": self._fit_rank_network}
+                predict = method.get(self.method_, self._fit_nnpu)(Xt, s, pos, unl, alpha, gen, evidence)
                 proba = self._calibrate(predict(torch.arange(len(s))))
-        self._finish(s, proba, alpha)
+        self._finish(s, proba, alpha, evidence)
         return self
 
-    # -- "rank" ---------------------------------------------------------------
-    def _fit_rank_models(self, X: Any, Xt: torch.Tensor, s: np.ndarray) -> tuple[float, np.ndarray]:
+    # -- the models -----------------------------------------------------------
+    def _train(self, net, X, pos, unl, loss_fn, epochs: int, gen: torch.Generator, phase: str) -> None:
+        """Train ``net`` on batches of positives ``pos`` and rows ``unl``, recorded as ``history_`` phase ``phase``."""
+        optimizer = adam(net.parameters(), self.lr, self.weight_decay)
+        callbacks = [
+            LearningRate(optimizer, lambda e: self.lr * lr_factor(e, epochs)),
+            Progress(self.device_),
+            History(self.history_, {"phase": phase}, verbose=self.verbose, name="PUClassifier"),
+        ]
+        feed = Feed(X, self.device_, gen, self._augmenter())
+        title = _phase_title(phase, self.spy_iterations)
+        _pu_epochs(net, loss_fn, feed, pos, unl, optimizer, callbacks, epochs, self.batch_size, title)
+
+    def _fit_binary(self, X, gen: torch.Generator, pos, neg, phase: str, epochs=None, *, use_estimator: bool = True):
+        """A positives-vs-rest model on rows ``pos``/``neg`` of ``X``, kept as the final model; ``predict(rows) -> p``.
+
+        ``estimator`` where given (and ``use_estimator``), else a network trained for ``epochs``
+        (``max_epochs``), whose ``p`` undoes the batches' oversampling (:func:`oversampling_offset`).
+        """
+        epochs = self.max_epochs if epochs is None else epochs
+        if use_estimator and self.backbone_ == "estimator":
+            est, predict = _fit_classifier(self.estimator, X, pos, neg, _phase_title(phase, self.spy_iterations))
+            self.networks_, self.estimator_, self._logit_offset = [], est, 0.0
+            return predict
+        net = self._new_net(1)
+        self._train(net, X, pos, neg, _bce_loss, epochs, gen, phase)
+        offset = oversampling_offset(len(pos), len(neg), self.batch_size)
+        self.networks_, self.estimator_, self._logit_offset = [net], None, offset
+        return partial(_sigmoid_scores, net, X, self.device_, offset)
+
+    def _unlabeled_share(self, X, pos, unl, gen, evidence: _Evidence) -> float | None:
+        """``α``, the positive share of the unlabeled rows: from ``prior``, or estimated (see ``prior``)."""
+        if self.prior != "auto":
+            return unlabeled_share_from_prior(float(self.prior), len(pos), len(unl))
+        if self.method_ == "elkan_noto":  # its prior comes from c
+            return None
+        check_prior_rows(len(pos), len(unl))
+        fit = partial(self._fit_binary, X, gen, use_estimator=False)
+        share = _cross_fitted_share(fit, pos, unl, gen, batch_size=self.batch_size, prior_epochs=self.prior_epochs)
+        alpha, evidence.scores, evidence.held_out = share
+        return alpha
+
+    def _fit_nnpu(self, X, s, pos, unl, alpha, gen, evidence: _Evidence):
+        """nnPU/uPU with every training row, the labeled positives too, as the sample of ``p(x)`` (prior ``π``).
+
+        In this single-training-set PU the risk weighs positives by ``π`` over all rows, which
+        stays above zero even when no unlabeled row is positive.
+        """
+        net = self._new_net(1)
+        prior, nn = prior_from_unlabeled_share(alpha, len(pos), len(unl)), self.method_ == "nnpu"
+        loss_fn = partial(nnpu_loss, prior=prior, loss=self.loss, beta=self.beta, gamma=self.gamma, non_negative=nn)
+        self._train(net, X, pos, torch.arange(len(s)), loss_fn, self.max_epochs, gen, self.method_)
+        self.networks_, self._logit_offset = [net], 0.0
+        return partial(_sigmoid_scores, net, X, self.device_, 0.0)
+
+    def _fit_elkan_noto(self, X, s, pos, unl, alpha, gen, evidence: _Evidence):
+        fit = partial(self._fit_binary, X, gen)
+        g, self.c_, evidence.held_c = _elkan_noto(fit, pos, unl, gen, self.holdout_ratio, self.prior)
+        return g
+
+    def _fit_spy(self, X, s, pos, unl, alpha, gen, evidence: _Evidence):
+        params = dict(ratio=self.spy_ratio, quantile=self.spy_quantile, iterations=self.spy_iterations)
+        predict, evidence.negatives = _spies(partial(self._fit_binary, X, gen), pos, unl, gen, **params)
+        return predict
+
+    def _fit_rank_network(self, X, s, pos, unl, alpha, gen, evidence: _Evidence):
+        return _rank(partial(self._fit_binary, X, gen), s, pos, unl, alpha, evidence.held_out)
+
+    def _fit_rank_models(self, X: Any, Xt: torch.Tensor, s: np.ndarray, evidence: _Evidence):
         """``"rank"`` on scikit-learn backbones: cross-fitted scores, the prior, then the final models.
 
-        Returns the positive share of the unlabeled rows and the final models' ``p(y=1 | x)``
-        for every training row.
+        Returns ``α`` and the final models' ``p(y=1 | x)`` for every training row.
         """
         if self.prior == "auto":
-            self._check_prior_rows(int(s.sum()), int((s == 0).sum()))
-        views = {"dense": Xt.numpy().reshape(len(s), -1)}
-        mask = np.zeros(views["dense"].shape[1], dtype=bool)
-        if self.backbone_ == "table":
-            views["codes"], mask = self._tree_view(X)
+            check_prior_rows(int(s.sum()), int((s == 0).sum()))
+        views, mask = self._table_views(X, Xt.numpy())
         backbones = table_backbones(self.backbone_, self.estimator, mask, self._seed)
-        folds = stratified_folds(s, TABLE_FOLDS, self._seed)
+        scores, weights = _cross_fitted_scores(backbones, views, s, self._seed, self.history_)
+        evidence.scores = [(scores[s == 1], scores[s == 0])]  # read by the interval only when prior="auto"
+        alpha, target = _rank_targets(scores, s, self.prior)
         t0 = time.perf_counter()
-        with _progress.phase("class prior (cross-fitting)", len(np.unique(folds)), unit="folds"):
-            probas = cross_fit_proba(backbones, views, s, folds, 2)
-        weights = choose_weights(probas, s) if len(backbones) > 1 else np.ones(1)
-        scores = mix(probas, weights)[:, 1]
-        self.history_.append({"phase": "prior_crossfit", "seconds": time.perf_counter() - t0})
-        pos, unl = np.flatnonzero(s == 1), np.flatnonzero(s == 0)
-        if self.prior == "auto":
-            self._prior_scores = [(scores[pos], scores[unl])]
-            alpha = bbe_mixture_proportion(scores[pos], scores[unl])
-        else:
-            alpha = unlabeled_share_from_prior(float(self.prior), len(pos), len(unl))
-        target = prior_rank_labels(scores, s, alpha)
-        if target.all():  # every row positive: nothing to contrast, keep the labeled rows as the only positives
-            target = s.astype(np.int64)
-        t0 = time.perf_counter()
-        backbones = [b for b, w in zip(backbones, weights) if w > 0]
         self.backbone_weights_ = np.asarray(weights[weights > 0], dtype=np.float64)
-        with _progress.phase("final models", len(backbones), unit="fits"):
-            self.estimators_ = []
-            for b in backbones:
-                self.estimators_.append(fit_model(b.model, views[b.view], target, np.arange(len(s))))
-                _progress.advance(1, rows=len(s))
-        self._estimator_views = [b.view for b in backbones]
+        self._fit_final_models([b for b, w in zip(backbones, weights) if w > 0], views, target, np.arange(len(s)))
         self.history_.append({"phase": "rank", "rows": len(s), "seconds": time.perf_counter() - t0})
         return alpha, self._models_proba(views)
 
@@ -784,85 +840,26 @@ class PUClassifier(LabelEstimatorBase):
         """``p(y=1 | x)`` of the final scikit-learn models, mixed by ``backbone_weights_``."""
         return models_proba(self.estimators_, self._estimator_views, views, self.backbone_weights_, 2)[:, 1]
 
-    def _fit_rank_network(self, X, s, pos, unl, alpha: float, gen):
-        """``"rank"`` on the torch network: each half of the unlabeled rows ranked by the network that never saw it."""
-        target = (s == 1).astype(np.int64)
-        if self._held_out:
-            for rows, scores in self._held_out:  # the two prior networks' scales differ: rank within each half
-                top = rows[np.argsort(-scores, kind="stable")[: int(round(alpha * len(rows)))]]
-                target[top] = 1
-        else:  # a given prior: no held-out scores yet, so one labeled-vs-unlabeled network ranks the rows
-            g = self._fit_binary(X, pos, unl, self.max_epochs, gen, "rank_scores", use_estimator=True)
-            target = prior_rank_labels(g(torch.arange(len(s))), s, alpha)
-        positives = torch.from_numpy(np.flatnonzero(target == 1))
-        negatives = torch.from_numpy(np.flatnonzero(target == 0))
-        if len(negatives) == 0:
-            positives, negatives = pos, unl
-        return self._fit_binary(X, positives, negatives, self.max_epochs, gen, "rank", use_estimator=True)
-
-    def _check_estimator_param(self) -> None:
-        if self.estimator is None:
-            return
-        if isinstance(self.estimator, str):
-            if self.estimator not in ("auto", "network"):
-                raise TypeError(
-                    f"estimator={self.estimator!r} is neither 'auto', 'network' nor a scikit-learn classifier with fit "
-                    "and predict_proba; e.g. LogisticRegression(), or 'network' for the torch network."
-                )
-            return
-        if not (hasattr(self.estimator, "fit") and hasattr(self.estimator, "predict_proba")):
-            raise TypeError(
-                f"estimator must be a scikit-learn classifier with fit and predict_proba, got "
-                f"{type(self.estimator).__name__}; e.g. LogisticRegression(), or None for the torch network."
-            )
-        if self.method in ("nnpu", "upu"):
-            raise ValueError(
-                f"estimator= is used by 'rank', 'elkan_noto' and 'spy'; method={self.method!r} trains a torch "
-                "network: pass module= to change its backbone, or choose another method."
-            )
-
-    def _unlabeled_share(self, X, pos, unl, gen) -> float | None:
-        if self.prior != "auto":
-            return unlabeled_share_from_prior(float(self.prior), len(pos), len(unl))
-        if self.method_ == "elkan_noto":
-            return None
-        return self._estimate_unlabeled_share(X, pos, unl, gen)
-
     def _calibrate(self, p: np.ndarray) -> np.ndarray:
+        """Elkan–Noto's ``p(y=1 | x) = g(x) / c`` clipped to 1; ``p`` itself for the other methods."""
         divisor = getattr(self, "c_", None) if self.method_ == "elkan_noto" else None
         return p if divisor is None else np.clip(p / divisor, 0.0, 1.0).astype(np.float32)
 
-    def _prior_interval(self, n_pos: int, n_unl: int, n_rows: int) -> tuple[float, float]:
-        """``class_prior_interval_``: a bootstrap over the scored rows behind the estimate, holding the estimate."""
-        if self.prior != "auto":
-            return (float(self.prior), float(self.prior))
-        seed = self._seed + 1
-        if self.method_ == "elkan_noto":
-            low, high = bootstrap_c_interval(np.asarray(self._held_c, dtype=np.float64), n_pos / n_rows, seed=seed)
-        else:
-            low, high = bootstrap_prior_interval(self._prior_scores, n_pos, n_unl, seed=seed)
-        return (min(low, self.class_prior_), max(high, self.class_prior_))
-
-    def _finish(self, s: np.ndarray, proba: np.ndarray, alpha: float | None) -> None:
-        """Fill ``class_prior_``, ``c_`` and the row contract."""
+    def _finish(self, s: np.ndarray, proba: np.ndarray, alpha: float | None, evidence: _Evidence) -> None:
+        """Fill ``class_prior_``, ``c_``, ``class_prior_interval_`` and the row contract."""
         n_pos, n_unl = int(s.sum()), int((s == 0).sum())
         if self.method_ == "elkan_noto":  # π = p(s=1) / c
-            self.class_prior_ = float(np.clip(n_pos / len(s) / self.c_, n_pos / len(s), 1.0))
+            self.class_prior_ = elkan_noto_prior(n_pos, len(s), self.c_)
         else:
             self.class_prior_ = prior_from_unlabeled_share(alpha, n_pos, n_unl)
             self.c_ = n_pos / (self.class_prior_ * len(s))
-        self.class_prior_interval_ = self._prior_interval(n_pos, n_unl, len(s))
-        del self._prior_scores, self._held_out, self._held_c
-        self.pseudo_labels_ = np.where(s == 1, 1, (proba >= 0.5).astype(np.int64))
-        if self.method_ == "spy":
-            reliable = np.zeros(len(s), dtype=bool)
-            reliable[self._spy_negatives.numpy()] = True
-            del self._spy_negatives
-        else:
-            reliable = (s == 0) & (proba <= self.negative_threshold)
-        self.pseudo_labels_[reliable] = 0
-        self.clean_mask_ = (s == 1) | reliable
-        self.label_quality_ = label_quality(proba, self.pseudo_labels_)
+        self.class_prior_interval_ = prior_interval(
+            self.class_prior_, self.prior, evidence.scores, evidence.held_c, n_pos, n_unl, seed=self._seed + 1
+        )
+        reliable = (s == 0) & (proba <= self.negative_threshold)
+        if self.method_ == "spy":  # the spies' reliable negatives instead
+            reliable = np.isin(np.arange(len(s)), evidence.negatives.numpy())
+        self.pseudo_labels_, self.clean_mask_, self.label_quality_ = pu_row_contract(s, proba, reliable)
 
     # -- prediction -----------------------------------------------------------
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -880,16 +877,12 @@ class PUClassifier(LabelEstimatorBase):
         check_is_fitted(self, "class_prior_")
         Xr, _ = self._validate_X(X, reset=False)
         if self.estimators_:
-            views = {"dense": Xr.reshape(len(Xr), -1)}
-            if self.backbone_ == "table":
-                views["codes"], _ = self._tree_view(X)
-            p = self._models_proba(views)
+            p = self._models_proba(self._table_views(X, Xr)[0])
         elif self.estimator_ is not None:
-            column = list(self.estimator_.classes_).index(1)
-            p = self.estimator_.predict_proba(Xr.reshape(len(Xr), -1))[:, column].astype(np.float32)
+            p = _positive_proba(self.estimator_, Xr.reshape(len(Xr), -1))
         else:
             with self._threads():
-                p = self._net_proba(self.networks_[0], torch.from_numpy(Xr), self._logit_offset)
+                p = _sigmoid_scores(self.networks_[0], torch.from_numpy(Xr), self.device_, self._logit_offset)
         p = self._calibrate(p)
         return np.stack([1.0 - p, p], axis=1).astype(np.float32)
 
@@ -905,14 +898,7 @@ class PUClassifier(LabelEstimatorBase):
         """
         self.fit(X, y)
         keep = np.flatnonzero(self.clean_mask_)
-        y_kept = _safe_indexing(y, keep)
-        labels = self.pseudo_labels_[keep]
-        if hasattr(y_kept, "iloc"):
-            y_kept = y_kept.copy()
-            y_kept[:] = labels
-        else:
-            y_kept = labels
-        return _safe_indexing(X, keep), y_kept
+        return _safe_indexing(X, keep), _with_values(_safe_indexing(y, keep), self.pseudo_labels_[keep])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
