@@ -27,13 +27,14 @@ from torch import nn
 
 from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
 from labelclean.cli import cli
-from tests.helpers import ESTIMATORS, labels_for, tiny, write
 from tests.helpers import TINY_CLI as FAST
 from tests.helpers import X40 as _X
 from tests.helpers import Y40 as _Y
+from tests.helpers import labels_for, tiny, write
 from tests.helpers import tiny_table as _table
 
 ROOT = Path(__file__).resolve().parents[1]
+ESTIMATORS = [CoTeachingFilter, SelfTrainer, PUClassifier]
 
 
 class LinearSeven(nn.Module):
