@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from functools import partial
 from numbers import Integral, Real
 from typing import Any
 
@@ -17,22 +17,22 @@ from . import _progress
 from ._base import LabelEstimatorBase
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
 from ._crossfit import (
-    AUTO_TABLE_MAX_COLUMNS,
-    AUTO_TABLE_MAX_ROWS,
+    AUTO_TABLE_MAX_COLUMNS,  # noqa: F401 (re-exported, as default_table_backbones)
+    AUTO_TABLE_MAX_ROWS,  # noqa: F401
     Backbone,
     aligned_proba,
+    backbone_kind,
     choose_weights,
     cross_fit_proba,
-    default_table_backbones,
-    fit_model,
+    default_table_backbones,  # noqa: F401
     mix,
     stratified_folds,
+    table_backbones,
 )
 from ._engine import Feed, History, LearningRate, MovingAverage, Progress, fit_epochs, run_epoch, supervised
 from ._train import (
     AUGMENTATIONS,
     adam,
-    augmentation,
     forget_rate_schedule,
     lr_factor,
     moving_averages,
@@ -260,6 +260,127 @@ def resolve_batch(batch_size: int | str, lr: float, n_rows: int, *, mlp: bool) -
 
 
 # ---------------------------------------------------------------------------
+# Pieces of the fit: the table path's rounds, the networks' warm-up and epochs.
+# ---------------------------------------------------------------------------
+
+
+def _refine_epochs(refine_epochs: int | str, input_shape: tuple[int, ...]) -> int:
+    """``refine_epochs``, with ``"auto"`` as ``AUTO_REFINE_EPOCHS_IMAGES`` on images, else ``AUTO_REFINE_EPOCHS``."""
+    if refine_epochs != "auto":  # how "auto" was chosen: docs/benchmarks.md#cotea
+        return refine_epochs
+    return AUTO_REFINE_EPOCHS_IMAGES if len(input_shape) == 3 else AUTO_REFINE_EPOCHS
+
+
+def _trusted_rows(y: np.ndarray, proba: np.ndarray, forget_rate: float | str) -> np.ndarray:
+    """Rows a later round (and the final models) learn from: each class pruned by its noise rate.
+
+    The noise rate of each class is estimated from ``proba`` (``forget_rate="auto"``) or is
+    ``forget_rate`` (:func:`~labelclean.detection.flag_by_class_noise`).
+    """
+    if forget_rate == "auto":
+        noise = detect(y, proba, flag="class_noise", relabel_threshold=1.0, calibrated=False).class_noise
+    else:
+        noise = np.full(proba.shape[1], float(forget_rate))
+    return ~flag_by_class_noise(y, proba, noise)
+
+
+def _cross_fit_rounds(
+    backbones: list[Backbone],
+    views: dict[str, np.ndarray],
+    y: np.ndarray,
+    folds: np.ndarray,
+    n_rounds: int,
+    forget_rate: float | str,
+    history: list[dict[str, Any]],
+) -> tuple[np.ndarray, np.ndarray, list[Backbone]]:
+    """The table path's evidence: out-of-fold probabilities averaged over ``n_rounds`` rounds of cross-fitting.
+
+    Round 1: each fold's rows are predicted by models fitted on the other folds, and the
+    backbones that fit the given labels best are kept (:func:`~labelclean._crossfit.choose_weights`).
+    Each later round: the same, but each fold's models learn only the rows the rounds so far
+    trust in the other folds (:func:`_trusted_rows`, so that the selection follows the estimated
+    true class balance). ``history`` gets one entry per round. Returns the average over the
+    rounds, the weights of ``backbones`` and the backbones kept.
+    """
+    k = int(y.max()) + 1  # every class occurs in the encoded labels
+    with _progress.phase("cross-fitting", n_rounds * len(np.unique(folds)), unit="folds"):
+        t0 = time.perf_counter()
+        firsts = cross_fit_proba(backbones, views, y, folds, k)
+        weights = choose_weights(firsts, y)
+        kept, kept_weights = [b for b, w in zip(backbones, weights) if w > 0], weights[weights > 0]
+        rounds = [mix([p for p, w in zip(firsts, weights) if w > 0], kept_weights)]
+        history.append({"phase": "crossfit", "round": 1, "seconds": time.perf_counter() - t0})
+        for r in range(2, n_rounds + 1):  # each round learns the rows the rounds so far trust
+            t0 = time.perf_counter()
+            trusted = _trusted_rows(y, sum(rounds) / len(rounds), forget_rate)
+            rounds.append(mix(cross_fit_proba(kept, views, y, folds, k, trusted=trusted), kept_weights))
+            seconds = time.perf_counter() - t0
+            history.append({"phase": "crossfit", "round": r, "trusted": float(trusted.mean()), "seconds": seconds})
+    return sum(rounds) / len(rounds), weights, kept
+
+
+def _warm_up(nets, feed: Feed, y: torch.Tensor, halves, batch_size: int, lr: float, updates: int, record: History):
+    """The noise rate of ``forget_rate="auto"``: each of two networks learns one half of the rows, predicts the other.
+
+    Each network gets about ``updates`` steps (at most 10 epochs); ``record`` gets every epoch.
+    Returns the lowest out-of-fold disagreement with the given labels over the epochs
+    (:func:`estimate_noise_rate`; an early stop: later epochs may start to memorise wrong labels).
+    """
+    n = feed.X.shape[0]
+    per_epoch = max(1, math.ceil(len(halves[0]) / batch_size))
+    epochs = int(min(max(1, math.ceil(updates / per_epoch)), 10))
+    optimizer = adam([p for net in nets for p in net.parameters()], lr)
+    ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
+    progress = Progress(feed.device)
+
+    def epoch(_: int) -> dict[str, float]:
+        for net, rows in zip(nets, halves):
+            plan = feed.shuffled(rows, batch_size)
+            stats = run_epoch(supervised([net], ce, feed, y), plan, optimizer, [net], [progress])
+        wrong = sum(
+            int(np.sum(np.argmax(predict_proba_nets([net], feed.X, feed.device, rows=rows), 1) != y[rows].numpy()))
+            for net, rows in zip(nets, halves[::-1])
+        )
+        return {"loss": stats["loss"], "oof_disagreement": wrong / n}
+
+    total = sum(steps_per_epoch(len(rows), batch_size) for rows in halves)
+    fit_epochs(epochs, epoch, [record], phase="warm-up", steps=total)
+    return min(h["oof_disagreement"] for h in record.entries if h["phase"] == "warmup")
+
+
+def _decayed_lr(lr: float, epochs: int, epoch: int) -> float:
+    """Co-teaching's learning rate at ``epoch`` of ``epochs``: ``lr``, decaying linearly over the second half."""
+    return lr * lr_factor(epoch, epochs)
+
+
+def _refine_lr(lr: float, epochs: int, epoch: int) -> float:
+    """The refinement's learning rate: ``R / (R + 1)`` of ``lr`` down to ``1 / (R + 1)`` over ``R = epochs``."""
+    return lr * (epochs - epoch) / (epochs + 1)
+
+
+def _scheduled_loss(loss_fn, tau: float, num_gradual: int, epoch: int) -> tuple[Any, dict[str, float]]:
+    """``loss_fn(R, epoch)`` at the scheduled forget rate ``R`` of the epoch (``forget_rate_schedule``), and ``R``."""
+    rate = forget_rate_schedule(epoch, tau, num_gradual)
+    return loss_fn(rate, epoch), {"forget_rate": rate}
+
+
+def _train_pair(nets, optimizer, feed: Feed, targets: torch.Tensor, callbacks, epochs, batch_size, title, losses):
+    """``epochs`` passes of ``nets`` over every row; epoch ``e`` minimises the loss of ``losses(e)``.
+
+    ``losses(e)`` returns the loss function and the extra fields of the epoch's record; the
+    epochs are one progress phase ``title``.
+    """
+    n = feed.X.shape[0]
+
+    def epoch(e: int) -> dict[str, float]:
+        loss_fn, info = losses(e)
+        plan = feed.shuffled(n, batch_size)
+        return {**info, **run_epoch(supervised(nets, loss_fn, feed, targets), plan, optimizer, nets, callbacks)}
+
+    fit_epochs(epochs, epoch, callbacks, phase=title, steps=steps_per_epoch(n, batch_size))
+
+
+# ---------------------------------------------------------------------------
 # The estimator: thin orchestration.
 # ---------------------------------------------------------------------------
 
@@ -268,13 +389,13 @@ class CoTeachingFilter(LabelEstimatorBase):
     """Find wrong labels and learn despite them: cross-fitted models on tables, Co-teaching networks elsewhere.
 
     **Tables** (2-D rows of at most 512 columns: DataFrames with text, categories and nulls,
-    or numeric arrays), by default: the rows are split into ``n_folds`` folds and every fold
-    is predicted by gradient-boosted trees and a logistic regression fitted on the other
-    folds (the better fitting of them, or both, chosen on those out-of-fold predictions); a
-    second round refits each fold's models on the rows the first round trusts, pruned per
-    class by the class's estimated noise. The averaged, calibrated out-of-fold probabilities
-    decide the row contract (:func:`labelclean.detection.detect`), and the final models learn
-    the trusted rows. Any scikit-learn classifier can take the models' place (``estimator``).
+    or numeric arrays), by default: every one of ``n_folds`` folds is predicted by
+    gradient-boosted trees and a logistic regression fitted on the other folds (the better
+    fitting of them, or both, chosen on those out-of-fold predictions); later rounds refit
+    each fold's models on the rows the earlier rounds trust, pruned per class by the class's
+    estimated noise. The averaged, calibrated out-of-fold probabilities decide the row
+    contract (:func:`labelclean.detection.detect`), and the final models learn the trusted
+    rows. Any scikit-learn classifier can take the models' place (``estimator``).
 
     **Images, wide vectors (embeddings, pixels), or** ``estimator="network"``: two networks
     are trained side by side. On every mini-batch each keeps the rows on which it has the
@@ -288,10 +409,10 @@ class CoTeachingFilter(LabelEstimatorBase):
     Parameters
     ----------
     estimator : "auto", "network" or a classifier, default="auto"
-        ``"auto"``: the cross-fitted table models for 2-D rows of at most 512 columns (and at
-        most 200,000 rows), the networks otherwise; ``"network"``: always the networks; a scikit-learn classifier with
-        ``predict_proba``: that classifier, cross-fitted, on the numeric view of the rows
-        (categories one-hot encoded, missing values filled).
+        ``"auto"``: the cross-fitted table models for 2-D rows of at most 512 columns and
+        200,000 rows, the networks otherwise; ``"network"``: always the networks; a
+        scikit-learn classifier with ``predict_proba``: that classifier, cross-fitted, on the
+        numeric view of the rows (categories one-hot encoded, missing values filled).
     n_folds : int >= 2, default=5
         Folds of the cross-fitted models: each row is judged by models that never saw it.
     n_rounds : int >= 1, default=3
@@ -307,10 +428,9 @@ class CoTeachingFilter(LabelEstimatorBase):
         al., CVPR 2020) trains both nets with one joint, co-regularised loss.
     forget_rate : "auto" or float in [0, 1), default="auto"
         ``τ``, the share of rows each batch drops at full schedule. ``"auto"`` estimates the
-        noise rate first: during a warm-up each network trains on one half of the rows
-        and predicts the other half; ``τ`` is the share of rows whose out-of-fold prediction
-        disagrees with the given label (see :func:`estimate_noise_rate`). Exposed as
-        ``noise_rate_``.
+        noise rate first: during a warm-up each network trains on one half of the rows and
+        predicts the other; ``τ`` is the share of out-of-fold predictions that disagree with
+        the given label (see :func:`estimate_noise_rate`), exposed as ``noise_rate_``.
     num_gradual : int, default=5
         ``T_k``, epochs over which the forget rate grows linearly to ``τ``.
     co_lambda : float in [0, 1], default=0.1
@@ -321,39 +441,32 @@ class CoTeachingFilter(LabelEstimatorBase):
     pseudo_weight : float >= 0, default=1.0
         Weight of the semi-supervised term: each network also learns the rows its peer's
         small-loss selection dropped, labelled with the peer's prediction where the peer is
-        confident (see :func:`peer_pseudo_loss`). ``0`` is plain Co-teaching. How the
-        default was chosen: ``docs/benchmarks.md#cotea``.
+        confident (see :func:`peer_pseudo_loss`). ``0`` is plain Co-teaching.
     pseudo_threshold : float in [0, 1), default=0.95
         Peer confidence a dropped row needs to get a pseudo-label.
     max_epochs : int, default=10
         Co-teaching epochs (after the warm-up of ``forget_rate="auto"``).
     refine_epochs : int or "auto", default="auto"
         Epochs of a second stage that also learns from the rows Co-teaching dropped: every
-        row gets a corrected label (see ``refine_labels``) and both networks keep training on
-        all rows with a small forget rate, the share of those labels expected to be wrong,
-        at a learning rate falling linearly from ``R / (R + 1)`` to ``1 / (R + 1)`` of ``lr``
-        over its ``R`` epochs. ``0`` turns it off (plain Co-teaching). ``"auto"``: 10 for
-        images, 5 for vector rows (``refine_epochs_``); how it was chosen:
-        ``docs/benchmarks.md#cotea``.
+        row gets a corrected label (``refine_labels``) and both networks keep training on all
+        rows with the share of those labels expected to be wrong as the forget rate, at a
+        learning rate falling linearly from ``R / (R + 1)`` to ``1 / (R + 1)`` of ``lr`` over
+        its ``R`` epochs. ``0`` turns it off; ``"auto"``: ``AUTO_REFINE_EPOCHS_IMAGES`` for
+        images, ``AUTO_REFINE_EPOCHS`` for vector rows (``refine_epochs_``).
     refine_labels : {"consensus", "posterior"}, default="consensus"
-        The refinement stage's labels. ``"consensus"``: the networks' consensus label
-        (:func:`consensus_targets`). ``"posterior"``: the most likely true label given both
-        the consensus and the given label, through a noise transition matrix counted from
-        the rows (:func:`posterior_targets`). It helps where the networks' probabilities are
-        calibrated (large sets) and hurts on small sets, where the probabilities on rows they
-        trained on are overconfident, so it is not the default (``docs/benchmarks.md#cotea``).
+        The refinement stage's labels: the networks' consensus label
+        (:func:`consensus_targets`), or the most likely true label given both the consensus
+        and the given label, through a noise transition matrix counted from the rows
+        (:func:`posterior_targets`: opt-in, see ``docs/benchmarks.md#cotea``).
     ema_decay : float in [0, 1), default=0.0
         When positive, each network's weights (and batch-norm statistics) are also kept as an
-        exponential moving average with this decay, updated after every step (warm-up as in
-        :func:`~labelclean._train.ema_update`); the averages label the refinement stage and
-        are the final ``networks_``. ``0``: the trained networks themselves (the default; see
-        ``docs/benchmarks.md#cotea``).
+        exponential moving average with this decay, updated after every step
+        (:func:`~labelclean._train.ema_update`); the averages label the refinement stage and
+        are the final ``networks_``. ``0``: the trained networks themselves.
     batch_size : int or "auto", default="auto"
-        Rows per step. ``"auto"`` is 128 for images and for ``module``; the default MLP
-        (2-D rows) trains on the largest of 128, 256 and 512 rows that still leaves 25
-        steps an epoch (512 from 12,800 rows), with ``lr`` scaled by ``batch / 128``
-        (the linear scaling rule, Goyal et al., 2017). Sets under 6,400 rows keep 128. How
-        the default was chosen: ``docs/benchmarks.md#cotea``.
+        Rows per step. ``"auto"`` (:func:`resolve_batch`): 128 for images and for ``module``;
+        the default MLP trains on the largest of 128, 256 and 512 rows that leaves 25 steps an
+        epoch, with ``lr`` scaled by ``batch / 128`` (the linear scaling rule, Goyal et al., 2017).
     lr : float, default=1e-3
         Adam's learning rate (at batches of 128 when ``batch_size="auto"``); decays
         linearly to zero over the second half of the epochs.
@@ -366,11 +479,10 @@ class CoTeachingFilter(LabelEstimatorBase):
     module : callable or None, default=None
         ``module(input_shape, n_classes) -> torch.nn.Module`` to replace the default networks.
     augment : {"auto", "none", "shift", "affine"}, default="auto"
-        Image augmentation while training, as for every estimator: ``"shift"`` moves images
-        at random by up to 1/12 of their side (2 px on 28×28, at least 1 px); ``"affine"``
-        also rotates them by up to 10° and zooms by up to 10 %; ``"auto"`` is ``"affine"``
-        for images of 12 px and more, shifts of 1/12 of the side below (none under 12 px);
-        vector rows get none (``docs/benchmarks.md#cotea``).
+        Image augmentation while training, as for every estimator
+        (:func:`~labelclean._train.augmentation`): ``"shift"`` moves images by up to 1/12 of
+        their side, ``"affine"`` also rotates and zooms them, ``"auto"`` is ``"affine"`` from
+        12 px a side and shifts below; vector rows get none.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available.
     random_state : int, RandomState instance or None, default=None
@@ -378,8 +490,8 @@ class CoTeachingFilter(LabelEstimatorBase):
     verbose : int, default=0
         Print one line per epoch when positive.
     n_jobs : int or None, default=None
-        Torch threads during ``fit`` and ``predict`` (restored afterwards). ``None`` leaves
-        torch's setting (``OMP_NUM_THREADS`` when set, else all cores); ``-1`` uses all cores.
+        Torch threads during ``fit`` and ``predict`` (restored afterwards); ``None`` leaves
+        torch's setting, ``-1`` uses all cores.
 
     Attributes
     ----------
@@ -522,177 +634,123 @@ class CoTeachingFilter(LabelEstimatorBase):
     #: Warm-up updates (per network) of ``forget_rate="auto"``'s noise estimate, at most 10 epochs.
     _warmup_steps = 100
 
-    # -- pieces of fit ----------------------------------------------------
-    def _augmenter(self):
-        return augmentation(self.augment, self.input_shape_)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> CoTeachingFilter:
+        """Learn from ``X, y`` (cross-fitted models or two networks) and fill the row contract.
 
-    def _loss_fn(self, forget_rate: float, epoch: int):
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or an image array
+        y : array-like of shape (n_samples,)
+            Possibly noisy labels of any hashable type.
+
+        Returns
+        -------
+        self
+        """
+        Xt, y_raw = self._prepare(X, y)
+        y_enc = self._encode_labels(y_raw)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
+        self.history_ = []
+        shape, n_features = self.input_shape_, self.n_features_in_
+        self.backbone_ = backbone_kind(
+            self.estimator, module=self.module, input_shape=shape, n_features=n_features, n_rows=len(y_enc)
+        )
+        if self.backbone_ != "network":
+            return self._fit_cross_fitted(X, Xt, y_enc)
+        return self._fit_networks(Xt, y_enc)
+
+    # -- the networks ---------------------------------------------------------
+    def _fit_networks(self, Xt: torch.Tensor, y_enc: np.ndarray) -> CoTeachingFilter:
+        """The forget rate ``τ``, the co-teaching epochs, the refinement; the row contract from their consensus."""
+        self.estimators_ = []
+        yt = torch.from_numpy(y_enc)
+        mlp = self.module is None and len(self.input_shape_) == 1
+        self.batch_size_, self.lr_ = resolve_batch(self.batch_size, self.lr, Xt.shape[0], mlp=mlp)
+        self.refine_epochs_ = _refine_epochs(self.refine_epochs, self.input_shape_)
+        gen = self._generator()
+        with self._seeded():
+            tau = self._forget_rate(Xt, yt, gen)
+            nets = [self._new_net(len(self.classes_)) for _ in range(2)]
+            optimizer = adam([p for net in nets for p in net.parameters()], self.lr_, self.weight_decay)
+            averages = moving_averages(nets, self.ema_decay) if self.ema_decay > 0 else None
+            feed = Feed(Xt, self.device_, gen, self._augmenter())
+            lr = partial(_decayed_lr, self.lr_, self.max_epochs)
+            losses = partial(_scheduled_loss, self._loss_fn, tau, self.num_gradual)
+            self._train_nets(nets, optimizer, feed, yt, "coteaching", self.max_epochs, lr, losses, averages)
+            proba = predict_proba_nets(averages or nets, Xt, self.device_)
+            if self.refine_epochs_:
+                proba = self._refine(nets, optimizer, feed, y_enc, proba, averages)
+        self.networks_ = [a.module for a in averages] if averages else nets
+        self.noise_rate_ = float(tau)
+        self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))
+        return self
+
+    def _forget_rate(self, X: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> float:
+        """``τ``: ``forget_rate``, or for ``"auto"`` the warm-up's noise estimate (:func:`_warm_up`), at most 0.95."""
+        if self.forget_rate != "auto":
+            return float(self.forget_rate)
+        halves = torch.randperm(X.shape[0], generator=gen).chunk(2)
+        nets = [self._new_net(len(self.classes_)) for _ in range(2)]
+        feed = Feed(X, self.device_, gen, self._augmenter())
+        record = History(self.history_, {"phase": "warmup"}, verbose=self.verbose, name="CoTeachingFilter")
+        noise = _warm_up(nets, feed, y, halves, self.batch_size_, self.lr_, self._warmup_steps, record)
+        return min(noise, 0.95)
+
+    def _loss_fn(self, forget_rate: float, epoch: int, method: str | None = None):
+        """The loss of ``method`` (default ``self.method``) at ``forget_rate`` in epoch ``epoch``."""
+        method = method or self.method
         # Co-teaching+ starts with plain co-teaching while the forget rate ramps up (Yu et al., 2019).
-        if self.method == "coteaching" or (self.method == "coteaching+" and epoch < self.num_gradual):
+        if method == "coteaching" or (method == "coteaching+" and epoch < self.num_gradual):
             return lambda logits, y: coteaching_loss(
                 logits[0], logits[1], y, forget_rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
             )
-        if self.method == "coteaching+":
+        if method == "coteaching+":
             return lambda logits, y: coteaching_plus_loss(logits[0], logits[1], y, forget_rate, self.per_class)
         return lambda logits, y: jocor_loss(logits[0], logits[1], y, forget_rate, self.co_lambda, self.per_class)
 
-    def _estimate_noise(self, X: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> float:
-        """Warm-up with two throw-away networks, each trained on one half of the rows.
-
-        Returns the lowest out-of-fold disagreement seen over the warm-up epochs (an early
-        stop: later epochs may start to memorise wrong labels).
-        """
-        n = X.shape[0]
-        halves = torch.randperm(n, generator=gen).chunk(2)
-        steps = max(1, math.ceil(len(halves[0]) / self.batch_size_))
-        epochs = int(min(max(1, math.ceil(self._warmup_steps / steps)), 10))
-        nets = [self._new_net(len(self.classes_)) for _ in range(2)]
-        optimizer = adam([p for net in nets for p in net.parameters()], self.lr_)
-        ce = lambda logits, yb: (F.cross_entropy(logits[0], yb), {})  # noqa: E731
-        feed, progress = Feed(X, self.device_, gen, self._augmenter()), Progress(self.device_)
-
-        def epoch(_: int) -> dict[str, float]:
-            for net, rows in zip(nets, halves):
-                plan = feed.shuffled(rows, self.batch_size_)
-                stats = run_epoch(supervised([net], ce, feed, y), plan, optimizer, [net], [progress])
-            wrong = sum(
-                int(np.sum(np.argmax(predict_proba_nets([net], X, self.device_, rows=rows), 1) != y[rows].numpy()))
-                for net, rows in zip(nets, halves[::-1])
-            )
-            return {"loss": stats["loss"], "oof_disagreement": wrong / n}
-
-        history = History(self.history_, {"phase": "warmup"}, verbose=self.verbose, name="CoTeachingFilter")
-        total = sum(steps_per_epoch(len(rows), self.batch_size_) for rows in halves)
-        fit_epochs(epochs, epoch, [history], phase="warm-up", steps=total)
-        return min(h["oof_disagreement"] for h in self.history_ if h["phase"] == "warmup")
-
-    def _train_nets(
-        self,
-        nets: list[torch.nn.Module],
-        optimizer: torch.optim.Optimizer,
-        feed: Feed,
-        targets: torch.Tensor,
-        *,
-        epochs: int,
-        phase: str,
-        title: str,
-        lr: Callable[[int], float],
-        losses: Callable[[int], tuple[Any, dict[str, float]]],
-        averages: list[torch.nn.Module] | None = None,
-    ) -> None:
-        """Train ``nets`` on every row for ``epochs``, recorded in ``history_`` as ``phase``.
-
-        Epoch ``e`` runs at learning rate ``lr(e)`` with the loss function of ``losses(e)``,
-        which also gives the epoch's extra ``history_`` fields; the moving ``averages`` of
-        ``nets`` are updated after every step.
-        """
-        callbacks = [
-            LearningRate(optimizer, lr),
-            *([MovingAverage(averages, nets)] if averages else []),
-            Progress(self.device_),
-            History(self.history_, {"phase": phase}, verbose=self.verbose, name="CoTeachingFilter"),
-        ]
-        n = feed.X.shape[0]
-
-        def epoch(e: int) -> dict[str, float]:
-            loss_fn, info = losses(e)
-            plan = feed.shuffled(n, self.batch_size_)
-            return {**info, **run_epoch(supervised(nets, loss_fn, feed, targets), plan, optimizer, nets, callbacks)}
-
-        fit_epochs(epochs, epoch, callbacks, phase=title, steps=steps_per_epoch(n, self.batch_size_))
+    def _train_nets(self, nets, optimizer, feed: Feed, targets, phase: str, epochs: int, lr, losses, averages) -> None:
+        """:func:`_train_pair` at learning rate ``lr(epoch)``, moving ``averages`` along, ``history_`` as ``phase``."""
+        moving = [MovingAverage(averages, nets)] if averages else []
+        record = History(self.history_, {"phase": phase}, verbose=self.verbose, name="CoTeachingFilter")
+        callbacks = [LearningRate(optimizer, lr), *moving, Progress(self.device_), record]
+        title = {"coteaching": "co-teaching", "refine": "refinement"}[phase]
+        _train_pair(nets, optimizer, feed, targets, callbacks, epochs, self.batch_size_, title, losses)
 
     def _refine(self, nets, optimizer, feed: Feed, y_enc, proba, averages=None) -> np.ndarray:
-        """Second stage: train on every row with consensus-corrected labels; return the new consensus (of the
-        moving ``averages`` of the networks where given)."""
+        """Second stage: every row with its refined label (``refine_labels``), at the forget rate of their doubt.
+
+        Returns the new consensus (of the moving ``averages`` where given), written over ``proba``.
+        """
         targets, rate = REFINE_LABELS[self.refine_labels](proba, y_enc)
-        loss_fn = lambda logits, yb: coteaching_loss(  # noqa: E731
-            logits[0], logits[1], yb, rate, self.per_class, self.pseudo_weight, self.pseudo_threshold
-        )
         info = {"forget_rate": rate, "relabeled": float(np.mean(targets != y_enc))}
-        epochs = self.refine_epochs_
+        loss_fn, epochs = self._loss_fn(rate, 0, method="coteaching"), self.refine_epochs_
+        lr = partial(_refine_lr, self.lr_, epochs)
         self._train_nets(
-            nets,
-            optimizer,
-            feed,
-            torch.from_numpy(targets),
-            epochs=epochs,
-            phase="refine",
-            title="refinement",
-            lr=lambda e: self.lr_ * (epochs - e) / (epochs + 1),
-            losses=lambda e: (loss_fn, info),
-            averages=averages,
+            nets, optimizer, feed, torch.from_numpy(targets), "refine", epochs, lr, lambda e: (loss_fn, info), averages
         )
-        # overwrites proba: no second matrix
         return predict_proba_nets(averages or nets, feed.X, self.device_, out=proba)
 
-    # -- the cross-fitted path (scikit-learn backbones) ------------------
-    def _backbone_kind(self, n_rows: int) -> str:
-        """``"network"``, ``"table"`` (the default tabular backbones) or ``"estimator"`` (the user's)."""
-        if not isinstance(self.estimator, str):
-            return "estimator"
-        if self.estimator == "network" or self.module is not None or len(self.input_shape_) != 1:
-            return "network"
-        small = self.n_features_in_ <= AUTO_TABLE_MAX_COLUMNS and n_rows <= AUTO_TABLE_MAX_ROWS
-        return "table" if small else "network"
-
-    def _backbones(self) -> list[Backbone]:
-        if self.backbone_ == "estimator":
-            return [Backbone(self.estimator, "dense")]
-        return default_table_backbones(self._tree_view_mask, self._seed)
-
-    def _views(self, X: Any, Xt: torch.Tensor) -> dict[str, np.ndarray]:
-        views = {"dense": Xt.numpy().reshape(Xt.shape[0], -1)}
-        if self.backbone_ == "table":
-            views["codes"], self._tree_view_mask = self._tree_view(X)
-        return views
-
+    # -- the cross-fitted models (scikit-learn backbones) ---------------------
     def _fit_cross_fitted(self, X: Any, Xt: torch.Tensor, y_enc: np.ndarray) -> CoTeachingFilter:
-        """``n_rounds`` rounds of cross-fitting, then the detection rule; the final models learn the trusted rows.
+        """Rounds of cross-fitting (:func:`_cross_fit_rounds`), calibrated, then the detection rule.
 
-        Round 1: each fold's rows are predicted by models fitted on the other folds, and the
-        backbones that fit the given labels best are kept (:func:`choose_weights`). Each later
-        round: the same, but each fold's models learn only the rows the rounds so far trust in
-        the other folds (pruned per class by the estimated class noise, so that the selection
-        follows the estimated true class balance). The evidence is the average over the rounds,
-        calibrated to the given labels.
+        The final models learn the rows the evidence trusts (:func:`_trusted_rows`).
         """
-        k = len(self.classes_)
-        views = self._views(X, Xt)
-        backbones = self._backbones()
+        views, mask = self._table_views(X, Xt.numpy())
+        backbones = table_backbones(self.backbone_, self.estimator, mask, self._seed)
         folds = stratified_folds(y_enc, self.n_folds, self._seed)
-        with _progress.phase("cross-fitting", self.n_rounds * len(np.unique(folds)), unit="folds"):
-            t0 = time.perf_counter()
-            firsts = cross_fit_proba(backbones, views, y_enc, folds, k)
-            self.backbone_weights_ = choose_weights(firsts, y_enc)
-            backbones = [b for b, w in zip(backbones, self.backbone_weights_) if w > 0]
-            weights = self.backbone_weights_[self.backbone_weights_ > 0]
-            rounds = [mix([p for p, w in zip(firsts, self.backbone_weights_) if w > 0], weights)]
-            self.history_.append({"phase": "crossfit", "round": 1, "seconds": time.perf_counter() - t0})
-            for r in range(2, self.n_rounds + 1):  # each round learns the rows the rounds so far trust
-                t0 = time.perf_counter()
-                trusted = self._trusted(y_enc, sum(rounds) / len(rounds))
-                rounds.append(mix(cross_fit_proba(backbones, views, y_enc, folds, k, trusted=trusted), weights))
-                self.history_.append(
-                    {
-                        "phase": "crossfit",
-                        "round": r,
-                        "trusted": float(trusted.mean()),
-                        "seconds": time.perf_counter() - t0,
-                    }
-                )
-        proba, self.temperature_ = calibrate(sum(rounds) / len(rounds), y_enc)
+        rounds = _cross_fit_rounds(backbones, views, y_enc, folds, self.n_rounds, self.forget_rate, self.history_)
+        evidence, self.backbone_weights_, backbones = rounds
+        proba, self.temperature_ = calibrate(evidence, y_enc)
         self.oof_proba_ = proba
         verdict = detect(y_enc, proba, flag="disagreement", relabel_threshold=self.relabel_threshold, calibrated=True)
         t0 = time.perf_counter()
-        keep = np.flatnonzero(self._trusted(y_enc, proba))
+        keep = np.flatnonzero(_trusted_rows(y_enc, proba, self.forget_rate))
         if len(np.unique(y_enc[keep])) < 2:
             keep = np.arange(len(y_enc))
-        with _progress.phase("final models", len(backbones), unit="fits"):
-            self.estimators_ = []
-            for b in backbones:
-                self.estimators_.append(fit_model(b.model, views[b.view], y_enc, keep))
-                _progress.advance(1, rows=len(keep))
-        self._estimator_views = [b.view for b in backbones]
+        self._fit_final_models(backbones, views, y_enc, keep)
         self.history_.append({"phase": "final", "rows": len(keep), "seconds": time.perf_counter() - t0})
         self.networks_ = []
         self.noise_rate_ = verdict.noise_rate if self.forget_rate == "auto" else float(self.forget_rate)
@@ -700,14 +758,6 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.batch_size_, self.lr_, self.refine_epochs_ = None, None, 0
         self._set_contract(verdict)
         return self
-
-    def _trusted(self, y_enc: np.ndarray, proba: np.ndarray) -> np.ndarray:
-        """Rows the second round learns from: each class pruned by its estimated (or the given) noise rate."""
-        if self.forget_rate == "auto":
-            noise = detect(y_enc, proba, flag="class_noise", relabel_threshold=1.0, calibrated=False).class_noise
-        else:
-            noise = np.full(len(self.classes_), float(self.forget_rate))
-        return ~flag_by_class_noise(y_enc, proba, noise)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities: the average of the final networks, or of the final cross-fitted models.
@@ -725,75 +775,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         if not self.estimators_:
             return super().predict_proba(X)
         Xt, _ = self._validate_X(X, reset=False)
-        views = {"dense": Xt.reshape(len(Xt), -1)}
-        if self.backbone_ == "table":
-            views["codes"], _ = self._tree_view(X)
-        k = len(self.classes_)
-        weights = self.backbone_weights_[self.backbone_weights_ > 0]
+        views, _ = self._table_views(X, Xt)
+        k, weights = len(self.classes_), self.backbone_weights_[self.backbone_weights_ > 0]
         probas = [aligned_proba(m, views[v], k) for m, v in zip(self.estimators_, self._estimator_views)]
         return mix(probas, weights).astype(np.float32)
-
-    @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X: Any, y: Any) -> CoTeachingFilter:
-        """Train the two networks on ``X, y`` and fill the row contract.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features), or an image array
-        y : array-like of shape (n_samples,)
-            Possibly noisy labels of any hashable type.
-
-        Returns
-        -------
-        self
-        """
-        Xt, y_raw = self._prepare(X, y)
-        y_enc = self._encode_labels(y_raw)
-        if len(self.classes_) < 2:
-            raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
-        self.history_ = []
-        self.backbone_ = self._backbone_kind(len(y_enc))
-        if self.backbone_ != "network":
-            return self._fit_cross_fitted(X, Xt, y_enc)
-        self.estimators_ = []
-        yt = torch.from_numpy(y_enc)
-        mlp = self.module is None and len(self.input_shape_) == 1
-        self.batch_size_, self.lr_ = resolve_batch(self.batch_size, self.lr, Xt.shape[0], mlp=mlp)
-        self.refine_epochs_ = self.refine_epochs
-        if self.refine_epochs == "auto":  # how it was chosen: docs/benchmarks.md#cotea
-            self.refine_epochs_ = AUTO_REFINE_EPOCHS_IMAGES if len(self.input_shape_) == 3 else AUTO_REFINE_EPOCHS
-        gen = self._generator()
-        with self._seeded():
-            if self.forget_rate == "auto":
-                tau = min(self._estimate_noise(Xt, yt, gen), 0.95)
-            else:
-                tau = float(self.forget_rate)
-            nets = [self._new_net(len(self.classes_)) for _ in range(2)]
-            params = [p for net in nets for p in net.parameters()]
-            optimizer = adam(params, self.lr_, self.weight_decay)
-            averages = moving_averages(nets, self.ema_decay) if self.ema_decay > 0 else None
-            feed = Feed(Xt, self.device_, gen, self._augmenter())
-
-            def losses(epoch: int) -> tuple[Any, dict[str, float]]:
-                rate = forget_rate_schedule(epoch, tau, self.num_gradual)
-                return self._loss_fn(rate, epoch), {"forget_rate": rate}
-
-            self._train_nets(
-                nets,
-                optimizer,
-                feed,
-                yt,
-                epochs=self.max_epochs,
-                phase="coteaching",
-                title="co-teaching",
-                lr=lambda e: self.lr_ * lr_factor(e, self.max_epochs),
-                losses=losses,
-                averages=averages,
-            )
-            proba = predict_proba_nets(averages or nets, Xt, self.device_)
-            if self.refine_epochs_:
-                proba = self._refine(nets, optimizer, feed, y_enc, proba, averages)
-        self.networks_ = [a.module for a in averages] if averages else nets
-        self.noise_rate_ = float(tau)
-        self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))
-        return self
