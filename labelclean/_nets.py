@@ -164,7 +164,7 @@ def image_backbone(
     c, h, w = input_shape
     if min(h, w) < (8 if backbone == "resnet" else 2):
         raise ValueError(
-            f"images of {h}×{w} pixels are too small for the default network "
+            f"images of {h}×{w} pixels are too small for the default CNN "
             f"(at least {8 if backbone == 'resnet' else 2} px a side); "
             "flatten them to 2-D rows with X.reshape(len(X), -1), or pass module= with your own network."
         )
