@@ -53,7 +53,7 @@ def peak_rss_mib() -> float:
 
 
 def run_selftrainer(setting, X, y_train, X_eval, y_eval, params, seed) -> dict:
-    model = SelfTrainer(relabel=setting == "relabel80", random_state=seed, **params)
+    model = SelfTrainer(strategy="relabel" if setting == "relabel80" else "auto", random_state=seed, **params)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -19,7 +19,7 @@ Two tasks, on the training rows only:
   label (stratified, at least 2 a class, every row of a class with fewer), the rest are ``-1``.
   Peers: scikit-learn's ``SelfTrainingClassifier`` around ``HistGradientBoostingClassifier`` and
   around a logistic regression, ``LabelSpreading(kernel="knn")``, and the same learner as ours
-  on the labeled rows alone (``SelfTrainer(max_iter=0)``); the ceiling is gradient boosting on
+  on the labeled rows alone (``SelfTrainer(strategy=NoisyStudent(max_iter=0))``); the ceiling is gradient boosting on
   every true label.
 - **pu** (:class:`labelclean.PUClassifier`): one class is the positive class, 10 % and 50 % of
   its training rows are labeled (at least 4, SCAR: at random), every other row is unlabeled and
@@ -185,9 +185,9 @@ def _logreg() -> Any:
 def run_semi(method: str, cell: dict, y_semi: np.ndarray, seed: int) -> dict:
     """Fit ``method`` on the cell's training rows with ``y_semi`` (``-1`` unlabeled); its test predictions."""
     if method in (OURS, OURS_NETWORK, "labeled_only"):
-        from labelclean import SelfTrainer
+        from labelclean import NoisyStudent, SelfTrainer
 
-        params = {"max_iter": 0} if method == "labeled_only" else {}
+        params = {"strategy": NoisyStudent(max_iter=0)} if method == "labeled_only" else {}
         if method == OURS_NETWORK:
             params["estimator"] = "network"
         model = SelfTrainer(random_state=seed, **params).fit(cell["X"], y_semi)

@@ -248,7 +248,8 @@ def section_note(name: str, data: dict) -> str:
         return (
             "1,000 labels (100 a class) and 100 labels (10 a class) with the other training rows `-1`; relabel: 80 % "
             "of all training labels flipped symmetrically (`benchmarks.bench_self_training.make_targets`). "
-            "**SelfTrainer** with default settings on the images (its default CNN), `relabel=True` in the relabel "
+            "**SelfTrainer** with default settings on the images (its default CNN), `strategy='relabel'` in the "
+            "relabel "
             "setting (with 1,000 labels, 100 a class, its defaults consistency-train one network with a moving-average "
             "teacher; with 100 labels they train a teacher on the labeled rows and five noisy students); "
             "scikit-learn's `SelfTrainingClassifier` (its defaults: threshold 0.75, 10 rounds) around "

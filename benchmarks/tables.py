@@ -108,7 +108,7 @@ TARGETS: tuple[Target, ...] = (
         ">=",
         0.975,
         "84.89 (JoCoR); 95 (Hinton, teacher–student)",
-        "symmetric 80 %: test accuracy, SelfTrainer(relabel=True)",
+        "symmetric 80 %: test accuracy, SelfTrainer(strategy='relabel')",
         True,
     ),
     Target("noisy", "pair45", CT, "accuracy", ">=", 0.970, "87.63 (Co-teaching)", "pair 45 %: test accuracy", True),

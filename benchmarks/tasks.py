@@ -201,7 +201,8 @@ def fit_semi(spec: dict) -> dict:
     relabel = setting == "relabel80"
     out: dict[str, Any] = {}
     if method == ST:
-        model, seconds = _timed(SelfTrainer(relabel=relabel, random_state=seed).fit, X, y_given)
+        model = SelfTrainer(strategy="relabel" if relabel else "auto", random_state=seed)
+        model, seconds = _timed(model.fit, X, y_given)
         labels = model.pseudo_labels_
         accuracy = float(np.mean(model.predict(X_test) == y_test))
         out.update(backbone="CNN (images 1×28×28)", n_iter=model.n_iter_, termination=model.termination_condition_)

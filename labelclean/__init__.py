@@ -23,8 +23,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AnnotatorConsensus": "consensus",
     "CoTeachingFilter": "coteaching",
+    "Consistency": "self_training",
     "ContrastiveEncoder": "contrastive",
+    "NoisyStudent": "self_training",
     "PUClassifier": "pu",
+    "Relabel": "self_training",
     "SelfTrainer": "self_training",
     "detection_scores": "metrics",
     "filter_labels": "api",
@@ -37,8 +40,11 @@ _EXPORTS = {
 __all__ = [
     "AnnotatorConsensus",
     "CoTeachingFilter",
+    "Consistency",
     "ContrastiveEncoder",
+    "NoisyStudent",
     "PUClassifier",
+    "Relabel",
     "SelfTrainer",
     "detection_scores",
     "filter_labels",
@@ -57,7 +63,7 @@ if TYPE_CHECKING:  # what static tools and IDEs see
     from .metrics import detection_scores
     from .noise import make_noisy_labels
     from .pu import PUClassifier
-    from .self_training import SelfTrainer
+    from .self_training import Consistency, NoisyStudent, Relabel, SelfTrainer
 
 
 def __getattr__(name: str) -> Any:

@@ -12,10 +12,13 @@ containers: loading never runs code from the file. Inside:
 - ``digest``: SHA-256 of both, so a damaged or edited file is refused.
 
 Networks are rebuilt from the parameters (the default MLP or CNN) and the weights loaded
-into them. A ``module=`` factory is code, so it is not stored: pass the same factory to
-``load``. Fitted scikit-learn models (``estimator=``, ``teacher=``) cannot be stored
-without pickle; ``save`` refuses them with an error that says so. A ``random_state`` given
-as a ``RandomState`` instance is stored as ``None`` (it only matters to ``fit``).
+into them. A registered parameter object (:func:`register_params`: a ``SelfTrainer``
+strategy such as ``NoisyStudent(max_iter=2)``, as a parameter or the fitted ``strategy_``) is
+stored as its class name and its parameters, and rebuilt from them. A ``module=`` factory is code, so it
+is not stored: pass the same factory to ``load``. Fitted scikit-learn models (``estimator=``,
+``teacher=``) cannot be stored without pickle; ``save`` refuses them with an error that says
+so. A ``random_state`` given as a ``RandomState`` instance is stored as ``None`` (it only
+matters to ``fit``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,23 @@ class _Unsupported(TypeError):
     pass
 
 
+#: Parameter classes stored as their parameters, by name (see :func:`register_params`).
+PARAM_CLASSES: dict[str, type] = {}
+
+
+def register_params(cls: type) -> type:
+    """Let ``save`` store instances of ``cls`` as their ``get_params(deep=False)``, and ``load`` rebuild them.
+
+    For small parameter objects such as the strategies of ``SelfTrainer``; ``load`` rebuilds
+    ``cls(**params)`` for a name registered here and refuses any other (nothing is imported by a
+    name read from the file).
+    """
+    known = PARAM_CLASSES.setdefault(cls.__qualname__, cls)
+    if known is not cls:
+        raise ValueError(f"two parameter classes are named {cls.__qualname__!r}: {known} and {cls}")
+    return cls
+
+
 def _encode(value: Any, name: str, tensors: dict[str, torch.Tensor]) -> Any:
     """A JSON-ready form of ``value``; numeric arrays and tensors go to ``tensors`` under ``name``."""
     if value is None or isinstance(value, (bool, str)):
@@ -73,6 +93,12 @@ def _encode(value: Any, name: str, tensors: dict[str, torch.Tensor]) -> Any:
         return [_encode(v, f"{name}.{i}", tensors) for i, v in enumerate(value)]
     if isinstance(value, dict) and all(isinstance(k, str) for k in value):
         return {"__dict__": {k: _encode(v, f"{name}.{k}", tensors) for k, v in value.items()}}
+    if PARAM_CLASSES.get(type(value).__qualname__) is type(value):
+        params = value.get_params(deep=False)
+        return {
+            "__params__": type(value).__qualname__,
+            "params": {k: _encode(v, f"{name}.{k}", tensors) for k, v in params.items()},
+        }
     raise _Unsupported(f"{name} is a {type(value).__module__}.{type(value).__qualname__}")
 
 
@@ -94,6 +120,11 @@ def _decode(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
         return tuple(_decode(v, tensors) for v in value["__tuple__"])
     if "__dict__" in value:
         return {k: _decode(v, tensors) for k, v in value["__dict__"].items()}
+    if "__params__" in value:
+        cls = PARAM_CLASSES.get(value["__params__"])
+        if cls is None:
+            raise ValueError(f"unknown parameter class {value['__params__']!r}")
+        return cls(**{k: _decode(v, tensors) for k, v in value["params"].items()})
     raise ValueError(f"unknown entry {sorted(value)[:3]}")
 
 
@@ -263,6 +294,9 @@ def load_estimator(
         fitted = {k: _decode(v, tensors) for k, v in meta["fitted"].items()}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"'{path}' is damaged: cannot decode its contents ({exc}).") from exc
+    upgrade = getattr(target, "_upgrade_saved_params", None)
+    if upgrade is not None:  # a file of an earlier version: its parameters as this version spells them
+        params = upgrade(params)
     if isinstance(saved_module, dict) and "__module_factory__" in saved_module:
         if module is None:
             raise ValueError(

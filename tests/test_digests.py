@@ -21,7 +21,7 @@ import torch
 from labelclean.contrastive import ContrastiveEncoder
 from labelclean.coteaching import CoTeachingFilter
 from labelclean.pu import PUClassifier
-from labelclean.self_training import SelfTrainer
+from labelclean.self_training import Consistency, NoisyStudent, Relabel, SelfTrainer
 
 RECORDED_ON = ("2.13.0+cpu", "x86_64")
 CPU = dict(device="cpu", n_jobs=1, random_state=0)
@@ -89,22 +89,16 @@ def _fits() -> dict[str, Callable[[], Any]]:
             max_epochs=1, forget_rate=0.1, refine_epochs=0, augment="shift", batch_size=32, **CPU
         ).fit(Xi, yi),
         "selftrainer-consistency": lambda: SelfTrainer(
-            estimator="network", consistency_epochs=2, max_iter=0, min_steps=10, batch_size=32, **net
+            strategy=Consistency(epochs=2), estimator="network", min_steps=10, batch_size=32, **net
         ).fit(Xv, semi(yv, 90)),
         "selftrainer-consistency-align-images": lambda: SelfTrainer(
-            consistency_epochs=1,
-            consistency_align=True,
-            consistency_ema=0.0,
-            max_iter=0,
-            min_steps=5,
-            batch_size=32,
-            **CPU,
+            strategy=Consistency(epochs=1, align=True, ema=0.0), min_steps=5, batch_size=32, **CPU
         ).fit(Xi, semi(yi, 60)),
         "selftrainer-students": lambda: SelfTrainer(
-            estimator="network", consistency_epochs=0, max_iter=2, min_steps=20, batch_size=32, **net
+            strategy=NoisyStudent(max_iter=2), estimator="network", min_steps=20, batch_size=32, **net
         ).fit(Xv, semi(yv, 60)),
         "selftrainer-relabel": lambda: SelfTrainer(
-            relabel=True, max_iter=1, patience=1, max_teacher_epochs=4, min_steps=10, batch_size=32, **net
+            strategy=Relabel(max_iter=1, patience=1, max_teacher_epochs=4), min_steps=10, batch_size=32, **net
         ).fit(Xv, yv),
         "pu-nnpu": lambda: PUClassifier(
             estimator="network", method="nnpu", max_epochs=2, prior_epochs=1, batch_size=64, **net
@@ -170,3 +164,43 @@ def fitted_digest(name: str) -> str:
 @pytest.mark.parametrize("name", sorted(FITS))
 def test_fitted_output_is_bit_identical(name: str) -> None:
     assert fitted_digest(name) == DIGESTS[name]
+
+
+#: The selftrainer cases as SelfTrainer was spelt before its strategies (flat parameters, deprecated).
+FLAT_SPELLINGS: dict[str, Callable[[], Any]] = {
+    "selftrainer-consistency": lambda: SelfTrainer(
+        estimator="network", consistency_epochs=2, max_iter=0, min_steps=10, batch_size=32, hidden_dims=(16,), **CPU
+    ).fit(vectors()[0], semi(vectors()[1], 90)),
+    "selftrainer-consistency-align-images": lambda: SelfTrainer(
+        consistency_epochs=1, consistency_align=True, consistency_ema=0.0, max_iter=0, min_steps=5, batch_size=32, **CPU
+    ).fit(images()[0], semi(images()[1], 60)),
+    "selftrainer-students": lambda: SelfTrainer(
+        estimator="network", consistency_epochs=0, max_iter=2, min_steps=20, batch_size=32, hidden_dims=(16,), **CPU
+    ).fit(vectors()[0], semi(vectors()[1], 60)),
+    "selftrainer-relabel": lambda: SelfTrainer(
+        relabel=True,
+        max_iter=1,
+        patience=1,
+        max_teacher_epochs=4,
+        min_steps=10,
+        batch_size=32,
+        hidden_dims=(16,),
+        **CPU,
+    ).fit(*vectors()),
+}
+
+
+@pytest.mark.skipif(
+    (torch.__version__, platform.machine()) != RECORDED_ON,
+    reason=f"digests recorded with torch {RECORDED_ON[0]} on {RECORDED_ON[1]}",
+)
+@pytest.mark.parametrize("name", sorted(FLAT_SPELLINGS))
+def test_the_deprecated_flat_spelling_warns_and_fits_the_same(name: str) -> None:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.warns(FutureWarning, match="deprecated; use strategy="):
+            model = FLAT_SPELLINGS[name]()
+    finally:
+        torch.set_num_threads(previous)
+    assert digest(output(model, name)) == DIGESTS[name]

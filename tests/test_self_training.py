@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.base import clone
 from sklearn.datasets import load_digits, make_classification
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -19,6 +21,9 @@ from labelclean.coteaching import CoTeachingFilter
 from labelclean.detection import RELABEL_THRESHOLD
 from labelclean.noise import make_noisy_labels
 from labelclean.self_training import (
+    Consistency,
+    NoisyStudent,
+    Relabel,
     SelfTrainer,
     balance_rows,
     consistency_epoch,
@@ -57,7 +62,7 @@ def semi():
 @pytest.fixture(scope="module")
 def teacher_only_accuracy(semi):
     X, y, y_semi = semi
-    st = SelfTrainer(max_iter=0, **FAST).fit(X, y_semi)
+    st = SelfTrainer(strategy=NoisyStudent(max_iter=0), **FAST).fit(X, y_semi)
     unl = y_semi == -1
     return float(np.mean(st.pseudo_labels_[unl] == y[unl]))
 
@@ -247,9 +252,9 @@ def test_consistency_teacher_beats_the_labeled_only_teacher():
     y_semi[labeled] = y[labeled]
     unl = y_semi == -1
     for seed in (0, 1):  # measured 0.822 → 0.881 and 0.820 → 0.884 (moving-average targets)
-        net = dict(estimator="network", max_iter=0, min_steps=200, random_state=seed)
-        plain = SelfTrainer(**net).fit(X, y_semi)  # labeled rows only
-        st = SelfTrainer(consistency_epochs=10, **net).fit(X, y_semi)
+        net = dict(estimator="network", min_steps=200, random_state=seed)
+        plain = SelfTrainer(strategy=NoisyStudent(max_iter=0), **net).fit(X, y_semi)  # labeled rows only
+        st = SelfTrainer(strategy=Consistency(epochs=10), **net).fit(X, y_semi)
         plain_acc = float(np.mean(plain.pseudo_labels_[unl] == y[unl]))
         acc = float(np.mean(st.pseudo_labels_[unl] == y[unl]))
         assert acc > plain_acc + 0.03, (seed, acc, plain_acc)
@@ -260,40 +265,33 @@ def test_consistency_teacher_beats_the_labeled_only_teacher():
     assert teacher[-1]["mask_rate"] > teacher[0]["mask_rate"]  # more rows pass the threshold as it learns
     # the row contract: given labels kept; trained on the labeled rows and the confident ones
     np.testing.assert_array_equal(st.pseudo_labels_[~unl], y_semi[~unl])
-    confident = st.predict_proba(X).max(1) >= st.consistency_threshold
+    confident = st.predict_proba(X).max(1) >= st.strategy_.threshold
     np.testing.assert_array_equal(st.clean_mask_, ~unl | confident)
     assert st.clean_mask_[unl].any()
 
 
 def test_consistency_training_is_reproducible_and_switchable(semi):
     X, _, y_semi = semi
-    params = dict(
-        estimator="network",
-        max_epochs=5,
-        min_steps=100,
-        hidden_dims=(32, 32),
-        consistency_epochs=3,
-        consistency_threshold=0.6,  # rows do pass it on this small set
-        random_state=0,
-    )
-    a = SelfTrainer(max_iter=0, **params).fit(X, y_semi)
-    b = SelfTrainer(max_iter=0, **params).fit(X, y_semi)
+    params = dict(estimator="network", max_epochs=5, min_steps=100, hidden_dims=(32, 32), random_state=0)
+    consistency = Consistency(epochs=3, threshold=0.6)  # rows do pass it on this small set
+    a = SelfTrainer(strategy=consistency, **params).fit(X, y_semi)
+    b = SelfTrainer(strategy=consistency, **params).fit(X, y_semi)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
     assert a.n_iter_ == 0 and any("mask_rate" in h for h in a.history_)
-    # consistency_epochs=0: the labeled-only teacher
-    c = SelfTrainer(max_iter=0, **{**params, "consistency_epochs": 0}).fit(X, y_semi)
+    # Noisy Student without consistency: the labeled-only teacher
+    c = SelfTrainer(strategy=NoisyStudent(max_iter=0), **params).fit(X, y_semi)
     assert not any("mask_rate" in h for h in c.history_)
     assert not np.array_equal(a.predict_proba(X), c.predict_proba(X))
     # students follow the consistency-trained teacher
-    d = SelfTrainer(max_iter=1, **params).fit(X, y_semi)
+    d = SelfTrainer(strategy=NoisyStudent(max_iter=1, consistency=consistency), **params).fit(X, y_semi)
     assert d.n_iter_ == 1 and any(h["phase"] == "student" for h in d.history_)
     teacher_epochs = [h for h in d.history_ if h["phase"] == "teacher"]
     assert all("mask_rate" in h for h in teacher_epochs) and len(teacher_epochs) >= 3
     # distribution alignment changes the targets, so the network it trains
-    e = SelfTrainer(max_iter=0, consistency_align=True, **params).fit(X, y_semi)
+    e = SelfTrainer(strategy=Consistency(epochs=3, threshold=0.6, align=True), **params).fit(X, y_semi)
     assert not np.array_equal(a.predict_proba(X), e.predict_proba(X))
-    # and so does the moving average that makes the targets (consistency_ema=0: the network itself)
-    f = SelfTrainer(max_iter=0, consistency_ema=0.0, **params).fit(X, y_semi)
+    # and so does the moving average that makes the targets (ema=0: the network itself)
+    f = SelfTrainer(strategy=Consistency(epochs=3, threshold=0.6, ema=0.0), **params).fit(X, y_semi)
     assert not np.array_equal(a.predict_proba(X), f.predict_proba(X))
     assert a.history_[-1]["mask_rate"] > 0 and f.history_[-1]["mask_rate"] > 0
 
@@ -307,51 +305,62 @@ def test_auto_consistency_needs_fifty_labels_a_class(semi):
     y_semi[labeled] = y[labeled]
     params = dict(estimator="network", max_epochs=2, min_steps=20, hidden_dims=(16,), random_state=0)
     st = SelfTrainer(**params).fit(X, y_semi)
-    assert st.consistency_epochs_ == 20 and st.n_iter_ == 0
+    assert st.strategy_ == Consistency() and st.consistency_epochs_ == 20 and st.n_iter_ == 0
     teacher = [h for h in st.history_ if h["phase"] == "teacher"]
     assert len(teacher) == 20 and all("mask_rate" in h for h in teacher)
     y_fewer = y_semi.copy()
     y_fewer[labeled[0]] = -1  # class 0 now has 49 labels
     st = SelfTrainer(**params).fit(X, y_fewer)
-    assert st.consistency_epochs_ == 0 and not any("mask_rate" in h for h in st.history_)
+    assert (
+        st.strategy_ == NoisyStudent()
+        and st.consistency_epochs_ == 0
+        and not any("mask_rate" in h for h in st.history_)
+    )
     assert st.n_iter_ >= 1 and any(h["phase"] == "student" for h in st.history_)
-    # explicit values win over the rule; relabel mode never uses it
-    assert SelfTrainer(consistency_epochs=2, max_iter=1, **params).fit(X, y_fewer).consistency_epochs_ == 2
-    assert SelfTrainer(consistency_epochs=0, max_iter=0, **params).fit(X, y_semi).consistency_epochs_ == 0
+    # an explicit strategy wins over the rule; relabeling never uses it
+    consistent = NoisyStudent(max_iter=1, consistency=Consistency(epochs=2))
+    assert SelfTrainer(strategy=consistent, **params).fit(X, y_fewer).consistency_epochs_ == 2
+    assert SelfTrainer(strategy=NoisyStudent(max_iter=0), **params).fit(X, y_semi).consistency_epochs_ == 0
     noisy = make_noisy_labels(y, 0.2, random_state=0)
-    assert SelfTrainer(relabel=True, max_iter=1, max_teacher_epochs=2, **params).fit(X, noisy).consistency_epochs_ == 0
+    relabel = Relabel(max_iter=1, max_teacher_epochs=2)
+    assert SelfTrainer(strategy=relabel, **params).fit(X, noisy).consistency_epochs_ == 0
 
 
 def test_relabel_mode_and_estimators_do_not_use_consistency(semi):
     X, y, y_semi = semi
     y_noisy = make_noisy_labels(y, 0.2, random_state=0)
-    st = SelfTrainer(relabel=True, max_iter=1, max_teacher_epochs=2, consistency_epochs=5, **FAST)
+    assert "epochs" not in Relabel().get_params()  # relabeling has no consistency training to ask for
+    st = SelfTrainer(strategy=Relabel(max_iter=1, max_teacher_epochs=2), **FAST)
     assert not any("mask_rate" in h for h in st.fit(X, y_noisy).history_)
-    st = SelfTrainer(estimator=LogisticRegression(), max_iter=1, consistency_epochs=5, random_state=0).fit(X, y_semi)
+    st = SelfTrainer(estimator=LogisticRegression(), strategy=NoisyStudent(max_iter=1), random_state=0).fit(X, y_semi)
     assert not any("mask_rate" in h for h in st.history_) and st.n_iter_ == 1
+    # asking a classifier for consistency training is an error, not a silent no-op
+    for strategy in (Consistency(epochs=5), NoisyStudent(max_iter=1, consistency=Consistency(epochs=5))):
+        with pytest.raises(ValueError, match="replaces the networks"):
+            SelfTrainer(estimator=LogisticRegression(), strategy=strategy, random_state=0).fit(X, y_semi)
 
 
 @pytest.mark.parametrize(
-    "params",
+    ("cls", "params"),
     [
-        {"consistency_epochs": -1},
-        {"consistency_epochs": "always"},
-        {"consistency_threshold": 1.0},
-        {"consistency_align": "yes"},
-        {"consistency_ema": 1.0},
-        {"max_iter": "x"},
+        (Consistency, {"epochs": -1}),
+        (Consistency, {"epochs": "always"}),
+        (Consistency, {"threshold": 1.0}),
+        (Consistency, {"align": "yes"}),
+        (Consistency, {"ema": 1.0}),
+        (NoisyStudent, {"max_iter": "x"}),
     ],
 )
-def test_bad_consistency_parameters_are_errors(semi, params):
+def test_bad_consistency_parameters_are_errors(semi, cls, params):
     X, _, y_semi = semi
     with pytest.raises(ValueError, match=next(iter(params))):
-        SelfTrainer(**{**FAST, **params}).fit(X, y_semi)
+        SelfTrainer(strategy=cls(**params), **FAST).fit(X, y_semi)
 
 
 @pytest.mark.parametrize("soft", [True, False])
 def test_self_training_beats_the_teacher_alone(semi, teacher_only_accuracy, soft):
     X, y, y_semi = semi
-    st = SelfTrainer(max_iter=3, soft=soft, balance=False, **FAST).fit(X, y_semi)
+    st = SelfTrainer(strategy=NoisyStudent(max_iter=3, soft=soft, balance="none"), **FAST).fit(X, y_semi)
     unl = y_semi == -1
     accuracy = float(np.mean(st.pseudo_labels_[unl] == y[unl]))
     assert accuracy > teacher_only_accuracy + 0.02, (accuracy, teacher_only_accuracy)
@@ -368,7 +377,7 @@ def test_self_training_beats_the_teacher_alone(semi, teacher_only_accuracy, soft
 
 def test_threshold_keeps_confident_rows_only(semi):
     X, _, y_semi = semi
-    st = SelfTrainer(max_iter=1, threshold=0.9, **FAST).fit(X, y_semi)
+    st = SelfTrainer(strategy=NoisyStudent(max_iter=1, threshold=0.9), **FAST).fit(X, y_semi)
     unl = y_semi == -1
     assert st.clean_mask_[~unl].all()
     assert 0 < st.clean_mask_[unl].sum() < unl.sum()
@@ -391,7 +400,8 @@ class _RowCountingLogReg(LogisticRegression):
 def test_students_train_on_labeled_share_copies_of_the_labeled_rows(semi, share):
     X, _, y_semi = semi
     _RowCountingLogReg.fitted_rows = []
-    st = SelfTrainer(max_iter=2, labeled_share=share, **{**FAST, "estimator": _RowCountingLogReg()}).fit(X, y_semi)
+    strategy = NoisyStudent(max_iter=2, labeled_share=share)
+    st = SelfTrainer(strategy=strategy, **{**FAST, "estimator": _RowCountingLogReg()}).fit(X, y_semi)
     n_labeled = int(np.sum(y_semi != -1))
     rounds = [h for h in st.history_ if h["phase"] == "pseudo_label"]
     assert len(rounds) == st.n_iter_ == 2
@@ -408,12 +418,12 @@ def test_students_train_on_labeled_share_copies_of_the_labeled_rows(semi, share)
 def test_labeled_share_of_one_is_an_error(semi):
     X, _, y_semi = semi
     with pytest.raises(ValueError, match="labeled_share"):
-        SelfTrainer(labeled_share=1.0, **FAST).fit(X, y_semi)
+        SelfTrainer(strategy=NoisyStudent(labeled_share=1.0), **FAST).fit(X, y_semi)
 
 
 def test_balance_runs_and_trains_on_every_class(semi):
     X, y, y_semi = semi
-    st = SelfTrainer(max_iter=1, balance=True, **FAST).fit(X, y_semi)
+    st = SelfTrainer(strategy=NoisyStudent(max_iter=1, balance="equal"), **FAST).fit(X, y_semi)
     assert set(st.pseudo_labels_) == {0, 1, 2}
     assert st.score(X, y) > 0.7
 
@@ -431,7 +441,7 @@ def test_relabel_recovers_most_flipped_labels():
     )
     y_noisy = make_noisy_labels(y, 0.6, random_state=0)
     flipped = y_noisy != y
-    st = SelfTrainer(relabel=True, max_iter=2, max_epochs=10, min_steps=100, hidden_dims=(64, 64), random_state=0)
+    st = SelfTrainer(strategy=Relabel(max_iter=2), max_epochs=10, min_steps=100, hidden_dims=(64, 64), random_state=0)
     st.fit(X, y_noisy)
     assert np.mean(st.pseudo_labels_[flipped] == y[flipped]) > 0.6
     assert np.mean(st.pseudo_labels_ == y) > 0.7
@@ -448,7 +458,7 @@ def test_string_labels_with_unlabeled_marker(semi):
     y_obj = np.where(y_semi == -1, -1, names[np.maximum(y_semi, 0)]).astype(object)
     y_str = np.where(y_semi == -1, "-1", names[np.maximum(y_semi, 0)]).astype(str)
     for labels in (y_obj, y_str):
-        st = SelfTrainer(max_iter=1, **FAST).fit(X, labels)
+        st = SelfTrainer(strategy=NoisyStudent(max_iter=1), **FAST).fit(X, labels)
         assert list(st.classes_) == ["ant", "bee", "cat"]
         assert set(st.pseudo_labels_) <= {"ant", "bee", "cat"}
         assert set(st.predict(X[:20])) <= {"ant", "bee", "cat"}
@@ -461,7 +471,7 @@ def test_images_use_the_cnn_and_shift_noise():
     y = y[:600]
     y_semi = np.full_like(y, -1)
     y_semi[:100] = y[:100]
-    st = SelfTrainer(max_iter=1, max_epochs=3, min_steps=200, random_state=0).fit(X, y_semi)
+    st = SelfTrainer(strategy=NoisyStudent(max_iter=1), max_epochs=3, min_steps=200, random_state=0).fit(X, y_semi)
     assert st.input_shape_ == (1, 8, 8)
     assert st.score(X[100:], y[100:]) > 0.6
 
@@ -470,7 +480,8 @@ def test_sklearn_estimator_soft_and_hard(semi):
     X, y, y_semi = semi
     unl = y_semi == -1
     for soft in (True, False):
-        st = SelfTrainer(estimator=LogisticRegression(), soft=soft, max_iter=2, random_state=0).fit(X, y_semi)
+        strategy = NoisyStudent(soft=soft, max_iter=2)
+        st = SelfTrainer(estimator=LogisticRegression(), strategy=strategy, random_state=0).fit(X, y_semi)
         assert isinstance(st.estimator_, LogisticRegression) and st.networks_ == []
         assert st.predict_proba(X).shape == (len(X), 3)
         assert np.mean(st.pseudo_labels_[unl] == y[unl]) > 0.75
@@ -480,14 +491,14 @@ def test_coteaching_teacher_in_relabel_mode(semi):
     X, y, _ = semi
     y_noisy = make_noisy_labels(y, 0.3, random_state=0)
     teacher = CoTeachingFilter(max_epochs=5, forget_rate=0.3, hidden_dims=(32, 32), random_state=0)
-    st = SelfTrainer(relabel=True, teacher=teacher, max_iter=1, **FAST).fit(X, y_noisy)
+    st = SelfTrainer(strategy=Relabel(max_iter=1), teacher=teacher, **FAST).fit(X, y_noisy)
     assert isinstance(st.teacher_, CoTeachingFilter)
     assert np.mean(st.pseudo_labels_ == y) > np.mean(y_noisy == y)
 
 
 def test_fit_resample_returns_pseudo_labels(semi):
     X, y, y_semi = semi
-    X_kept, y_kept = SelfTrainer(max_iter=1, threshold=0.8, **FAST).fit_resample(X, y_semi)
+    X_kept, y_kept = SelfTrainer(strategy=NoisyStudent(max_iter=1, threshold=0.8), **FAST).fit_resample(X, y_semi)
     assert len(X_kept) == len(y_kept) < len(X)
     assert -1 not in set(y_kept)
 
@@ -495,7 +506,7 @@ def test_fit_resample_returns_pseudo_labels(semi):
 def test_imblearn_pipeline_trains_the_next_step_on_pseudo_labeled_rows(semi):
     imblearn_pipeline = pytest.importorskip("imblearn.pipeline")
     X, y, y_semi = semi
-    pipe = imblearn_pipeline.make_pipeline(SelfTrainer(max_iter=1, **FAST), LogisticRegression())
+    pipe = imblearn_pipeline.make_pipeline(SelfTrainer(strategy=NoisyStudent(max_iter=1), **FAST), LogisticRegression())
     pipe.fit(X, y_semi)
     assert list(pipe[-1].classes_) == [0, 1, 2]  # -1 never reaches the next step
     assert pipe.score(X, y) > 0.85
@@ -503,14 +514,14 @@ def test_imblearn_pipeline_trains_the_next_step_on_pseudo_labeled_rows(semi):
 
 def test_pipeline(semi):
     X, y, y_semi = semi
-    pipe = make_pipeline(StandardScaler(), SelfTrainer(max_iter=1, **FAST)).fit(X, y_semi)
+    pipe = make_pipeline(StandardScaler(), SelfTrainer(strategy=NoisyStudent(max_iter=1), **FAST)).fit(X, y_semi)
     assert pipe.score(X, y) > 0.75
 
 
 def test_same_random_state_gives_identical_results(semi):
     X, _, y_semi = semi
-    a = SelfTrainer(max_iter=1, **FAST).fit(X, y_semi)
-    b = SelfTrainer(max_iter=1, **FAST).fit(X, y_semi)
+    a = SelfTrainer(strategy=NoisyStudent(max_iter=1), **FAST).fit(X, y_semi)
+    b = SelfTrainer(strategy=NoisyStudent(max_iter=1), **FAST).fit(X, y_semi)
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
     np.testing.assert_array_equal(a.pseudo_labels_, b.pseudo_labels_)
 
@@ -536,13 +547,13 @@ def test_no_unlabeled_rows_warns_and_trains_plainly(semi):
 def test_threshold_outside_unit_interval_is_an_error(semi, threshold):
     X, _, y_semi = semi
     with pytest.raises(ValueError, match="threshold"):
-        SelfTrainer(threshold=threshold, **FAST).fit(X, y_semi)
+        SelfTrainer(strategy=NoisyStudent(threshold=threshold), **FAST).fit(X, y_semi)
 
 
 def test_unlabeled_rows_in_relabel_mode_are_an_error(semi):
     X, _, y_semi = semi
-    with pytest.raises(ValueError, match="relabel=False"):
-        SelfTrainer(relabel=True, **FAST).fit(X, y_semi)
+    with pytest.raises(ValueError, match=r"unlabeled \(-1\); use another strategy"):
+        SelfTrainer(strategy="relabel", **FAST).fit(X, y_semi)
 
 
 def test_estimator_without_predict_proba_is_an_error(semi):
@@ -558,9 +569,209 @@ def test_soft_labels_need_sample_weight(semi):
 
     X, y, y_semi = semi
     with pytest.raises(ValueError, match="soft=False"):
-        SelfTrainer(soft=True, **{**FAST, "estimator": KNeighborsClassifier()}).fit(X, y_semi)
-    st = SelfTrainer(estimator=KNeighborsClassifier(), soft=False, max_iter=1).fit(X, y_semi)
+        SelfTrainer(strategy=NoisyStudent(soft=True), **{**FAST, "estimator": KNeighborsClassifier()}).fit(X, y_semi)
+    st = SelfTrainer(estimator=KNeighborsClassifier(), strategy=NoisyStudent(max_iter=1)).fit(X, y_semi)
     assert st.score(X, y) > 0.7
+
+
+# ----------------------------------------------------------------------------- strategies
+
+
+def test_strategies_follow_scikit_learn_parameter_conventions():
+    strategy = NoisyStudent(max_iter=2, consistency=Consistency(epochs=3))
+    st = SelfTrainer(strategy=strategy, hidden_dims=(8,))
+    deep = st.get_params(deep=True)
+    assert deep["strategy"] is strategy and deep["strategy__max_iter"] == 2
+    assert deep["strategy__consistency__epochs"] == 3
+    copy = clone(st)
+    assert copy.strategy == strategy and copy.strategy is not strategy
+    assert copy.strategy.consistency is not strategy.consistency  # a deep copy, as for nested estimators
+    copy.set_params(strategy__max_iter=4, strategy__consistency__threshold=0.8)
+    assert copy.strategy == NoisyStudent(max_iter=4, consistency=Consistency(epochs=3, threshold=0.8))
+    assert strategy == NoisyStudent(max_iter=2, consistency=Consistency(epochs=3))  # the original is untouched
+    text = "SelfTrainer(hidden_dims=(8,), strategy=NoisyStudent(consistency=Consistency(epochs=3), max_iter=2))"
+    assert " ".join(repr(st).split()) == text
+    assert Relabel() == Relabel() != Relabel(n_folds=3) and hash(Relabel()) == hash(Relabel())
+    assert Consistency(epochs=2) != NoisyStudent()
+    with pytest.raises(ValueError, match="strategy"):
+        SelfTrainer(strategy="fixmatch").fit(np.zeros((4, 2)), np.array([0, 1, -1, -1]))
+
+
+def test_strategy_names_and_the_auto_rule(semi):
+    X, y, y_semi = semi
+    params = dict(estimator="network", max_epochs=1, min_steps=5, hidden_dims=(8,), random_state=0)
+    for name, cls in (("consistency", Consistency), ("noisy_student", NoisyStudent)):
+        st = SelfTrainer(strategy=name, **params).fit(X, y_semi)
+        assert st.strategy == name and st.strategy_ == cls()
+    noisy = make_noisy_labels(y, 0.2, random_state=0)
+    assert SelfTrainer(strategy="relabel", **params).fit(X, noisy).strategy_ == Relabel()
+    assert SelfTrainer(**params).fit(X, y_semi).strategy_ == NoisyStudent()  # 10 labels a class
+    # a strategy that trains networks gets them on a table too; Noisy Student keeps the tabular backbones
+    Xt, yt = X[:300], y_semi[:300]
+    assert SelfTrainer(strategy=Consistency(epochs=1), min_steps=5, random_state=0).fit(Xt, yt).backbone_ == "network"
+    assert SelfTrainer(strategy=NoisyStudent(max_iter=0), random_state=0).fit(Xt, yt).backbone_ == "table"
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"estimator": LogisticRegression(), "strategy": NoisyStudent(student_width=2.0)}, "student_width"),
+        ({"strategy": NoisyStudent(guard=False)}, "guard"),
+        ({"teacher": LogisticRegression(), "strategy": Relabel(n_folds=3)}, "n_folds"),
+        ({"teacher": LogisticRegression(), "strategy": Consistency()}, "teacher"),
+        ({"estimator": "auto", "strategy": NoisyStudent(soft=True)}, "soft"),  # a table: the tabular backbones
+    ],
+)
+def test_a_parameter_that_cannot_apply_is_an_error(semi, params, match):
+    X, y, y_semi = semi
+    y_fit = y if isinstance(params["strategy"], Relabel) else y_semi
+    with pytest.raises(ValueError, match=f"cannot run as asked: {match}"):
+        SelfTrainer(**{**FAST, **params}).fit(X[:300], y_fit[:300])
+
+
+# ----------------------------------------------------------------------------- deprecated flat spellings
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"consistency_epochs": 2, "max_iter": 0}, Consistency(epochs=2)),
+        (
+            {"consistency_epochs": 2, "max_iter": 1, "threshold": 0.5},
+            NoisyStudent(max_iter=1, threshold=0.5, consistency=Consistency(epochs=2)),
+        ),
+        ({"max_iter": 1, "balance": True, "soft": True}, NoisyStudent(max_iter=1, balance="equal", soft=True)),
+        (
+            {"relabel": True, "max_iter": 1, "n_folds": 3, "max_teacher_epochs": 2},
+            Relabel(max_iter=1, n_folds=3, max_teacher_epochs=2),
+        ),
+    ],
+)
+def test_a_deprecated_spelling_warns_and_fits_as_the_new_one(semi, old, new):
+    X, y, y_semi = semi
+    y_fit = y if old.get("relabel") else y_semi
+    params = dict(estimator="network", max_epochs=1, min_steps=10, hidden_dims=(8,), random_state=0)
+    with pytest.warns(FutureWarning, match=r"deprecated; use strategy=") as caught:
+        before = SelfTrainer(**old, **params).fit(X, y_fit)
+    message = str(caught[0].message)
+    assert all(name in message for name in old) and " ".join(repr(new).split()) in message
+    after = SelfTrainer(strategy=new, **params).fit(X, y_fit)
+    assert before.strategy_ == new
+    np.testing.assert_array_equal(before.predict_proba(X), after.predict_proba(X))
+    np.testing.assert_array_equal(before.pseudo_labels_, after.pseudo_labels_)
+    np.testing.assert_array_equal(before.clean_mask_, after.clean_mask_)
+
+
+def test_a_deprecated_spelling_that_did_nothing_says_so(semi):
+    X, y, y_semi = semi
+    # relabeling never consistency-trained, nor did a classifier: the flat values that asked for it did nothing
+    y_noisy = make_noisy_labels(y, 0.2, random_state=0)
+    with pytest.warns(FutureWarning, match="consistency_epochs had no effect here"):
+        st = SelfTrainer(relabel=True, max_iter=1, max_teacher_epochs=2, consistency_epochs=5, **FAST).fit(X, y_noisy)
+    assert not any("mask_rate" in h for h in st.history_) and st.strategy_ == Relabel(max_iter=1, max_teacher_epochs=2)
+    with pytest.warns(FutureWarning, match=r"use strategy=NoisyStudent\(max_iter=1\) \(consistency_epochs had"):
+        st = SelfTrainer(estimator=LogisticRegression(), max_iter=1, consistency_epochs=5, random_state=0)
+        st.fit(X, y_semi)
+    assert not any("mask_rate" in h for h in st.history_) and st.n_iter_ == 1
+    with pytest.warns(FutureWarning, match="relabel is deprecated; use strategy='relabel'"):
+        SelfTrainer(relabel=True, **FAST).fit(X[:100], y_noisy[:100])
+
+
+def test_a_deprecated_spelling_merges_into_a_strategy_it_agrees_with(semi):
+    X, _, y_semi = semi
+    params = dict(estimator="network", max_epochs=1, min_steps=5, hidden_dims=(8,), random_state=0)
+    with pytest.warns(FutureWarning, match=r"use strategy=NoisyStudent\(max_iter=0\)"):
+        st = SelfTrainer(strategy=NoisyStudent(max_iter=0), consistency_epochs=0, **params).fit(X, y_semi)
+    assert st.strategy_ == NoisyStudent(max_iter=0) and st.strategy == NoisyStudent(max_iter=0)  # not changed
+    with pytest.warns(FutureWarning):
+        st = SelfTrainer(strategy=Consistency(epochs=2), consistency_threshold=0.6, max_iter=0, **params)
+        assert st.fit(X, y_semi).strategy_ == Consistency(epochs=2, threshold=0.6)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "old", "match"),
+    [
+        (NoisyStudent(), {"relabel": True}, "relabel=True contradicts"),
+        ("relabel", {"relabel": False}, "relabel=False contradicts"),
+        (NoisyStudent(max_iter=3), {"max_iter": 2}, "sets max_iter=3"),
+        (NoisyStudent(), {"consistency_threshold": 0.6}, "consistency-trained first teacher"),
+        (NoisyStudent(consistency=Consistency()), {"consistency_epochs": 0}, "contradicts"),
+        (Consistency(), {"max_iter": 1}, "does not apply"),
+        (Consistency(), {"consistency_epochs": 0}, "contradicts"),
+        ("relabel", {"labeled_share": 0.3}, "does not apply"),
+    ],
+)
+def test_a_deprecated_spelling_that_contradicts_the_strategy_is_an_error(semi, strategy, old, match):
+    X, _, y_semi = semi
+    with pytest.raises(ValueError, match=match):
+        SelfTrainer(strategy=strategy, **old, **FAST).fit(X, y_semi)
+
+
+# ----------------------------------------------------------------------------- persistence
+
+
+def test_save_load_with_a_strategy_is_bit_identical(tmp_path, semi):
+    X, _, y_semi = semi
+    strategy = NoisyStudent(max_iter=1, threshold=0.2, consistency=Consistency(epochs=1, ema=0.9))
+    st = SelfTrainer(
+        strategy=strategy, estimator="network", max_epochs=1, min_steps=5, hidden_dims=(8,), random_state=0
+    )
+    st.fit(X, y_semi)
+    path = st.save(tmp_path / "st.pt")
+    meta = json.loads(torch.load(path, weights_only=True)["meta"])  # its parameters as JSON, never pickled
+    assert meta["params"]["strategy"]["__params__"] == "NoisyStudent"
+    assert meta["params"]["strategy"]["params"]["consistency"]["params"]["ema"] == 0.9
+    loaded = SelfTrainer.load(path)
+    assert loaded.strategy == strategy and loaded.strategy is not strategy and loaded.strategy_ == strategy
+    assert loaded.get_params() == st.get_params()
+    assert loaded.predict_proba(X).tobytes() == st.predict_proba(X).tobytes()
+    named = SelfTrainer(strategy="relabel", max_epochs=1, min_steps=5, hidden_dims=(8,), random_state=0)
+    named.fit(X[:100], np.maximum(y_semi[:100], 0))
+    loaded = SelfTrainer.load(named.save(tmp_path / "named.pt"))
+    assert loaded.strategy == "relabel" and loaded.strategy_ == Relabel()
+
+
+def test_a_file_saved_with_the_flat_parameters_still_loads(tmp_path, semi):
+    from labelclean import _persist
+
+    X, _, y_semi = semi
+    params = dict(estimator="network", max_epochs=1, min_steps=5, hidden_dims=(8,), random_state=0)
+    st = SelfTrainer(strategy=NoisyStudent(max_iter=1), **params)
+    path = st.fit(X, y_semi).save(tmp_path / "st.pt")
+    # rewrite it as the earlier version wrote it: flat parameters (defaults and one set), no strategy
+    payload = torch.load(path, weights_only=True)
+    meta = json.loads(payload["meta"])
+    meta["params"] = {k: v for k, v in meta["params"].items() if k != "strategy"}
+    meta["params"].update({**_persist_flat_defaults(), "max_iter": 1})
+    del meta["fitted"]["strategy_"]
+    payload["meta"] = json.dumps(meta)
+    payload["digest"] = _persist._digest(payload["meta"], payload["tensors"])
+    torch.save(payload, path)
+    loaded = SelfTrainer.load(path)
+    assert loaded.predict_proba(X).tobytes() == st.predict_proba(X).tobytes()
+    params = loaded.get_params()
+    assert params["max_iter"] == 1 and params["strategy"] == "auto"
+    assert params["consistency_epochs"] == params["relabel"] == "deprecated"  # the old defaults: not given
+
+
+def _persist_flat_defaults() -> dict:
+    return {
+        "relabel": False,
+        "soft": False,
+        "threshold": 0.0,
+        "balance": "auto",
+        "labeled_share": 0.17,
+        "max_iter": "auto",
+        "student_width": 1.0,
+        "guard": True,
+        "n_folds": 2,
+        "patience": 3,
+        "max_teacher_epochs": 20,
+        "consistency_epochs": "auto",
+        "consistency_threshold": 0.95,
+        "consistency_align": False,
+        "consistency_ema": 0.999,
+    }
 
 
 # ----------------------------------------------------------------------------- scikit-learn conventions
@@ -582,7 +793,7 @@ def _expected_failed_checks(estimator):
 
 
 @parametrize_with_checks(
-    [SelfTrainer(max_iter=1, max_epochs=3, min_steps=100, hidden_dims=(16,), random_state=0)],
+    [SelfTrainer(strategy=NoisyStudent(max_iter=1), max_epochs=3, min_steps=100, hidden_dims=(16,), random_state=0)],
     expected_failed_checks=_expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):

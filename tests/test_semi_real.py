@@ -10,7 +10,7 @@ from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 
-from labelclean.self_training import SelfTrainer, prior_balance_rows, select_pseudo_rows
+from labelclean.self_training import NoisyStudent, SelfTrainer, prior_balance_rows, select_pseudo_rows
 
 TABULAR = Path(__file__).resolve().parents[2] / "shared" / "data" / "tabular"
 
@@ -29,7 +29,7 @@ def _compare(X, y, fraction: float, seed: int = 0) -> tuple[float, float, SelfTr
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
     y_semi = _semi(np.asarray(y_tr), fraction, seed)
     full = SelfTrainer(random_state=seed).fit(X_tr, y_semi)
-    alone = SelfTrainer(max_iter=0, random_state=seed).fit(X_tr, y_semi)
+    alone = SelfTrainer(strategy=NoisyStudent(max_iter=0), random_state=seed).fit(X_tr, y_semi)
     return (
         balanced_accuracy_score(y_te, full.predict(X_te)),
         balanced_accuracy_score(y_te, alone.predict(X_te)),
@@ -72,7 +72,8 @@ def test_the_guard_keeps_the_labeled_only_model_where_self_training_hurts(name, 
         model = SelfTrainer(random_state=100, **params).fit(cell["X"], y_semi)
         return balanced_accuracy_score(cell["y_test"], model.predict(cell["X_test"])), model
 
-    (guarded, model), (unguarded, plain), (alone, base) = score(), score(guard=False), score(max_iter=0)
+    (guarded, model), (unguarded, plain) = score(), score(strategy=NoisyStudent(guard=False))
+    alone, base = score(strategy=NoisyStudent(max_iter=0))
     assert plain.self_training_kept_ and plain.n_iter_ == 5 and unguarded < alone  # the shortfall guarded against
     assert guarded >= alone
     [check] = [h for h in model.history_ if h["phase"] == "guard"]  # decided on the labeled rows only
