@@ -300,7 +300,7 @@ def _pu_epochs(net, loss_fn, feed: Feed, pos, unl, optimizer, callbacks, epochs:
     )
 
 
-def _sigmoid_scores(net, X: torch.Tensor, device: torch.device, offset: float = 0.0, rows=None) -> np.ndarray:
+def _sigmoid_scores(net, X: torch.Tensor, device: torch.device, offset: float, rows=None) -> np.ndarray:
     """``σ(z + offset)`` of a one-logit network for ``X`` (or its ``rows``), batch by batch."""
     net.eval()
     return batched_forward(lambda xb: torch.sigmoid(net(xb)[:, 0].float() + offset), X, device, rows=rows)
@@ -337,7 +337,9 @@ def _cross_fitted_share(fit: Callable, pos, unl, generator: torch.Generator, *, 
     for k in (0, 1):
         train_pos, held_pos = pos[order_p[1 - k :: 2]], pos[order_p[k::2]]
         train_unl, held_unl = unl[order_u[1 - k :: 2]][:_PRIOR_MAX_UNLABELED], unl[order_u[k::2]]
-        steps = len(pu_batches(len(train_pos), len(train_unl), batch_size, generator))  # draws, as it always has
+        steps = len(
+            pu_batches(len(train_pos), len(train_unl), batch_size, generator)
+        )  # drawn, not counted: it advances the generator
         epochs = min(max(prior_epochs, math.ceil(_PRIOR_STEPS_PER_EPOCH * prior_epochs / steps)), 50)
         predict = fit(train_pos, train_unl, f"prior_fold{k}", epochs)
         scores_pos, scores_unl = predict(held_pos), predict(held_unl)
@@ -364,10 +366,14 @@ def _cross_fitted_scores(
     return mix(probas, weights)[:, 1], weights
 
 
-Fit = Callable[[torch.Tensor, torch.Tensor, str], Callable[[torch.Tensor], np.ndarray]]
+# ---------------------------------------------------------------------------
+# The methods' steps, on any positives-vs-rest learner ``fit(positives, negatives, tag) -> predict``.
+# ---------------------------------------------------------------------------
+
+_Fit = Callable[[torch.Tensor, torch.Tensor, str], Callable[[torch.Tensor], np.ndarray]]
 
 
-def _elkan_noto(fit: Fit, pos, unl, generator: torch.Generator, holdout_ratio: float, prior: Any):
+def _elkan_noto(fit: _Fit, pos, unl, generator: torch.Generator, holdout_ratio: float, prior: Any):
     """Elkan and Noto (KDD 2008): a labeled-vs-unlabeled model ``g`` on all but the held-back positives.
 
     ``fit(positives, negatives, tag)`` fits a model and returns its ``predict(rows) -> p``.
@@ -385,7 +391,7 @@ def _elkan_noto(fit: Fit, pos, unl, generator: torch.Generator, holdout_ratio: f
     return g, float(np.clip(np.mean(held_scores), 1e-6, 1.0)), held_scores
 
 
-def _spies(fit: Fit, pos, unl, generator: torch.Generator, *, ratio: float, quantile: float, iterations: int):
+def _spies(fit: _Fit, pos, unl, generator: torch.Generator, *, ratio: float, quantile: float, iterations: int):
     """The spy technique (Liu et al., ICML 2002), with ``fit`` as in :func:`_elkan_noto`.
 
     A ``ratio`` share of the positives hides among the unlabeled rows for a labeled-vs-unlabeled
@@ -409,7 +415,7 @@ def _spies(fit: Fit, pos, unl, generator: torch.Generator, *, ratio: float, quan
     return f, negatives
 
 
-def _rank(fit: Fit, s: np.ndarray, pos, unl, alpha: float, held_out: list):
+def _rank(fit: _Fit, s: np.ndarray, pos, unl, alpha: float, held_out: list):
     """``"rank"`` with ``fit`` as in :func:`_elkan_noto`: a positive-vs-negative model on the prior's ranked labels.
 
     The unlabeled rows are ranked within each fold by their ``held_out`` scores
