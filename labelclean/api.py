@@ -192,7 +192,12 @@ def _parameter_names(task: str) -> set[str]:
 
     module, name = _ESTIMATORS[task]
     spec = importlib.util.find_spec(f".{module}", __package__)
-    source = spec.loader.get_source(spec.name) if spec is not None and spec.loader is not None else None
+    source = None
+    if spec is not None and spec.origin is not None and spec.origin.endswith(".py"):
+        try:  # the file itself: import hooks (pytest's among them) need not offer get_source
+            source = Path(spec.origin).read_text(encoding="utf-8")
+        except OSError:
+            source = None
     if source is not None:
         for node in ast.parse(source).body:
             if isinstance(node, ast.ClassDef) and node.name == name:
