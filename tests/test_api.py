@@ -91,7 +91,10 @@ def test_selftrain_labels_fills_nulls_and_minus_one():
     y = table["label"].to_numpy().copy()
     y[40:] = -1
     table = table.set_column(2, "label", pa.array(y))
-    out = selftrain_labels(table, max_epochs=2, max_iter=1, min_steps=5, hidden_dims=(32,), random_state=0)
+    from labelclean import NoisyStudent
+
+    strategy = NoisyStudent(max_iter=1)
+    out = selftrain_labels(table, max_epochs=2, strategy=strategy, min_steps=5, hidden_dims=(32,), random_state=0)
     assert list(out.columns) == table.column_names + ADDED
     assert (out.pseudo_label[:40] == y[:40]).all() and set(out.pseudo_label[40:]) <= {0, 1}
 

@@ -11,7 +11,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer, detection_scores
+from labelclean import CoTeachingFilter, NoisyStudent, PUClassifier, SelfTrainer, detection_scores
 from labelclean.api import filter_labels, pu_labels, run_labeling, selftrain_labels
 from labelclean.cli import cli
 from labelclean.contrastive import (
@@ -224,7 +224,7 @@ def test_pipeline_with_self_trainer_passes_unlabeled_rows_through(circle):
     y_semi = np.full(len(y), -1)
     labeled = np.random.default_rng(0).choice(len(y), 80, replace=False)
     y_semi[labeled] = y[labeled]
-    params = dict(estimator="network", max_iter=1, max_epochs=4, min_steps=100, random_state=0)  # the networks
+    params = dict(estimator="network", strategy=NoisyStudent(max_iter=1), max_epochs=4, min_steps=100, random_state=0)
     pipe = make_pipeline(ContrastiveEncoder(**ENC), SelfTrainer(**params)).fit(X, y_semi)
     st = pipe[-1]
     assert list(st.classes_) == [0, 1], "-1 marks unlabeled rows, it is not a class"
@@ -325,7 +325,9 @@ def test_api_pretrain_fits_each_estimator_on_embeddings():
     out = filter_labels(df, pretrain="contrastive", **FAST_PARAMS, **PRE)
     assert list(out.columns) == list(df.columns) + ["is_clean", "pseudo_label", "label_quality"]
     semi = df.assign(label=df.label.where(np.arange(150) < 75))
-    out = selftrain_labels(semi, pretrain="contrastive", max_iter=1, max_epochs=2, min_steps=5, **PRE)
+    out = selftrain_labels(
+        semi, pretrain="contrastive", strategy=NoisyStudent(max_iter=1), max_epochs=2, min_steps=5, **PRE
+    )
     assert out.pseudo_label.notna().all()
     out = pu_labels(df, positive="cat", pretrain="contrastive", max_epochs=2, random_state=0, **PRE)
     assert set(out.pseudo_label) <= {"cat", "negative"}

@@ -11,7 +11,7 @@ import pytest
 from labelclean import _progress
 from labelclean._train import steps_per_epoch
 from labelclean.coteaching import CoTeachingFilter
-from labelclean.self_training import SelfTrainer
+from labelclean.self_training import NoisyStudent, Relabel, SelfTrainer
 
 
 def record(fit):
@@ -94,7 +94,9 @@ def test_selftrainer_reports_teacher_and_students_and_gives_the_same_result():
     X, y = data()
     y_semi = y.copy()
     y_semi[80:] = -1
-    params = dict(estimator="network", max_iter=2, min_steps=20, hidden_dims=(16,), random_state=0)
+    params = dict(
+        estimator="network", strategy=NoisyStudent(max_iter=2), min_steps=20, hidden_dims=(16,), random_state=0
+    )
     quiet = SelfTrainer(**params).fit(X, y_semi)
     est = SelfTrainer(**params)
     phases = record(lambda: est.fit(X, y_semi))
@@ -111,7 +113,7 @@ def test_selftrainer_reports_teacher_and_students_and_gives_the_same_result():
 def test_an_early_stop_lowers_the_total():
     X, y = data(160)
     est = SelfTrainer(
-        relabel=True, max_iter=0, patience=1, max_teacher_epochs=30, min_steps=1, hidden_dims=(16,), random_state=0
+        strategy=Relabel(max_iter=0, patience=1, max_teacher_epochs=30), min_steps=1, hidden_dims=(16,), random_state=0
     )
     phases = record(lambda: est.fit(X, y))
     assert list(phases) == ["teacher, fold 1/2", "teacher, fold 2/2"]

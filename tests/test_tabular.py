@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import make_classification
 
-from labelclean import SelfTrainer
+from labelclean import Relabel, SelfTrainer
 from labelclean._tabular import TablePlan, needs_plan
 from labelclean.noise import make_noisy_labels
 
@@ -47,7 +47,7 @@ def test_plan_refuses_free_text_and_changed_columns_with_the_fix():
 def test_relabel_mode_keeps_the_row_contract():
     X, y = make_classification(600, n_features=6, n_informative=4, random_state=0)
     y_noisy = make_noisy_labels(y, 0.3, random_state=0)
-    st = SelfTrainer(relabel=True, max_iter=1, hidden_dims=(32,), random_state=0).fit(X, y_noisy)
+    st = SelfTrainer(strategy=Relabel(max_iter=1), hidden_dims=(32,), random_state=0).fit(X, y_noisy)
     changed = st.pseudo_labels_ != y_noisy
     assert changed.any() and not st.clean_mask_[changed].any()  # a changed label is never trusted
     assert (~st.clean_mask_).sum() >= changed.sum()
