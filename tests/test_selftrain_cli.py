@@ -8,12 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from sklearn.datasets import load_digits
 
+from labelclean.cli.selftrain import strategy_for
 from labelclean.detection import RELABEL_THRESHOLD
+from labelclean.self_training import Consistency, NoisyStudent, Relabel
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {
@@ -60,3 +64,33 @@ def test_selftrain_drop_keeps_labeled_rows_and_confident_fills(tmp_path):
     kept = pq.read_table(tmp_path / "kept.parquet").to_pandas()
     np.testing.assert_array_equal(kept["row"].to_numpy(), np.flatnonzero(clean))
     assert kept["is_clean"].all()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({}, None),  # SelfTrainer's own choice
+        ({"max_iter": "auto", "consistency_epochs": "auto"}, None),
+        ({"relabel": True}, "relabel"),
+        ({"relabel": True, "max_iter": 2, "threshold": 0.5}, Relabel(max_iter=2, threshold=0.5)),
+        ({"threshold": 0.8}, NoisyStudent(threshold=0.8)),
+        ({"max_iter": 0}, NoisyStudent(max_iter=0)),
+        ({"consistency_epochs": 0}, NoisyStudent()),
+        ({"consistency_epochs": 3}, Consistency(epochs=3)),
+        ({"consistency_epochs": 3, "max_iter": 0}, Consistency(epochs=3)),
+        ({"consistency_epochs": 3, "max_iter": 2}, NoisyStudent(max_iter=2, consistency=Consistency(epochs=3))),
+    ],
+)
+def test_the_options_name_a_strategy(options, expected):
+    given = {"relabel": False, "threshold": None, "max_iter": None, "consistency_epochs": None, **options}
+    assert strategy_for(**given) == expected
+
+
+def test_options_that_cannot_apply_together_are_usage_errors(tmp_path):
+    with pytest.raises(click.UsageError, match="--consistency-epochs does not apply with --relabel"):
+        strategy_for(True, None, None, 2)
+    with pytest.raises(click.UsageError, match="add --max-iter"):
+        strategy_for(False, 0.8, None, 2)
+    pq.write_table(pa.table({"x": [0.0, 1.0, 2.0, 3.0], "label": [0, 1, None, None]}), tmp_path / "d.parquet")
+    result = run("selftrain", "d.parquet", "--relabel", "--consistency-epochs", "2", cwd=tmp_path)
+    assert result.returncode == 2 and "does not apply with --relabel" in result.stderr
