@@ -722,6 +722,7 @@ def test_save_load_with_a_strategy_is_bit_identical(tmp_path, semi):
     assert meta["params"]["strategy"]["__params__"] == "NoisyStudent"
     assert meta["params"]["strategy"]["params"]["consistency"]["params"]["ema"] == 0.9
     loaded = SelfTrainer.load(path)
+    assert st.strategy_ == strategy and st.strategy_ is not strategy  # what the fit ran, apart from the parameter
     assert loaded.strategy == strategy and loaded.strategy is not strategy and loaded.strategy_ == strategy
     assert loaded.get_params() == st.get_params()
     assert loaded.predict_proba(X).tobytes() == st.predict_proba(X).tobytes()

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
@@ -365,7 +366,7 @@ max_teacher_epochs, consistency_epochs, consistency_threshold, consistency_align
         """The strategy to run (``"auto"`` and flat values resolved on the data), checked against the learner."""
         ignored: list[str] = []
         if isinstance(requested, Strategy):
-            strategy = requested
+            strategy = clone(requested)  # not the parameter itself, which set_params may change later
         elif old:
             strategy, ignored = legacy.translate(old, self, y_enc, labeled)
         else:

@@ -101,7 +101,7 @@ def merge(strategy: Strategy, old: dict[str, Any]) -> Strategy:
     """``strategy`` with the flat values ``old`` set on it (a new object); a ``ValueError`` where they contradict it."""
     if "relabel" in old and bool(old["relabel"]) != strategy.relabels:
         raise ValueError(
-            f"relabel={old['relabel']!r} contradicts strategy={strategy!r}; drop relabel (deprecated): "
+            f"relabel={old['relabel']!r} contradicts strategy={_spelled(strategy)}; drop relabel (deprecated): "
             "strategy='relabel' relabels, the other strategies fill in -1 rows."
         )
     cls = type(strategy)
@@ -111,7 +111,7 @@ def merge(strategy: Strategy, old: dict[str, Any]) -> Strategy:
         if value == "auto" or (name == "max_iter" and cls is Consistency and value == 0):
             continue  # the strategy's own value (Consistency trains no students)
         if target is None:
-            raise ValueError(f"{name}={value!r} does not apply to strategy={strategy!r}; drop it.")
+            raise ValueError(f"{name}={value!r} does not apply to strategy={_spelled(strategy)}; drop it.")
         if name == "balance":
             value = _BALANCE[cls].get(value, "none")
         if name == "consistency_epochs" and cls is NoisyStudent:
@@ -122,12 +122,12 @@ def merge(strategy: Strategy, old: dict[str, Any]) -> Strategy:
             else:
                 result.set_params(consistency=_set(result.consistency, "epochs", value, name))
         elif name == "consistency_epochs" and value == 0:
-            raise ValueError(f"consistency_epochs=0 contradicts strategy={strategy!r}; drop it.")
+            raise ValueError(f"consistency_epochs=0 contradicts strategy={_spelled(strategy)}; drop it.")
         elif target.startswith("consistency."):
             if result.consistency is None:
                 raise ValueError(
-                    f"{name}={value!r} applies to a consistency-trained first teacher, which strategy={strategy!r} "
-                    "does not train; pass NoisyStudent(consistency=Consistency(...))."
+                    f"{name}={value!r} applies to a consistency-trained first teacher, which "
+                    f"strategy={_spelled(strategy)} does not train; pass NoisyStudent(consistency=Consistency(...))."
                 )
             result.set_params(consistency=_set(result.consistency, target.partition(".")[2], value, name))
         else:
@@ -140,7 +140,7 @@ def _set(strategy: Strategy, param: str, value: Any, name: str) -> Strategy:
     current, default = getattr(strategy, param), type(strategy)().get_params(deep=False)[param]
     if current != default and current != value:
         raise ValueError(
-            f"{name}={value!r} (deprecated) contradicts strategy={strategy!r}, which sets {param}={current!r}; "
+            f"{name}={value!r} (deprecated) contradicts strategy={_spelled(strategy)}, which sets {param}={current!r}; "
             "set it on the strategy alone."
         )
     return type(strategy)(**{**strategy.get_params(deep=False), param: value})
@@ -200,8 +200,13 @@ def _did_something(name: str, strategy: Strategy, trainer: SelfTrainer) -> bool:
 def warning(old: dict[str, Any], strategy: Strategy, ignored: list[str]) -> str:
     """The ``FutureWarning`` for the flat values ``old``: the strategy to pass instead."""
     names = " and ".join([", ".join(list(old)[:-1]), list(old)[-1]] if len(old) > 1 else list(old))
-    spelled = repr(strategy.name) if strategy == type(strategy)() else " ".join(repr(strategy).split())
+    spelled = repr(strategy.name) if strategy == type(strategy)() else _spelled(strategy)
     text = f"{names} {'is' if len(old) == 1 else 'are'} deprecated; use strategy={spelled}"
     if ignored:
         text += f" ({', '.join(ignored)} had no effect here, and {'is' if len(ignored) == 1 else 'are'} dropped)"
     return text + "."
+
+
+def _spelled(strategy: Strategy) -> str:
+    """``repr(strategy)`` on one line."""
+    return " ".join(repr(strategy).split())

@@ -93,7 +93,7 @@ class Strategy(BaseEstimator):
         reasons = self.inapplicable(trainer)
         if reasons:
             why = "; ".join(f"{name}: {reason}" for name, reason in reasons.items())
-            raise ValueError(f"strategy={self!r} cannot run as asked: {why}.")
+            raise ValueError(f"strategy={' '.join(repr(self).split())} cannot run as asked: {why}.")
 
     def fit(self, trainer: SelfTrainer, rows: Rows) -> Outcome:
         """Run the algorithm on ``rows`` with ``trainer``'s learner; see the subclasses."""
