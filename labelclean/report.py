@@ -369,8 +369,8 @@ def _header(result: Any, metadata: Mapping[str, Any], title: str) -> list[str]:
     if params is None:  # a Python call: the estimator's parameters that differ from its defaults
         est = result.estimator
         try:
-            defaults = type(est)().get_params()
-            params = {k: v for k, v in est.get_params().items() if repr(v) != repr(defaults.get(k))}
+            defaults = type(est)().get_params(deep=False)
+            params = {k: v for k, v in est.get_params(deep=False).items() if repr(v) != repr(defaults.get(k))}
         except (TypeError, ValueError, AttributeError):
             params = {}
         params = {"task": result.task, "label": s.get("label_column"), **params}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 from pathlib import Path
 
@@ -112,14 +113,17 @@ TINY = {"hidden_dims": (8,), "max_epochs": 1, "batch_size": 16, "device": "cpu"}
 
 EXTRA = {
     "CoTeachingFilter": {"estimator": "network", "forget_rate": 0.2, "refine_epochs": 0},
-    "SelfTrainer": {"estimator": "network", "max_iter": 1, "min_steps": 1},
+    "SelfTrainer": {"estimator": "network", "min_steps": 1},
     "PUClassifier": {"estimator": "network", "method": "nnpu", "prior": 0.6, "prior_epochs": 1},
 }
 
 
 def tiny(cls, **params):
     """A fast instance of one of the three estimators (a few steps, a tiny network)."""
-    return cls(**{**TINY, **EXTRA[cls.__name__], **params})
+    extra = dict(EXTRA[cls.__name__])
+    if cls.__name__ == "SelfTrainer":  # one student round; the strategy comes from the estimator's own package
+        extra["strategy"] = importlib.import_module(cls.__module__).NoisyStudent(max_iter=1)
+    return cls(**{**TINY, **extra, **params})
 
 
 def xy(n=40, d=4, seed=0):

@@ -353,11 +353,11 @@ _FINGERPRINT = textwrap.dedent(
     """
     import hashlib
     import numpy as np
-    from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
+    from labelclean import CoTeachingFilter, NoisyStudent, PUClassifier, SelfTrainer
 
     EXTRA = {
         CoTeachingFilter: {"estimator": "network", "forget_rate": 0.2, "refine_epochs": 1},
-        SelfTrainer: {"estimator": "network", "max_iter": 1, "min_steps": 1},
+        SelfTrainer: {"estimator": "network", "strategy": NoisyStudent(max_iter=1), "min_steps": 1},
         PUClassifier: {"estimator": "network", "method": "nnpu", "prior": "auto", "prior_epochs": 1},
     }
 

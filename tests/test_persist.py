@@ -15,7 +15,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from labelclean import CoTeachingFilter, PUClassifier, SelfTrainer
+from labelclean import CoTeachingFilter, NoisyStudent, PUClassifier, Relabel, SelfTrainer
 from labelclean._base import LabelEstimatorBase
 from tests.helpers import X40 as _X
 from tests.helpers import Y40 as _Y
@@ -29,15 +29,15 @@ ROOT = Path(__file__).resolve().parents[1]
     [
         (CoTeachingFilter, {}, "str"),
         (CoTeachingFilter, {"method": "jocor", "refine_epochs": 1}, "int"),
-        (SelfTrainer, {"student_width": 2.0}, "int"),
-        (SelfTrainer, {"relabel": True, "max_teacher_epochs": 1, "max_iter": 0}, "int"),
+        (SelfTrainer, {"strategy": NoisyStudent(student_width=2.0)}, "int"),
+        (SelfTrainer, {"strategy": Relabel(max_teacher_epochs=1, max_iter=0)}, "int"),
         (PUClassifier, {}, "int"),
         (PUClassifier, {"method": "elkan_noto", "prior": "auto"}, "int"),
     ],
 )
 def test_save_load_round_trip_is_bit_identical(tmp_path, cls, params, labels):
     X, y = xy(60, 5)
-    y = labels_for(cls, y) if not params.get("relabel") else y
+    y = y if isinstance(params.get("strategy"), Relabel) else labels_for(cls, y)
     if labels == "str":
         y = np.array(["no", "yes"])[y]
     est = tiny(cls, random_state=0, **params).fit(X, y)
