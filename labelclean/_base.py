@@ -295,36 +295,12 @@ class TorchEstimatorMixin:
         net._labelclean_spec = {"n_outputs": int(n_outputs), "width": float(width), "backbone": backbone}
         return net
 
-
-class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
-    """Base of the labelclean estimators: one place for inputs, labels, devices, seeds and the row contract.
-
-    Subclasses implement ``fit``; they call :meth:`_prepare` first and :meth:`_set_contract`
-    last, and keep their trained networks in ``networks_``.
-
-    Notes
-    -----
-    **Reproducibility.** ``random_state`` seeds a private :class:`torch.Generator` (shuffling,
-    noise) and, inside ``fit`` only, torch's default generators (initialisation, dropout),
-    which are restored afterwards; nothing global is reseeded. On CPU, the same
-    ``random_state``, data, parameters, thread count (``n_jobs``), torch build and machine
-    give bit-identical results across runs and processes (tested). Different thread counts
-    may change the last bits of floating-point sums. On CUDA the initialisation and the
-    shuffling are the same, but cuDNN and cuBLAS pick kernels whose floating-point sums
-    are not ordered, so results agree only approximately from run to run, and never bit
-    for bit with the CPU. For bit-identical GPU runs set
-    ``torch.use_deterministic_algorithms(True)``, ``torch.backends.cudnn.benchmark = False``
-    and the environment variable ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before fitting
-    (slower; labelclean does not change these process-wide settings for you).
-
-    **Resources.** ``n_jobs`` sets torch's thread count for the duration of ``fit`` and
-    ``predict`` and restores it afterwards; ``None`` leaves torch's setting, which follows
-    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``. No thread or process outlives a call. On CUDA,
-    when training ends the blocks torch's caching allocator kept for the training
-    temporaries are handed back to the driver (``torch.cuda.empty_cache``), so other
-    processes can use them; the trained networks stay on the device until the estimator
-    is deleted (``save`` it and ``load(path, device="cpu")`` to move it off the GPU).
-    """
+    def _rebuild_network(self, spec: dict[str, Any]) -> torch.nn.Module:
+        """A network like the one ``spec`` (its ``_labelclean_spec``) describes, for :meth:`load` to fill."""
+        default = "mlp" if len(self.input_shape_) == 1 else "small_cnn"  # files from before backbones were recorded
+        backbone = spec.get("backbone", default)
+        backbone = "auto" if backbone == "module" else backbone
+        return self._new_net(int(spec["n_outputs"]), width=float(spec["width"]), backbone=backbone)
 
     # ------------------------------------------------------------- persistence
     def save(self, path: str | os.PathLike) -> Path:
@@ -377,7 +353,7 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
     @classmethod
     def load(
         cls, path: str | os.PathLike, *, module: Any = None, device: str | torch.device | None = None
-    ) -> LabelEstimatorBase:
+    ) -> TorchEstimatorMixin:
         """Load an estimator written by :meth:`save`.
 
         Parameters
@@ -402,6 +378,37 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
         from ._persist import load_estimator
 
         return load_estimator(cls, path, module=module, device=device)
+
+
+class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """Base of the labelclean estimators: one place for inputs, labels, devices, seeds and the row contract.
+
+    Subclasses implement ``fit``; they call :meth:`_prepare` first and :meth:`_set_contract`
+    last, and keep their trained networks in ``networks_``.
+
+    Notes
+    -----
+    **Reproducibility.** ``random_state`` seeds a private :class:`torch.Generator` (shuffling,
+    noise) and, inside ``fit`` only, torch's default generators (initialisation, dropout),
+    which are restored afterwards; nothing global is reseeded. On CPU, the same
+    ``random_state``, data, parameters, thread count (``n_jobs``), torch build and machine
+    give bit-identical results across runs and processes (tested). Different thread counts
+    may change the last bits of floating-point sums. On CUDA the initialisation and the
+    shuffling are the same, but cuDNN and cuBLAS pick kernels whose floating-point sums
+    are not ordered, so results agree only approximately from run to run, and never bit
+    for bit with the CPU. For bit-identical GPU runs set
+    ``torch.use_deterministic_algorithms(True)``, ``torch.backends.cudnn.benchmark = False``
+    and the environment variable ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before fitting
+    (slower; labelclean does not change these process-wide settings for you).
+
+    **Resources.** ``n_jobs`` sets torch's thread count for the duration of ``fit`` and
+    ``predict`` and restores it afterwards; ``None`` leaves torch's setting, which follows
+    ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS``. No thread or process outlives a call. On CUDA,
+    when training ends the blocks torch's caching allocator kept for the training
+    temporaries are handed back to the driver (``torch.cuda.empty_cache``), so other
+    processes can use them; the trained networks stay on the device until the estimator
+    is deleted (``save`` it and ``load(path, device="cpu")`` to move it off the GPU).
+    """
 
     # -------------------------------------------------------------- prediction
     def predict_proba(self, X: Any) -> np.ndarray:

@@ -316,11 +316,7 @@ def load_estimator(
     estimator.device_ = resolve_device(estimator.device)
     nets = []
     for i, spec in enumerate(meta["networks"]):
-        # Files written before the backbone was recorded name none: they hold the MLP or the small CNN.
-        default = "mlp" if len(estimator.input_shape_) == 1 else "small_cnn"
-        backbone = spec.get("backbone", default)
-        backbone = "auto" if backbone == "module" else backbone
-        net = estimator._new_net(int(spec["n_outputs"]), width=float(spec["width"]), backbone=backbone)
+        net = estimator._rebuild_network(spec)
         prefix = f"networks_.{i}."
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         try:

@@ -264,6 +264,8 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
         The trained encoder (input standardization included), in eval mode.
     head_ : torch.nn.Module
         The trained projection head (not used by ``transform``).
+    networks_ : list of torch.nn.Module
+        ``[encoder_, head_]``, as :meth:`save` stores them (:meth:`load` reads them back).
     history_ : list of dict
         One entry per epoch: phase, loss, alignment, uniformity, within_margin, seconds.
     input_shape_ : tuple of int
@@ -421,10 +423,23 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
 
             total = steps_per_epoch(Xt.shape[0], self.batch_size)
             fit_epochs(self.max_epochs, epoch, callbacks, phase="contrastive", steps=total)
-        self.encoder_ = encoder.eval()
-        self.head_ = head.eval()
+        head._labelclean_spec = {"kind": "projection_head"}  # how load rebuilds it
+        self.networks_ = [encoder.eval(), head.eval()]
         self._n_features_out = self.n_components
         return self
+
+    @property
+    def encoder_(self) -> torch.nn.Module:
+        return self.networks_[0]
+
+    @property
+    def head_(self) -> torch.nn.Module:
+        return self.networks_[1]
+
+    def _rebuild_network(self, spec: dict[str, Any]) -> torch.nn.Module:
+        if spec.get("kind") == "projection_head":
+            return projection_head(self.n_components, self.projection_dim).to(self.device_)
+        return super()._rebuild_network(spec)
 
     def transform(self, X: Any) -> np.ndarray:
         """Embed rows shaped like the training rows.

@@ -15,7 +15,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from labelclean import CoTeachingFilter, NoisyStudent, PUClassifier, Relabel, SelfTrainer
+from labelclean import ContrastiveEncoder, CoTeachingFilter, NoisyStudent, PUClassifier, Relabel, SelfTrainer
 from labelclean._base import LabelEstimatorBase
 from tests.helpers import X40 as _X
 from tests.helpers import Y40 as _Y
@@ -151,3 +151,16 @@ def test_nothing_in_the_package_unpickles():
             if "weights_only=True" not in m.group(1):
                 offenders.append(f"{path.name}: {m.group(0)}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("shape", [(60, 5), (60, 1, 12, 12)])
+def test_contrastive_encoder_saves_and_loads_bit_identically(tmp_path, shape):
+    X = np.random.RandomState(0).rand(*shape).astype(np.float32)
+    est = ContrastiveEncoder(n_components=3, max_epochs=1, batch_size=32, device="cpu", n_jobs=1, random_state=0)
+    est.fit(X)
+    loaded = ContrastiveEncoder.load(est.save(tmp_path / "encoder.pt"))
+    assert loaded.get_params() == est.get_params() and loaded.history_ == est.history_
+    assert loaded.transform(X).tobytes() == est.transform(X).tobytes()
+    assert list(loaded.get_feature_names_out()) == list(est.get_feature_names_out())
+    with pytest.raises(ValueError, match="holds a 'ContrastiveEncoder', not a CoTeachingFilter"):
+        CoTeachingFilter.load(tmp_path / "encoder.pt")
