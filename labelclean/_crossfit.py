@@ -60,11 +60,22 @@ def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
 
 def fit_model(model: Any, X: np.ndarray, y: np.ndarray, rows: np.ndarray, sample_weight: np.ndarray | None = None):
-    """A fitted clone of ``model`` on ``rows`` (with ``sample_weight`` where given)."""
+    """A fitted clone of ``model`` on ``rows`` (with ``sample_weight`` where given).
+
+    A numeric column missing on every one of ``rows`` (few labeled rows of a table with gaps)
+    carries nothing to learn from, and scikit-learn's gradient-boosted trees refuse it: it is
+    given as zeros instead, a constant no tree splits on.
+    """
     fitted = clone(model)
+    Xr = X[rows]
+    if Xr.dtype.kind == "f" and len(Xr):
+        empty = np.isnan(Xr).all(axis=0)
+        if empty.any():
+            Xr = Xr.copy() if np.shares_memory(Xr, X) else Xr  # index arrays copy already; slices do not
+            Xr[:, empty] = 0.0
     if sample_weight is None:
-        return fitted.fit(X[rows], y[rows])
-    return fitted.fit(X[rows], y[rows], sample_weight=sample_weight[rows])
+        return fitted.fit(Xr, y[rows])
+    return fitted.fit(Xr, y[rows], sample_weight=sample_weight[rows])
 
 
 def aligned_proba(model: Any, X: np.ndarray, n_classes: int) -> np.ndarray:

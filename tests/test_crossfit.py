@@ -1,6 +1,7 @@
 """The table path (labelclean/crossfit.py, labelclean/_crossfit.py): cross-fitted scikit-learn backbones.
 
-``CoTeachingFilter`` on tables as users have them, judged by models that never saw the row.
+``CoTeachingFilter`` on tables as users have them, judged by models that never saw the row; the helpers: folds,
+cross-fitted probabilities, the weights of the backbones.
 """
 
 from pathlib import Path
@@ -10,8 +11,10 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_iris, load_wine, make_classification
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 
 from labelclean import CoTeachingFilter, detection_scores
+from labelclean._crossfit import Backbone, choose_weights, cross_fit_proba, stratified_folds
 from labelclean.noise import make_asymmetric_labels, make_noisy_labels
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "tabular"
@@ -89,3 +92,53 @@ def test_table_backbone_is_bit_identical_for_a_seed_and_reads_dataframes_back():
     b = CoTeachingFilter(random_state=3).fit(df, y)
     assert np.array_equal(a.predict_proba(df), b.predict_proba(df)) and np.array_equal(a.clean_mask_, b.clean_mask_)
     assert a.predict_proba(df).dtype == np.float32 and a.score(df, y) > 0.8
+
+
+def test_stratified_folds_spread_every_class_even_a_rare_one():
+    y = np.r_[np.zeros(50, int), np.ones(3, int)]
+    folds = stratified_folds(y, 5, seed=0)
+    assert np.bincount(folds[:50]).tolist() == [10] * 5
+    assert len(set(folds[50:])) == 3
+    assert np.array_equal(folds, stratified_folds(y, 5, seed=0))
+
+
+def test_cross_fitted_probabilities_come_from_models_that_never_saw_the_row():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = rng.integers(0, 2, 200)  # random labels: a memorising model is right in sample only
+    memo = [Backbone(KNeighborsClassifier(1), "dense")]
+    proba = cross_fit_proba(memo, {"dense": X}, y, stratified_folds(y, 5, 0), 2)[0]
+    assert abs(np.mean(proba.argmax(1) == y) - 0.5) < 0.1
+    trusted = np.arange(200) < 100
+    only = cross_fit_proba(memo, {"dense": X}, y, stratified_folds(y, 5, 0), 2, trusted=trusted)[0]
+    assert not np.array_equal(only, proba)
+
+
+def test_choose_weights_prefers_the_backbone_that_fits_the_labels():
+    y = np.r_[np.zeros(100, int), np.ones(100, int)]
+    good = np.c_[np.where(y == 0, 0.9, 0.1), np.where(y == 0, 0.1, 0.9)]
+    bad = np.full((200, 2), 0.5)
+    assert choose_weights([bad, good], y).tolist() == [0.0, 1.0]
+    assert choose_weights([good], y).tolist() == [1.0]
+
+
+def test_cross_fit_on_a_tiny_set_falls_back_to_the_class_shares():
+    y = np.array([0, 1])
+    proba = cross_fit_proba([Backbone(LogisticRegression(), "dense")], {"dense": np.eye(2)}, y, np.array([0, 1]), 2)
+    np.testing.assert_allclose(proba[0], [[0.5, 0.5], [0.5, 0.5]])
+
+
+def test_a_column_missing_on_every_fitted_row_does_not_stop_the_trees():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from labelclean._crossfit import fit_model
+
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 3))
+    X[:20, 1] = np.nan  # missing on every row the model is fitted on, present elsewhere
+    y = (X[:, 0] > 0.5).astype(int)
+    before = X.copy()
+    for rows in (np.arange(20), slice(0, 20)):
+        model = fit_model(HistGradientBoostingClassifier(max_iter=5), X, y, rows)
+        assert model.predict_proba(X).shape == (40, 2)
+    np.testing.assert_array_equal(X, before)  # the caller's array is untouched
