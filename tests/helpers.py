@@ -150,3 +150,12 @@ TINY_CLI = ["--epochs", "1", "--seed", "0", "--param", "hidden_dims=[8]", "--par
 def tiny_table(n=40):
     """``n`` rows of a key, a 4-wide embedding and a binary label."""
     return embedding_table(n, width=4)
+
+
+def noisy_binary(n=240, seed=0):
+    """Two classes in 6 dimensions, 10 % of the labels flipped: ``(X, y)``."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = (rng.normal(0, 1, (n, 6)) + 2.0 * y[:, None]).astype(np.float32)
+    flip = rng.random(n) < 0.1
+    return X, np.where(flip, 1 - y, y)

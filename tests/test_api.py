@@ -1,4 +1,7 @@
-"""labelclean.api: DataFrame / Table / path in, DataFrame out with is_clean, pseudo_label, label_quality."""
+"""labelclean.api: DataFrame / Table / path / folder in, DataFrame out with is_clean, pseudo_label, label_quality.
+
+Also the adapter that turns the fits' progress phases into the stages of a plain progress function.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +19,10 @@ from labelclean.api import (
     run_labeling,
     selftrain_labels,
 )
+from labelclean.coteaching import CoTeachingFilter
 from labelclean.io import DataError, OptionError
-from tests.helpers import FAST_PARAMS, embedding_table, tabular_table, write
+from tests.helpers import FAST_PARAMS, embedding_table, partitioned, tabular_table, write
+from tests.helpers import noisy_binary as data
 
 ADDED = ["is_clean", "pseudo_label", "label_quality"]
 
@@ -50,6 +55,12 @@ def test_filter_labels_on_a_table_and_a_path_agree(tmp_path):
     b = filter_labels(write(table, tmp_path / "e.parquet"), **FAST_PARAMS)
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns) == table.column_names + ADDED and a.pseudo_label.dtype == np.int64
+
+
+def test_filter_labels_reads_a_folder(tmp_path):
+    root, table, _ = partitioned(tmp_path, 90)
+    out = filter_labels(root, features=["f0", "f1", "f2"], max_epochs=1, forget_rate=0.1, random_state=0)
+    assert list(out.columns) == [*table.column_names, "split", *ADDED] and len(out) == 90
 
 
 def test_categorical_labels_keep_their_dtype():
@@ -112,3 +123,13 @@ def test_pu_labels_maps_back_to_the_label_values():
         pu_labels(table, positive="eggs")
     with pytest.raises(OptionError, match="not a valid value"):
         pu_labels(embedding_table(20), positive="spam")
+
+
+def test_a_plain_progress_function_gets_one_stage_per_phase():
+    from labelclean.api import _report_phases
+
+    calls = []
+    X, y = data(120)
+    with _report_phases(lambda stage, done, total: calls.append((stage, done, total))):
+        CoTeachingFilter(estimator="network", max_epochs=1, forget_rate=0.1, refine_epochs=0).fit(X, y)
+    assert calls[0] == ("training: co-teaching", 0, calls[-1][2]) and calls[-1][1] == calls[-1][2] > 0

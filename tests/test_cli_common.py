@@ -1,4 +1,4 @@
-"""What the commands share (labelclean/cli/_common.py): errors, faults and interrupts, ``--n-jobs``.
+"""What the commands share (labelclean/cli/_common.py): errors, faults and interrupts, ``--n-jobs``, streaming.
 
 A failed run says what went wrong on one line of stderr, exits with its code and writes nothing;
 an interrupted or failed write leaves the previous output as it was.
@@ -333,3 +333,13 @@ def test_cli_n_jobs_reaches_the_estimator_and_no_thread_is_left(tmp_path, monkey
     assert result.exit_code == 0, result.output
     assert fitted[0].n_jobs == 1
     assert set(threading.enumerate()) == threads_before  # the progress poller was joined
+
+
+def test_cli_streams_in_tiny_batches(tmp_path, monkeypatch):
+    monkeypatch.setattr(lio, "batch_rows_for", lambda plan, target_bytes=0: 6)
+    src = tmp_path / "data.parquet"
+    pq.write_table(_table(50), src, row_group_size=7)
+    result = CliRunner().invoke(cli, ["filter", str(src), *FAST, "--noise-rate", "0.2"])
+    assert result.exit_code == 0, result.output
+    out = pq.read_table(tmp_path / "data.clean.parquet")
+    assert out.num_rows == 50 and out.column("key").to_pylist() == [f"k{i}" for i in range(50)]

@@ -9,8 +9,6 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from labelclean import CoTeachingFilter, detection_scores
-from labelclean._nets import SmallCNN
-from labelclean._train import adam, affine_warp, forget_rate_schedule, lr_factor
 from labelclean.coteaching import (
     auto_batch_size,
     consensus_targets,
@@ -24,44 +22,6 @@ from labelclean.coteaching import (
 )
 
 # ----------------------------------------------------------------- pure functions
-
-
-def test_forget_rate_schedule_ramps_then_holds():
-    rates = [forget_rate_schedule(t, 0.4, 10) for t in range(15)]
-    assert rates[0] == 0.0 and rates[5] == pytest.approx(0.2) and rates[10:] == [0.4] * 5
-    assert forget_rate_schedule(0, 0.3, 0) == 0.3
-
-
-def test_small_cnn_is_channels_last_and_computes_what_the_nchw_network_does():
-    torch.manual_seed(0)
-    net = SmallCNN(1, 28, 28, 10).eval()
-    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
-    plain = torch.nn.Sequential(*[m for m in net]).to(memory_format=torch.contiguous_format).eval()
-    assert plain[0].weight.is_contiguous()
-    x = torch.randn(16, 1, 28, 28)
-    with torch.no_grad():
-        torch.testing.assert_close(net(x), plain(x), rtol=1e-4, atol=1e-5)
-    # the state dict is the same as a plain Sequential's: saved models load either way
-    assert list(net.state_dict()) == list(plain.state_dict())
-
-
-def test_adam_steps_like_the_reference_update():
-    torch.manual_seed(0)
-    w = torch.randn(5, 3)
-    a, b = torch.nn.Parameter(w.clone()), torch.nn.Parameter(w.clone())
-    fast, reference = adam([a], 1e-2), torch.optim.Adam([b], lr=1e-2, foreach=False)
-    for _ in range(3):
-        for p, opt in ((a, fast), (b, reference)):
-            opt.zero_grad()
-            (p**2).sum().backward()
-            opt.step()
-    torch.testing.assert_close(a, b)
-    assert not torch.equal(a, w)
-
-
-def test_lr_factor_is_constant_then_decays_linearly():
-    f = [lr_factor(e, 10) for e in range(10)]
-    assert f[:5] == [1.0] * 5 and all(a > b for a, b in zip(f[4:], f[5:])) and f[-1] > 0
 
 
 def test_small_loss_index_keeps_smallest():
@@ -117,16 +77,6 @@ def test_coteaching_loss_with_pseudo_weight_adds_the_dropped_rows():
     assert loss.item() > plain.item()
     # net 1 now also learns rows 0, 1 (dropped by net 2), towards net 2's confident class 1
     assert torch.all(l1.grad[:2, 1] < 0)
-
-
-def test_affine_warp_is_seeded_batched_and_identity_at_zero():
-    x = torch.rand(6, 1, 14, 14)
-    a = affine_warp(x, torch.Generator().manual_seed(0))
-    b = affine_warp(x, torch.Generator().manual_seed(0))
-    assert a.shape == x.shape and a.dtype == torch.float32 and torch.equal(a, b)
-    assert not torch.allclose(a, x)  # each image moved
-    still = affine_warp(x, torch.Generator().manual_seed(0), max_shift=0.0, max_rotation=0.0, max_scale=0.0)
-    assert torch.allclose(still, x, atol=1e-5)
 
 
 def test_jocor_loss_without_coregularisation_is_cross_entropy():
@@ -456,21 +406,3 @@ def test_predict_errors(blobs10, fitted_blobs):
     f, _ = fitted_blobs
     with pytest.raises(ValueError, match="features"):
         f.predict(X[:, :5])
-
-
-def test_predict_proba_nets_does_not_depend_on_the_inference_batch_and_gathers_rows():
-    from labelclean._nets import build_network
-    from labelclean._train import INFERENCE_BATCH, predict_proba_nets
-
-    gen = torch.Generator().manual_seed(0)
-    X = torch.rand((INFERENCE_BATCH * 2 + 37, 1, 8, 8), generator=gen)
-    nets = [build_network((1, 8, 8), 3, mean=torch.zeros(1), scale=torch.ones(1)) for _ in range(2)]
-    whole = predict_proba_nets(nets, X, torch.device("cpu"), batch_size=len(X))
-    batched = predict_proba_nets(nets, X, torch.device("cpu"))  # INFERENCE_BATCH rows at a time, last batch short
-    assert batched.shape == (len(X), 3) and batched.dtype == np.float32
-    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(batched.sum(1), 1.0, rtol=1e-5)
-    rows = torch.randperm(len(X), generator=gen)[:300]
-    gathered = predict_proba_nets(nets, X, torch.device("cpu"), rows=rows)
-    np.testing.assert_allclose(gathered, whole[rows.numpy()], atol=1e-6)
-    assert all(not net.training for net in nets)  # left in eval mode

@@ -1,13 +1,9 @@
-"""The detection rule (labelclean.detection), the noise generators and the cross-fitting helpers."""
+"""The detection rule (labelclean.detection) and ``find_label_issues``."""
 
 import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.neighbors import KNeighborsClassifier
 
 from labelclean import detection as D
-from labelclean._crossfit import Backbone, choose_weights, cross_fit_proba, stratified_folds
-from labelclean.noise import make_asymmetric_labels, make_instance_labels
 
 
 def noisy_probs(n=2000, k=3, noise=0.3, seed=0):
@@ -80,61 +76,6 @@ def test_detect_flags_the_noise_and_relabels_only_on_strong_evidence():
     assert verdict.quality[noisy].mean() < verdict.quality[~noisy].mean() - 0.3
     with pytest.raises(ValueError, match="flag="):
         D.detect(given, p, flag="margin")
-
-
-def test_asymmetric_noise_moves_only_other_classes_to_the_majority():
-    y = np.r_[np.zeros(900, int), np.ones(60, int), np.full(40, 2)]
-    noisy = make_asymmetric_labels(y, 0.3, random_state=0)
-    assert (noisy[y == 0] == 0).all()
-    assert (noisy[y == 1] == 0).sum() == 18 and (noisy[y == 2] == 0).sum() == 12
-    assert set(noisy[(y != 0) & (noisy != y)]) == {0}
-
-
-def test_instance_noise_flips_the_hardest_rows_to_the_second_choice():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 300)
-    p = rng.dirichlet([1, 1, 1], size=300)
-    noisy = make_instance_labels(y, p, 0.2)
-    flipped = noisy != y
-    own = p[np.arange(300), y]
-    assert flipped.sum() == 60 and own[flipped].max() <= own[~flipped].min()
-    second = p.copy()
-    second[np.arange(300), y] = -1
-    assert (noisy[flipped] == second.argmax(1)[flipped]).all()
-
-
-def test_stratified_folds_spread_every_class_even_a_rare_one():
-    y = np.r_[np.zeros(50, int), np.ones(3, int)]
-    folds = stratified_folds(y, 5, seed=0)
-    assert np.bincount(folds[:50]).tolist() == [10] * 5
-    assert len(set(folds[50:])) == 3
-    assert np.array_equal(folds, stratified_folds(y, 5, seed=0))
-
-
-def test_cross_fitted_probabilities_come_from_models_that_never_saw_the_row():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 3))
-    y = rng.integers(0, 2, 200)  # random labels: a memorising model is right in sample only
-    memo = [Backbone(KNeighborsClassifier(1), "dense")]
-    proba = cross_fit_proba(memo, {"dense": X}, y, stratified_folds(y, 5, 0), 2)[0]
-    assert abs(np.mean(proba.argmax(1) == y) - 0.5) < 0.1
-    trusted = np.arange(200) < 100
-    only = cross_fit_proba(memo, {"dense": X}, y, stratified_folds(y, 5, 0), 2, trusted=trusted)[0]
-    assert not np.array_equal(only, proba)
-
-
-def test_choose_weights_prefers_the_backbone_that_fits_the_labels():
-    y = np.r_[np.zeros(100, int), np.ones(100, int)]
-    good = np.c_[np.where(y == 0, 0.9, 0.1), np.where(y == 0, 0.1, 0.9)]
-    bad = np.full((200, 2), 0.5)
-    assert choose_weights([bad, good], y).tolist() == [0.0, 1.0]
-    assert choose_weights([good], y).tolist() == [1.0]
-
-
-def test_cross_fit_on_a_tiny_set_falls_back_to_the_class_shares():
-    y = np.array([0, 1])
-    proba = cross_fit_proba([Backbone(LogisticRegression(), "dense")], {"dense": np.eye(2)}, y, np.array([0, 1]), 2)
-    np.testing.assert_allclose(proba[0], [[0.5, 0.5], [0.5, 0.5]])
 
 
 def test_find_label_issues_takes_any_labels_and_any_form_of_probabilities():

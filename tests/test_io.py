@@ -1,4 +1,7 @@
-"""labelclean.io: column detection, streaming reads, image decoding, atomic writes."""
+"""labelclean.io: column detection, streaming reads, image decoding, atomic writes.
+
+Also datasets of several files (folders, globs, several paths), CSV input and numbers stored as text.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import pytest
 
 from labelclean import io as lio
 from labelclean.io import DataError, OptionError, plan_features, read_features
-from tests.helpers import embedding_table, image_table, png_bytes, tabular_table, write
+from tests.helpers import embedding_table, image_table, partitioned, png_bytes, tabular_table, write
 
 
 def test_detects_column_kinds_and_skips_the_unusable():
@@ -49,6 +52,35 @@ def test_reads_from_a_parquet_file_in_record_batches(tmp_path):
     X = read_features(pf, plan, batch_rows=30, progress=lambda stage, done, total: seen.append((stage, done, total)))
     np.testing.assert_array_equal(X, np.stack(table["emb"].to_pylist()).astype(np.float32))
     assert seen == [("reading", 30, 100), ("reading", 60, 100), ("reading", 90, 100), ("reading", 100, 100)]
+
+
+def test_streaming_read_and_write_with_tiny_batches(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 53
+    emb = rng.normal(size=(n, 3)).astype(np.float32)
+    lists = pa.array([None if i % 11 == 4 else list(e) for i, e in enumerate(emb)], type=pa.list_(pa.float32()))
+    fixed = pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel()), 3)
+    num = pa.array([None if i % 7 == 0 else float(i) for i in range(n)])
+    table = pa.table({"emb": lists, "fixed": fixed, "num": num, "label": pa.array(np.arange(n) % 3)})
+    path = tmp_path / "small.parquet"
+    pq.write_table(table, path, row_group_size=10)
+    pf = lio.open_parquet(path)
+    plan = lio.plan_features(pf, label="label")
+    streamed = lio.read_features(pf, plan, batch_rows=4)
+    whole = lio.read_features(table, plan, batch_rows=n)
+    np.testing.assert_array_equal(streamed, whole)
+    np.testing.assert_array_equal(streamed[:, 3:6], emb)
+    assert np.all(streamed[4, :3] == 0) and streamed[0, 6] == pytest.approx(np.nanmean(num.to_numpy(False)[1:]))
+    # the row numbers in errors count across batches
+    bad = table.set_column(2, "num", pa.array([1.0] * 41 + [np.nan] + [1.0] * 11))
+    pq.write_table(bad, tmp_path / "bad.parquet", row_group_size=10)
+    with pytest.raises(lio.DataError, match="holds nan at row 41"):
+        lio.read_features(lio.open_parquet(tmp_path / "bad.parquet"), plan, batch_rows=4)
+    added = pa.table({"is_clean": pa.array(np.arange(n) % 2 == 0)})
+    written = lio.write_with_columns(pf, tmp_path / "out.parquet", added, keep=np.arange(n) % 2 == 0, batch_rows=3)
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert written == out.num_rows == 27 and out.column_names == ["emb", "fixed", "num", "label", "is_clean"]
+    assert out.column("label").to_pylist() == list(np.arange(0, n, 2) % 3)
 
 
 def test_fixed_size_lists_nulls_and_ragged_lists():
@@ -131,6 +163,19 @@ def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
     assert oct((tmp_path / "new.txt").stat().st_mode & 0o777) != oct(0o600)
 
 
+def test_atomic_path_keeps_temporary_files_of_running_processes(tmp_path):
+    target = tmp_path / "out.parquet"
+    live = tmp_path / f".out.parquet.{os.getppid()}.abc.tmp"  # the parent process is alive
+    dead = tmp_path / ".out.parquet.999999999.abc.tmp"  # no such process
+    other = tmp_path / ".other.parquet.999999999.abc.tmp"  # another target
+    longer = tmp_path / ".out.parquet.5.999999999.abc.tmp"  # the target out.parquet.5
+    for p in (live, dead, other, longer):
+        p.write_bytes(b"x")
+    with lio.atomic_path(target) as tmp:
+        tmp.write_bytes(b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, longer.name, "out.parquet"])
+
+
 def test_write_with_columns_preserves_every_input_column(tmp_path):
     table = tabular_table(50)
     src = lio.open_parquet(write(table, tmp_path / "in.parquet"))
@@ -211,3 +256,112 @@ def test_write_parts_with_keep_writes_each_parts_kept_rows(tmp_path):
     assert [(p.name, n) for p, n in out] == [("a.parquet", 4), ("b.parquet", 6)]
     b = pq.read_table(tmp_path / "out" / "b.parquet")
     assert b.select(t.column_names).equals(t.slice(10).filter(pa.array(keep[10:])))
+
+
+def test_write_parts_is_all_or_nothing(tmp_path, monkeypatch):
+    root, table, _ = partitioned(tmp_path, 30)
+    source = lio.as_source(root)
+    added = pa.table({"is_clean": pa.array([True] * 30)})
+    real = lio._write_columns
+    calls = []
+
+    def fail_on_the_last(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lio, "_write_columns", fail_on_the_last)
+    with pytest.raises(OSError, match="disk full"):
+        lio.write_parts(source, tmp_path / "out", added)
+    assert not (tmp_path / "out").exists()  # no part, no temporary file, not even the folders
+
+
+def test_folder_is_one_table_in_sorted_path_order_side_files_ignored(tmp_path):
+    root, table, paths = partitioned(tmp_path)
+    source = lio.as_source(root)
+    assert isinstance(source, lio.DatasetSource) and source.format == "parquet"
+    assert [p.name for p in source.parts] == [
+        "split=a/part-0.parquet",
+        "split=a/part-1.parquet",
+        "split=b/part-2.parquet",
+    ]
+    assert source.num_rows == table.num_rows
+    assert source.schema.names == [*table.column_names, "split"]  # the hive key comes after the file columns
+    whole = source.read()
+    assert whole.select(table.column_names).equals(table)
+    assert whole["split"].to_pylist() == ["a"] * 100 + ["b"] * 50
+    ids = np.concatenate([b.column(0).to_numpy() for b in lio.iter_batches(source, ["id"], batch_rows=7)])
+    np.testing.assert_array_equal(ids, table["id"].to_numpy())
+
+
+def test_glob_and_several_paths_keep_their_order(tmp_path):
+    root, table, paths = partitioned(tmp_path)
+    globbed = lio.as_source(str(root / "*" / "part-*.parquet"))
+    assert [p.path for p in globbed.parts] == paths and globbed.read().select(table.column_names).equals(table)
+    given = lio.as_source([paths[2], paths[0]])
+    assert [p.name for p in given.parts] == ["split=b/part-2.parquet", "split=a/part-0.parquet"]
+    assert given.read()["id"].to_pylist() == table["id"].to_pylist()[100:] + table["id"].to_pylist()[:50]
+    assert isinstance(lio.as_source([paths[0]]), pq.ParquetFile)  # one file stays a plain parquet file
+    with pytest.raises(FileNotFoundError, match="matches no parquet or CSV file"):
+        lio.as_source(str(root / "nothing-*.parquet"))
+    with pytest.raises(OptionError, match="given twice"):
+        lio.as_source([paths[0], paths[0]])
+
+
+def test_schemas_are_unified_and_a_clash_names_the_column_types_and_files(tmp_path):
+    write(pa.table({"x": pa.array([1, 2], pa.int32()), "label": [0, 1]}), tmp_path / "a.parquet")
+    write(pa.table({"x": pa.array([3.5], pa.float64()), "label": [1], "extra": ["e"]}), tmp_path / "b.parquet")
+    source = lio.as_source(tmp_path)
+    assert source.schema.field("x").type == pa.float64()
+    assert source.read().to_pydict() == {"x": [1.0, 2.0, 3.5], "label": [0, 1, 1], "extra": [None, None, "e"]}
+    write(pa.table({"x": ["text"], "label": [0]}), tmp_path / "c.parquet")
+    with pytest.raises(DataError, match=r"column 'x' is double in '.*a.parquet' but string in '.*c.parquet'"):
+        lio.as_source(tmp_path)
+
+
+def test_folder_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(OptionError, match="is a folder with no parquet or CSV files"):
+        lio.as_source(tmp_path / "empty")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    write(tabular_table(10), mixed / "a.parquet")
+    (mixed / "b.csv").write_text("x,label\n1,0\n")
+    with pytest.raises(OptionError, match="both parquet and CSV"):
+        lio.as_source(mixed)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    write(tabular_table(10), bad / "a.parquet")
+    (bad / "b.parquet").write_text("x,label\n1,0\n")
+    with pytest.raises(DataError, match="b.parquet' is not a parquet file"):
+        lio.as_source(bad)
+
+
+def test_csv_types_are_inferred(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("x,color,label\n1.5,red,a\n2,blue,b\n,red,a\n")
+    source = lio.as_source(path)
+    assert source.format == "csv" and source.num_rows == 3
+    assert source.schema.field("x").type == pa.float64()
+    plan = lio.plan_features(source, "label")
+    assert plan.names == ["x", "color"]
+    np.testing.assert_array_equal(lio.read_features(source, plan), [[1.5, 0, 1], [2, 1, 0], [1.75, 0, 1]])
+
+
+def test_numbers_stored_as_text_are_read_as_numbers():
+    t = pa.table(
+        {
+            "income": [" 1200.5", "800", "", None, "NA", "1e3"],
+            "zip": ["1001", "1002", "1003", "1004", "1005", "1006"],
+            "city": ["x", "y", "x", "y", "x", "y"],
+            "label": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    plan = lio.plan_features(t, "label")
+    assert plan.names == ["income", "city"] and plan.read_as_numbers == ["income"]
+    assert "identifier" in plan.skipped["zip"] and plan.include["zip"] == ["income", "city", "zip"]
+    X = lio.read_features(t, plan, batch_rows=2)  # one batch holds only a blank and a null
+    mean = (1200.5 + 800 + 1000) / 3
+    np.testing.assert_allclose(X[:, 0], [1200.5, 800, mean, mean, mean, 1000], rtol=1e-6)
+    assert lio.plan_features(t, "label", features=["zip"]).read_as_numbers == ["zip"]  # named: used

@@ -1,10 +1,12 @@
-"""The default networks: which backbone an input shape gets, its shapes, and how it is saved."""
+"""The default networks: which backbone an input shape gets, its shapes, and how it is saved; the small CNN."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+
+from labelclean._nets import SmallCNN
 
 # -- default backbones by input shape ---------------------------------------------------------
 
@@ -56,3 +58,16 @@ def test_colour_image_estimator_saves_its_backbone_and_loads_it_back(tmp_path):
     back = CoTeachingFilter.load(est.save(tmp_path / "colour.lc"))
     assert type(back.networks_[0][1]).__name__ == "ResNet"
     np.testing.assert_array_equal(back.predict_proba(X), est.predict_proba(X))
+
+
+def test_small_cnn_is_channels_last_and_computes_what_the_nchw_network_does():
+    torch.manual_seed(0)
+    net = SmallCNN(1, 28, 28, 10).eval()
+    assert net[0].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = torch.nn.Sequential(*[m for m in net]).to(memory_format=torch.contiguous_format).eval()
+    assert plain[0].weight.is_contiguous()
+    x = torch.randn(16, 1, 28, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), plain(x), rtol=1e-4, atol=1e-5)
+    # the state dict is the same as a plain Sequential's: saved models load either way
+    assert list(net.state_dict()) == list(plain.state_dict())

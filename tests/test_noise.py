@@ -1,9 +1,10 @@
-"""Label-noise simulation (labelclean/noise.py): symmetric and pair noise, reproducible and validated."""
+"""Label-noise simulation (labelclean/noise.py): symmetric, pair, asymmetric and instance noise, all reproducible."""
 
 import numpy as np
 import pytest
 
 from labelclean import make_noisy_labels
+from labelclean.noise import make_asymmetric_labels, make_instance_labels
 
 
 def test_symmetric_noise_flips_exact_share_to_other_classes():
@@ -34,3 +35,24 @@ def test_noise_is_reproducible_and_validates():
         make_noisy_labels(y, 0.1, kind="diagonal")
     with pytest.raises(ValueError, match="two classes"):
         make_noisy_labels(np.zeros(10), 0.1)
+
+
+def test_asymmetric_noise_moves_only_other_classes_to_the_majority():
+    y = np.r_[np.zeros(900, int), np.ones(60, int), np.full(40, 2)]
+    noisy = make_asymmetric_labels(y, 0.3, random_state=0)
+    assert (noisy[y == 0] == 0).all()
+    assert (noisy[y == 1] == 0).sum() == 18 and (noisy[y == 2] == 0).sum() == 12
+    assert set(noisy[(y != 0) & (noisy != y)]) == {0}
+
+
+def test_instance_noise_flips_the_hardest_rows_to_the_second_choice():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    p = rng.dirichlet([1, 1, 1], size=300)
+    noisy = make_instance_labels(y, p, 0.2)
+    flipped = noisy != y
+    own = p[np.arange(300), y]
+    assert flipped.sum() == 60 and own[flipped].max() <= own[~flipped].min()
+    second = p.copy()
+    second[np.arange(300), y] = -1
+    assert (noisy[flipped] == second.argmax(1)[flipped]).all()

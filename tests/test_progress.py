@@ -12,6 +12,7 @@ from labelclean import _progress
 from labelclean._train import steps_per_epoch
 from labelclean.coteaching import CoTeachingFilter
 from labelclean.self_training import NoisyStudent, Relabel, SelfTrainer
+from tests.helpers import noisy_binary as data
 
 
 def record(fit):
@@ -36,14 +37,6 @@ def check_phase(events: list[_progress.Event]) -> None:
     assert dones == sorted(dones)
     losses = [e.loss for e in events if e.loss is not None]
     assert losses and all(math.isfinite(v) for v in losses)
-
-
-def data(n=240, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 2, n)
-    X = (rng.normal(0, 1, (n, 6)) + 2.0 * y[:, None]).astype(np.float32)
-    flip = rng.random(n) < 0.1
-    return X, np.where(flip, 1 - y, y)
 
 
 def test_coteaching_reports_its_phases_with_totals_and_gives_the_same_result():
@@ -175,14 +168,3 @@ def test_phases_nest_and_a_failed_phase_reports_no_end():
         ("outer", "end", 1),
         ("broken", "start", 0),
     ]
-
-
-# The adapter of labelclean/api.py: kept here until it moves to its file.
-def test_a_plain_progress_function_gets_one_stage_per_phase():
-    from labelclean.api import _report_phases
-
-    calls = []
-    X, y = data(120)
-    with _report_phases(lambda stage, done, total: calls.append((stage, done, total))):
-        CoTeachingFilter(estimator="network", max_epochs=1, forget_rate=0.1, refine_epochs=0).fit(X, y)
-    assert calls[0] == ("training: co-teaching", 0, calls[-1][2]) and calls[-1][1] == calls[-1][2] > 0

@@ -16,7 +16,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from labelclean._train import ema_update
 from labelclean.coteaching import CoTeachingFilter
 from labelclean.detection import RELABEL_THRESHOLD
 from labelclean.noise import make_noisy_labels
@@ -233,12 +232,6 @@ def test_consistency_epoch_takes_its_targets_from_the_averaged_network():
     assert consistency_epoch(net, optimizer, X, y, lab, unl, generator=gen, **kwargs)["mask_rate"] < 0.5
 
 
-def test_ema_update_warms_up_then_keeps_the_decay():
-    avg, cur = torch.zeros(3), torch.ones(3)
-    torch.testing.assert_close(ema_update(avg, cur, torch.tensor(0), decay=0.999), torch.full((3,), 0.9))
-    torch.testing.assert_close(ema_update(avg, cur, torch.tensor(10**6), decay=0.999), torch.full((3,), 0.001))
-
-
 # ----------------------------------------------------------------------------- behaviour
 
 
@@ -450,6 +443,19 @@ def test_relabel_recovers_most_flipped_labels():
     # the row contract: a label is trusted exactly where it is kept, and its quality is that of the given label
     assert np.array_equal(st.clean_mask_, st.pseudo_labels_ == y_noisy)
     assert st.label_quality_[flipped].mean() < st.label_quality_[~flipped].mean()
+
+
+def test_relabel_mode_keeps_the_row_contract():
+    X, y = make_classification(600, n_features=6, n_informative=4, random_state=0)
+    y_noisy = make_noisy_labels(y, 0.3, random_state=0)
+    st = SelfTrainer(strategy=Relabel(max_iter=1), hidden_dims=(32,), random_state=0).fit(X, y_noisy)
+    changed = st.pseudo_labels_ != y_noisy
+    assert changed.any() and not st.clean_mask_[changed].any()  # a changed label is never trusted
+    assert (~st.clean_mask_).sum() >= changed.sum()
+    assert st.label_quality_[y_noisy != y].mean() < st.label_quality_[y_noisy == y].mean()  # of the given label
+    assert np.mean(st.pseudo_labels_ == y) > np.mean(y_noisy == y)
+    share = np.bincount(st.pseudo_labels_, minlength=2) / len(y)
+    assert abs(share[1] - np.mean(y == 1)) < 0.1  # no push towards equal shares
 
 
 def test_string_labels_with_unlabeled_marker(semi):

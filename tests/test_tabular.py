@@ -3,11 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import make_classification
 
-from labelclean import Relabel, SelfTrainer
 from labelclean._tabular import TablePlan, needs_plan
-from labelclean.noise import make_noisy_labels
 
 
 def test_plan_encodes_text_categories_missing_values_and_numbers_stored_as_text():
@@ -41,17 +38,3 @@ def test_plan_refuses_free_text_and_changed_columns_with_the_fix():
     plan = TablePlan.fit(df[["x"]].assign(c=["a", "b", "c"] * 100))
     with pytest.raises(ValueError, match="columns"):
         plan.codes(df)
-
-
-# SelfTrainer on a table: a test of labelclean/self_training.py, kept here until it moves to its file.
-def test_relabel_mode_keeps_the_row_contract():
-    X, y = make_classification(600, n_features=6, n_informative=4, random_state=0)
-    y_noisy = make_noisy_labels(y, 0.3, random_state=0)
-    st = SelfTrainer(strategy=Relabel(max_iter=1), hidden_dims=(32,), random_state=0).fit(X, y_noisy)
-    changed = st.pseudo_labels_ != y_noisy
-    assert changed.any() and not st.clean_mask_[changed].any()  # a changed label is never trusted
-    assert (~st.clean_mask_).sum() >= changed.sum()
-    assert st.label_quality_[y_noisy != y].mean() < st.label_quality_[y_noisy == y].mean()  # of the given label
-    assert np.mean(st.pseudo_labels_ == y) > np.mean(y_noisy == y)
-    share = np.bincount(st.pseudo_labels_, minlength=2) / len(y)
-    assert abs(share[1] - np.mean(y == 1)) < 0.1  # no push towards equal shares
