@@ -548,7 +548,7 @@ class CoTeachingFilter(LabelEstimatorBase):
     >>> from labelclean import detection_scores
     >>> bool(detection_scores(f.clean_mask_, y_noisy, y)["recall"] > 0.7)  # most wrong labels are flagged
     True
-    >>> bool((f.pseudo_labels_ == y).mean() >= (y_noisy == y).mean())  # corrections never make it worse
+    >>> bool((f.pseudo_labels_ == y).mean() >= (y_noisy == y).mean())  # here the corrections help
     True
     """
 
