@@ -246,7 +246,7 @@ def _lookup(values: Any, categories: list[str]) -> np.ndarray:
     import pandas as pd
 
     text, absent = _category_strings(values)
-    codes = pd.Categorical(text, categories=categories).codes.astype(np.float32)
+    codes = pd.Index(categories).get_indexer(text).astype(np.float32)  # -1 for values not in categories
     codes[absent | (codes < 0)] = np.nan
     return codes
 
