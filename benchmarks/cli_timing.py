@@ -7,7 +7,7 @@ files of three kinds — a table (20 numbers and 3 text categories, 5 % nulls), 
 defaults and ``--seed 0``, and records the wall-clock seconds, the reading and training
 seconds the command reports and the peak memory of the process. Labels have 20 % flipped
 (filter) on a learnable rule, so the run does real work. Results are appended as JSON lines
-to ``docs/results/cli_timing_<date>.jsonl``; ``--doc`` writes the table into
+to ``benchmarks/raw/cli_timing_<date>.jsonl``; ``--doc`` writes the table into
 ``docs/benchmarks.md`` between ``<!-- timing:begin -->`` and ``<!-- timing:end -->``.
 
 The run holds the machine's benchmark lock (:func:`benchmarks.real_suite.bench_lock`) and
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--doc", action="store_true")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
-    out = args.out or REPO / "docs" / "results" / f"cli_timing_{time.strftime('%Y-%m-%d')}.jsonl"
+    out = args.out or REPO / "benchmarks" / "raw" / f"cli_timing_{time.strftime('%Y-%m-%d')}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     with bench_lock(), tempfile.TemporaryDirectory() as tmp:
         records = measure(args.kinds.split(","), sizes, out, Path(tmp))

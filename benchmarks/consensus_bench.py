@@ -2,7 +2,7 @@
 
 ::
 
-    python -m benchmarks.consensus_bench --doc                  # all 50,000 training rows → docs/results/, docs
+    python -m benchmarks.consensus_bench --doc                  # all 50,000 training rows → benchmarks/raw/, docs
     python -m benchmarks.consensus_bench --rows 3000 --no-lock  # a smoke test on a stratified subset
     python -m benchmarks.consensus_bench --image-model kmeans   # the earlier image model (800 centroids, stride 2)
     python -m benchmarks.consensus_bench --proba /tmp/p.npz     # caches the image model's probabilities
@@ -31,7 +31,7 @@ the truth its clean ``label``. Side by side (:func:`run`):
 Each record: consensus noise (share of rows whose consensus is not the clean label), each
 annotator's estimated accuracy beside its true one, precision / recall / F1 of the flagged rows
 against "consensus wrong", seconds and the load average. One JSON line per record is appended
-to ``docs/results/consensus_bench_<date>.jsonl``; ``--doc`` writes the table between
+to ``benchmarks/raw/consensus_bench_<date>.jsonl``; ``--doc`` writes the table between
 ``<!-- consensus:begin -->`` and ``<!-- consensus:end -->`` at the end of ``docs/benchmarks.md``.
 """
 
@@ -578,12 +578,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=COATES_STRIDE, help="coates: step of the encoded patches")
     parser.add_argument("--no-lock", action="store_true", help="do not wait for the machine's benchmark lock")
     parser.add_argument("--doc", action="store_true", help="write the table into docs/benchmarks.md")
-    parser.add_argument("--out", default=None, help="JSON lines file [docs/results/consensus_bench_<date>.jsonl]")
+    parser.add_argument("--out", default=None, help="JSON lines file [benchmarks/raw/consensus_bench_<date>.jsonl]")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
     if not (data_dir / "cifar10n.parquet").exists():
         raise SystemExit(f"no cifar10n.parquet in {data_dir}; pass --data-dir.")
-    out = Path(args.out or REPO / "docs" / "results" / f"consensus_bench_{dt.date.today():%Y-%m-%d}.jsonl")
+    out = Path(args.out or REPO / "benchmarks" / "raw" / f"consensus_bench_{dt.date.today():%Y-%m-%d}.jsonl")
     from benchmarks.real_suite import bench_lock
 
     with contextlib.nullcontext() if args.no_lock else bench_lock():

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m benchmarks.detection_bench --doc              # everything below → docs/results/, docs/benchmarks.md
+    python -m benchmarks.detection_bench --doc              # everything below → benchmarks/raw/, docs/benchmarks.md
     python -m benchmarks.detection_bench --quick            # 2,000 CIFAR rows, 1,000,000 rows for the speed
     python -m benchmarks.detection_bench --datasets sonar,vote --noises sym20 --no-cifar --speed-rows 200000
 
@@ -32,7 +32,7 @@ the number of wrong labels, and ``k`` = 100) and its AUROC; for labelclean, the 
 probabilities, 10,000,000 rows × 10 classes (float32), each measurement in a fresh subprocess.
 
 The run holds the machine's benchmark lock (:func:`benchmarks.real_suite.bench_lock`), appends
-one JSON line per measurement to ``--out`` (default ``docs/results/detection_bench_<date>.jsonl``),
+one JSON line per measurement to ``--out`` (default ``benchmarks/raw/detection_bench_<date>.jsonl``),
 prints the Markdown summary, and with ``--doc`` writes it between ``<!-- detection:begin -->``
 and ``<!-- detection:end -->`` of ``docs/benchmarks.md``.
 """
@@ -694,7 +694,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help=f"{CIFAR_ROWS_QUICK:,} CIFAR rows, {SPEED_ROWS_QUICK:,} speed rows"
     )
     parser.add_argument(
-        "--out", default=None, help="JSON-lines file (default docs/results/detection_bench_<date>.jsonl)"
+        "--out", default=None, help="JSON-lines file (default benchmarks/raw/detection_bench_<date>.jsonl)"
     )
     parser.add_argument("--doc", action="store_true", help="write the summary into docs/benchmarks.md")
     parser.add_argument(
@@ -737,7 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         speed_methods = [m for m in speed_methods if m != "cleanlab"]
     names = args.datasets.split(",") if args.datasets else real_data.table_names(data_dir)
     date = dt.date.today().isoformat()
-    out_path = Path(args.out) if args.out else REPO / "docs" / "results" / f"detection_bench_{date}.jsonl"
+    out_path = Path(args.out) if args.out else REPO / "benchmarks" / "raw" / f"detection_bench_{date}.jsonl"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     common = {
         "date": date,

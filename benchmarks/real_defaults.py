@@ -3,7 +3,7 @@
 ::
 
     flock /tmp/labelclean-bench.lock python -m benchmarks.real_defaults --seed 100 \\
-        --peers docs/results/real_suite_validation_<date>.jsonl
+        --peers benchmarks/raw/real_suite_validation_<date>.jsonl
 
 For every table and the text set of the development suite (the ``validation`` split of
 :mod:`benchmarks.real_suite`: its training rows split again, the test rows never read) and every

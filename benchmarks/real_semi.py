@@ -37,7 +37,7 @@ Our estimators get the data as a user has it (DataFrames with strings and nulls)
 numbers: the one-hot / imputed view of a :class:`labelclean.tabular.TablePlan` learnt on the
 training rows (``dense()``), standardized for the linear and neighbour models. Score: balanced
 accuracy of ``predict`` on the held-out rows (for PU against the binary truth). Records are JSON
-lines in ``docs/results/real_semi_<split>_<date>.jsonl`` (or ``--out``); the run holds the
+lines in ``benchmarks/raw/real_semi_<split>_<date>.jsonl`` (or ``--out``); the run holds the
 machine's benchmark lock (:func:`~benchmarks.real_suite.bench_lock`) unless ``--no-lock``;
 ``--doc`` writes the tables between ``<!-- semi:begin -->`` / ``<!-- semi:end -->`` and
 ``<!-- pu:begin -->`` / ``<!-- pu:end -->`` of ``docs/benchmarks.md``.
@@ -574,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tables", action="store_true", help="skip the tables and the text set")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--out", default=None, help="JSON-lines file (default docs/results/real_semi_<split>_<date>.jsonl)"
+        "--out", default=None, help="JSON-lines file (default benchmarks/raw/real_semi_<split>_<date>.jsonl)"
     )
     parser.add_argument("--doc", action="store_true", help="write the tables into docs/benchmarks.md")
     parser.add_argument("--no-lock", action="store_true", help="do not take the benchmark lock (smoke tests only)")
@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = args.tasks.split(",")
     names = args.datasets.split(",") if args.datasets else real_data.table_names(data_dir)
     date = dt.date.today().isoformat()
-    out_path = Path(args.out) if args.out else REPO / "docs" / "results" / f"real_semi_{args.split}_{date}.jsonl"
+    out_path = Path(args.out) if args.out else REPO / "benchmarks" / "raw" / f"real_semi_{args.split}_{date}.jsonl"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     lock = contextlib.nullcontext() if args.no_lock else bench_lock()
     with lock, out_path.open("a") as out:

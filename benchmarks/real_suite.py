@@ -21,7 +21,7 @@ preprocessing). Scores:
 - seconds per fit, and the load average before and after it.
 
 The run takes an exclusive lock on ``/tmp/labelclean-bench.lock`` (two benchmarks never share
-the cores), writes every record as a JSON line to ``docs/results/real_suite_<split>_<date>.jsonl``
+the cores), writes every record as a JSON line to ``benchmarks/raw/real_suite_<split>_<date>.jsonl``
 (or ``--out``), and, for the test split, the tables between ``<!-- real:begin -->`` and
 ``<!-- real:end -->`` of ``docs/benchmarks.md`` (:mod:`benchmarks.real_tables`).
 """
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cifar", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--out", default=None, help="JSON-lines file (default docs/results/real_suite_<split>_<date>.jsonl)"
+        "--out", default=None, help="JSON-lines file (default benchmarks/raw/real_suite_<split>_<date>.jsonl)"
     )
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     noises = args.noises.split(",")
     names = args.datasets.split(",") if args.datasets else real_data.table_names(data_dir)
     date = dt.date.today().isoformat()
-    out_path = Path(args.out) if args.out else REPO / "docs" / "results" / f"real_suite_{args.split}_{date}.jsonl"
+    out_path = Path(args.out) if args.out else REPO / "benchmarks" / "raw" / f"real_suite_{args.split}_{date}.jsonl"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with bench_lock(), out_path.open("a") as out:
         log(f"writing {out_path}; load average {os.getloadavg()}")

@@ -2,8 +2,8 @@
 
 ::
 
-    python -m benchmarks.real_tables docs/results/real_suite_test_<date>.jsonl            # print the tables
-    python -m benchmarks.real_tables docs/results/real_suite_test_<date>.jsonl --write    # and write the doc
+    python -m benchmarks.real_tables benchmarks/raw/real_suite_test_<date>.jsonl            # print the tables
+    python -m benchmarks.real_tables benchmarks/raw/real_suite_test_<date>.jsonl --write    # and write the doc
 
 The rules, per (dataset, data kind, noise) cell:
 

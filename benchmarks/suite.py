@@ -15,7 +15,7 @@ after another, never side by side. Every section's results are stored as JSON un
 ``benchmarks/results/suite/<mode>/`` (one file per section, the latest run of it, plus a
 time-stamped copy); the full mode then writes the tables between the ``<!-- suite:begin -->``
 and ``<!-- suite:end -->`` markers of ``docs/benchmarks.md`` (nothing else in that file is
-touched) and a copy of the merged JSON to ``docs/results/suite_<date>.json``. The quick mode
+touched) and a copy of the merged JSON to ``benchmarks/raw/suite_<date>.json``. The quick mode
 writes ``benchmarks/results/quick.md`` / ``quick.json`` and leaves the docs alone unless
 ``--write-doc`` is given (its tables then carry a QUICK SMOKE RUN banner).
 """
@@ -52,7 +52,7 @@ from benchmarks.tables import (
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
-DOC_RESULTS = REPO / "docs" / "results"
+RAW = REPO / "benchmarks" / "raw"
 FULL_ROWS = 60_000
 QUICK_ROWS = 6_000
 QUICK_PEER_EPOCHS = 5  # --quick: at most this many epochs per peer model (smoke run only)
@@ -317,8 +317,8 @@ def publish(mode: str, write_doc: bool, doc: Path, only: Sequence[str] | None = 
         log(f"wrote {RESULTS / 'quick.md'} and quick.json")
     else:
         date = max(d.get("date", "") for d in sections.values())
-        atomic_write(DOC_RESULTS / f"suite_{date}.json", merged)
-        log(f"wrote {DOC_RESULTS / f'suite_{date}.json'}")
+        atomic_write(RAW / f"suite_{date}.json", merged)
+        log(f"wrote {RAW / f'suite_{date}.json'}")
     if mode == "full" or write_doc:
         atomic_write(doc, tables.replace_region(doc.read_text(), body))
         log(f"wrote the marked region of {doc}")
