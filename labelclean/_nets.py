@@ -111,7 +111,7 @@ class ResNet(nn.Module):
     by 1/8 (the recipes' trick that keeps early training stable without a warm-up). Any
     image of at least 8×8 pixels works; the global pool makes the head independent of the
     size. Channels-last, as :class:`SmallCNN`. The recipes (Page's DAWNBench ResNet-9) use
-    ``channels=64``; the CPU default is narrower (``docs/benchmarks.md#implementation``).
+    ``channels=64``; the CPU default is narrower (how it was chosen: ``docs/benchmarks.md#implementation``).
     """
 
     def __init__(self, in_channels: int, n_classes: int, channels: int = 16, dropout: float = 0.0) -> None:

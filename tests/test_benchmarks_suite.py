@@ -211,3 +211,11 @@ def test_benchmarks_use_the_public_api_only():
     private = re.compile(r"labelclean\._\w+|from labelclean(?:\.\w+)* import [^\n]*\b_\w+")
     found = [f"{p.name}: {m.group(0)}" for p in sorted(root.glob("*.py")) for m in private.finditer(p.read_text())]
     assert not found, found
+
+
+def test_backbone_benchmark_refuses_an_unknown_backbone(capsys):
+    from benchmarks.bench_backbones import main
+
+    with pytest.raises(SystemExit):
+        main(["--backbones", "resnet,vgg"])
+    assert "unknown backbones ['vgg']" in capsys.readouterr().err
