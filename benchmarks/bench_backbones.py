@@ -42,9 +42,14 @@ def fit_one(name: str, data: dict, epochs: int, threads: int, seed: int) -> dict
         X, Xv = X.reshape(len(X), -1), Xv.reshape(len(Xv), -1)
     module = (lambda shape, k: SmallCNN(*shape, k)) if name == "small_cnn" else None
     est = CoTeachingFilter(
-        estimator="network", forget_rate=0.0, refine_epochs=0, max_epochs=epochs, module=module, random_state=seed
+        estimator="network",
+        forget_rate=0.0,
+        refine_epochs=0,
+        max_epochs=epochs,
+        module=module,
+        random_state=seed,
+        n_jobs=threads,
     )
-    est.set_params(n_jobs=threads)
     load = os.getloadavg()
     t0 = time.perf_counter()
     est.fit(X, data["y"])

@@ -20,7 +20,7 @@ from ._compat import Interval, _safe_indexing, validate_data
 from ._data import input_stats, reshape_input
 from ._nets import backbone_name, build_network
 from ._tabular import TablePlan, needs_plan
-from ._train import local_torch_seed, predict_proba_nets, resolve_device, torch_threads
+from ._train import augmentation, local_torch_seed, predict_proba_nets, resolve_device, torch_threads
 from .detection import Detection
 
 
@@ -476,8 +476,6 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
     # ---------------------------------------------------------- shared pieces
     def _augmenter(self) -> Any:
         """The training noise of ``augment`` for rows of ``input_shape_`` (:func:`~labelclean._train.augmentation`)."""
-        from ._train import augmentation
-
         return augmentation(self.augment, self.input_shape_)
 
     def _table_views(self, X: Any, Xr: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -367,10 +367,8 @@ def detect(
     labels = np.asarray(labels, dtype=np.int64)
     proba, joint = _balanced(labels, pred_probs, calibrated)  # steps 1 and 2
     best = np.argmax(proba, axis=1)
-    flagged = _flag(flag, labels, proba, best, joint)  # step 3, but for "rank"
     quality, strong = _posterior_at(labels, proba, best, noise_matrix(joint), relabel_threshold)  # step 5
-    if flagged is None:
-        flagged = _flag_rank(labels, best, quality, joint)
+    flagged = _flag(flag, labels, proba, best, joint, quality)  # step 3
     pseudo = _pseudo_labels(labels, pred_probs, best, flagged, strong, joint, relabel_temperature, relabel_threshold)
     return Detection(~flagged, pseudo, np.clip(quality, 0.0, 1.0), joint)
 
@@ -386,15 +384,17 @@ def _balanced(labels: np.ndarray, pred_probs: np.ndarray, calibrated: bool) -> t
     return _shift(proba, joint), joint
 
 
-def _flag(flag: str, labels: np.ndarray, proba: np.ndarray, best: np.ndarray, joint: np.ndarray) -> np.ndarray | None:
-    """Step 3 of :func:`detect` for the rules that need no label posterior; None for ``"rank"`` (:func:`_flag_rank`)."""
+def _flag(
+    flag: str, labels: np.ndarray, proba: np.ndarray, best: np.ndarray, joint: np.ndarray, quality: np.ndarray
+) -> np.ndarray:
+    """Step 3 of :func:`detect`: the rows the ``flag`` rule flags (``"rank"``: :func:`_flag_rank` on ``quality``)."""
     if flag == "disagreement":
         return best != labels
     if flag == "class_noise":
         return flag_by_class_noise(labels, proba, class_noise(joint))
-    if flag != "rank":
-        raise ValueError(f"flag={flag!r}; use 'class_noise', 'rank' or 'disagreement'.")
-    return None
+    if flag == "rank":
+        return _flag_rank(labels, best, quality, joint)
+    raise ValueError(f"flag={flag!r}; use 'class_noise', 'rank' or 'disagreement'.")
 
 
 def _flag_rank(labels: np.ndarray, best: np.ndarray, quality: np.ndarray, joint: np.ndarray) -> np.ndarray:

@@ -97,10 +97,6 @@ EXEMPT = {
     "_compat.py": "scikit-learn's private names imported in one place, nothing of its own",
 }
 
-#: Modules whose test file is still missing, each with where its tests are now. Remove an entry once the
-#: file exists (the test below then says so).
-PENDING: dict[str, str] = {}
-
 
 def _test_files(module: Path) -> list[Path]:
     """The test files of a module: ``labelclean/x.py`` or ``labelclean/_x.py`` → ``tests/test_x.py``.
@@ -120,13 +116,11 @@ def test_every_module_has_its_test_file():
     missing = [
         f"labelclean/{name}: tests/test_{Path(name).stem.lstrip('_')}.py"
         for name, path in modules.items()
-        if name not in EXEMPT and name not in PENDING and not _test_files(path)
+        if name not in EXEMPT and not _test_files(path)
     ]
     assert not missing, f"modules without their test file: {missing}"
-    gone = sorted(name for name in {**EXEMPT, **PENDING} if name not in modules)
-    assert not gone, f"EXEMPT or PENDING names modules that no longer exist: {gone}"
-    done = sorted(name for name in PENDING if _test_files(modules[name]))
-    assert not done, f"these modules have their test file now; remove them from PENDING: {done}"
+    gone = sorted(name for name in EXEMPT if name not in modules)
+    assert not gone, f"EXEMPT names modules that no longer exist: {gone}"
 
 
 MAX_CLASS_LINES = 400

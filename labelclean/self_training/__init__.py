@@ -454,9 +454,7 @@ max_teacher_epochs, consistency_epochs, consistency_threshold, consistency_align
             return super().predict_proba(X)
         Xr, _ = self._validate_X(X, reset=False)
         if self.estimators_:
-            views = {"dense": Xr.reshape(len(Xr), -1)}
-            if self.backbone_ == "table":
-                views["codes"], _ = self._tree_view(X)
+            views, _ = self._table_views(X, Xr)
             return models_proba(
                 self.estimators_, self._estimator_views, views, self.backbone_weights_, len(self.classes_)
             )

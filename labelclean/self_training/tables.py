@@ -51,8 +51,7 @@ def fit_tables(strategy: NoisyStudent, st: SelfTrainer, rows: Rows) -> Outcome:
     """
     y_enc, given = rows.y_enc, rows.given
     k = len(st.classes_)
-    views = {"dense": rows.Xt.numpy().reshape(len(y_enc), -1)}
-    views["codes"], mask = st._tree_view(rows.X)
+    views, mask = st._table_views(rows.X, rows.Xt.numpy())
     backbones = make_backbones(st.backbone_, st.estimator, mask, st._seed)
     lab = np.flatnonzero(given)
     y_lab = y_enc[lab]
