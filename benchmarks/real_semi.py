@@ -75,6 +75,8 @@ PU_FRACTIONS = (0.10, 0.50)
 #: Fewest labeled rows a class keeps (semi), fewest labeled positives (PU).
 MIN_LABELED, MIN_POSITIVES = 2, 4
 SEMI_METHODS = (OURS, OURS_NETWORK, "labeled_only", "st_hgb", "st_logreg", "label_spreading", "oracle")
+#: Runs only when named in ``--methods``: self-training without the guard, to choose the guard on validation rows.
+SEMI_EXTRA = ("unguarded",)
 SEMI_PEERS = ("labeled_only", "st_hgb", "st_logreg", "label_spreading")
 PU_METHODS = (OURS, OURS_NETWORK, "elkanoto_hgb", "elkanoto_logreg", "bagging_pu", "pulearn_nnpu", "oracle")
 PU_PEERS = ("elkanoto_hgb", "elkanoto_logreg", "bagging_pu", "pulearn_nnpu")
@@ -191,6 +193,13 @@ def run_semi(method: str, cell: dict, y_semi: np.ndarray, seed: int) -> dict:
         if method == OURS_NETWORK:
             params["estimator"] = "network"
         model = SelfTrainer(random_state=seed, **params).fit(cell["X"], y_semi)
+        guard = [h for h in model.history_ if h.get("phase") == "guard"]
+        extra = {"guard": {k: guard[-1][k] for k in ("labeled_only", "self_trained", "folds")}} if guard else {}
+        return {"pred": model.predict(cell["X_test"]), "backbone": model.backbone_, **extra}
+    if method == "unguarded":  # the guard's other arm, for choosing the guard on validation rows
+        from labelclean import NoisyStudent, SelfTrainer
+
+        model = SelfTrainer(random_state=seed, strategy=NoisyStudent(guard=False)).fit(cell["X"], y_semi)
         return {"pred": model.predict(cell["X_test"]), "backbone": model.backbone_}
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -607,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
                     cell["numeric"] = numeric_views(cell["X"], cell["X_test"])
                     if "semi" in tasks:
                         methods = args.methods.split(",") if args.methods else SEMI_METHODS
-                        semi_cells(cell, [m for m in methods if m in SEMI_METHODS], seed, args.split, out)
+                        semi_cells(cell, [m for m in methods if m in SEMI_METHODS + SEMI_EXTRA], seed, args.split, out)
                     if "pu" in tasks:
                         methods = args.methods.split(",") if args.methods else PU_METHODS
                         pu_cells(cell, [m for m in methods if m in PU_METHODS], seed, args.split, out)
