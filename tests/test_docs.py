@@ -177,6 +177,12 @@ def _check_contrastive_pretraining(out: str) -> None:
         assert match and float(match.group(1)) > 0.7, out
 
 
+def _check_cluster_scoring(out: str) -> None:
+    assert "equal to the single-machine run: True" in out, out
+    assert _figure(out, "labels right, kept rows") > _figure(out, "labels right, given") + 0.1, out
+    assert "day=4/part-0.parquet" in out and "_SUCCESS" in out, out
+
+
 CHECKS = {
     "first_cleaning": _check_first_cleaning,
     "noisy_tabular": _check_noisy_tabular,
@@ -186,6 +192,7 @@ CHECKS = {
     "pipeline": _check_pipeline,
     "parquet_data_ops": _check_parquet_data_ops,
     "contrastive_pretraining": _check_contrastive_pretraining,
+    "cluster_scoring": _check_cluster_scoring,
 }
 
 
