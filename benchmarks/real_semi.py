@@ -194,7 +194,7 @@ def run_semi(method: str, cell: dict, y_semi: np.ndarray, seed: int) -> dict:
             params["estimator"] = "network"
         model = SelfTrainer(random_state=seed, **params).fit(cell["X"], y_semi)
         guard = [h for h in model.history_ if h.get("phase") == "guard"]
-        extra = {"guard": {k: guard[-1][k] for k in ("labeled_only", "self_trained", "folds")}} if guard else {}
+        extra = {"guard": {k: guard[-1].get(k) for k in ("labeled_only", "self_trained", "folds")}} if guard else {}
         return {"pred": model.predict(cell["X_test"]), "backbone": model.backbone_, **extra}
     if method == "unguarded":  # the guard's other arm, for choosing the guard on validation rows
         from labelclean import NoisyStudent, SelfTrainer

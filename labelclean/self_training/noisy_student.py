@@ -77,7 +77,8 @@ class NoisyStudent(StudentRounds):
     guard : bool, default=True
         Tabular backbones: keep the self-trained models only where self-training is not worse
         than the same learner on the labeled rows alone, judged on the labeled rows only, over
-        three stratified folds (two when a class has fewer than three labeled rows): for each
+        three stratified folds. A class with fewer than three labeled rows leaves a fold
+        without it, so the check cannot judge: self-training is then not kept. For each
         fold the rounds run on the other folds' labeled rows and every unlabeled row, and the
         round-0 models and the final ones predict the held-out fold. Self-training is kept when
         it is worse on neither pooled held-out score, balanced accuracy (not lower) and log-loss

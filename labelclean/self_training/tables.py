@@ -158,8 +158,10 @@ def _fit_backbones(backbones, views, targets, rows, name: str, record: bool) -> 
 def table_guard(strategy: NoisyStudent, st: SelfTrainer, backbones, views, y_enc, given, n_rounds) -> bool:
     """Whether self-training is kept: cross-validated over the labeled rows, never on other rows.
 
-    The labeled rows are split into ``GUARD_FOLDS`` stratified folds (fewer when a class
-    has fewer rows). For each fold, the rounds of :func:`table_rounds` run on the other
+    The labeled rows are split into ``GUARD_FOLDS`` stratified folds. A class with fewer
+    labeled rows than folds would be missing from a held-out fold, and a check on one or two
+    rows of a class is chance: then self-training is not kept, unchecked (the history entry
+    says ``"too few labeled rows"``). For each fold, the rounds of :func:`table_rounds` run on the other
     folds' labeled rows and every unlabeled row (the held-out fold takes no part); its
     round-0 models (the same learner on those labeled rows alone) and its final models
     predict the held-out fold. Self-training is kept when, pooled over the folds, the final
@@ -171,7 +173,12 @@ def table_guard(strategy: NoisyStudent, st: SelfTrainer, backbones, views, y_enc
     k = len(st.classes_)
     lab = np.flatnonzero(given)
     y_lab = y_enc[lab]
-    n_folds = int(min(GUARD_FOLDS, max(2, np.bincount(y_lab, minlength=k).min())))
+    smallest = int(np.bincount(y_lab, minlength=k).min())
+    if smallest < GUARD_FOLDS:
+        reason = f"too few labeled rows: {smallest} in a class, the check needs {GUARD_FOLDS}"
+        st.history_.append({"phase": "guard", "folds": 0, "kept": False, "reason": reason, "seconds": 0.0})
+        return False
+    n_folds = GUARD_FOLDS
     folds = stratified_folds(y_lab, n_folds, st._seed)
     alone = np.zeros((len(lab), k), dtype=np.float64)
     trained = np.zeros((len(lab), k), dtype=np.float64)
