@@ -82,15 +82,18 @@ def per_class_thresholds(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarr
     return np.where(counts > 0, sums / np.maximum(counts, 1), 1.0)
 
 
-def confident_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
+def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
     """Counts ``C[i, j]`` of rows given label ``i`` whose confident true label is ``j``.
 
     A row's confident label is its most probable class among those whose probability reaches
-    the class threshold (:func:`per_class_thresholds`); rows with no such class are not
+    the class threshold (``thresholds``, by default :func:`per_class_thresholds` of these
+    rows; a cluster run passes the thresholds of every part); rows with no such class are not
     counted. Returns an ``(K, K)`` int64 matrix, given labels along the rows.
     """
     k = pred_probs.shape[1]
-    thresholds = per_class_thresholds(labels, pred_probs)[None, :] - 1e-6
+    if thresholds is None:
+        thresholds = per_class_thresholds(labels, pred_probs)
+    thresholds = np.asarray(thresholds)[None, :] - 1e-6
     counts = np.zeros(k * k, dtype=np.int64)
     for block in _blocks(len(labels)):  # blocks of rows: no (n, K) temporaries on large sets
         p = pred_probs[block]
@@ -109,8 +112,17 @@ def estimate_joint(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     matrix sums to 1.
     """
     k = pred_probs.shape[1]
-    counts = confident_joint(labels, pred_probs).astype(np.float64)
-    given_share = np.bincount(labels, minlength=k) / max(len(labels), 1)
+    return joint_from_counts(confident_joint(labels, pred_probs), np.bincount(labels, minlength=k))
+
+
+def joint_from_counts(counts: np.ndarray, label_counts: np.ndarray) -> np.ndarray:
+    """:func:`estimate_joint` from a confident joint ``counts`` and the number of rows given each label.
+
+    Both are sums over rows, so a run over parts of the data adds the parts' counts first.
+    """
+    k = len(label_counts)
+    counts = counts.astype(np.float64)
+    given_share = label_counts / max(int(np.sum(label_counts)), 1)
     row = counts.sum(axis=1, keepdims=True)
     joint = np.where(row > 0, counts / np.maximum(row, 1), np.eye(k)) * given_share[:, None]
     return joint / max(joint.sum(), _TINY)

@@ -23,11 +23,11 @@ import pytest
 from labelclean import CoTeachingFilter, find_label_issues
 from labelclean.api import clean_file
 from labelclean.cluster import RayEngine, clean_dataset, score_dataset
-from labelclean.cluster._driver import SUCCESS, estimated_joint
+from labelclean.cluster._driver import SUCCESS
 from labelclean.cluster._engines import InProcess, resolve_engine
 from labelclean.cluster._parts import STAGING
 from labelclean.cluster._select import ROUNDS, Selection, histogram, selected, sortable
-from labelclean.detection import _largest, confident_joint, estimate_joint
+from labelclean.detection import _largest
 from labelclean.io import DataError, OptionError, open_dataset
 
 SIZES = {"a": 90, "b": 140, "c": 70}  # three hive parts of different sizes
@@ -153,14 +153,6 @@ def test_the_selection_over_parts_is_the_rules_selection_on_all_rows():
             if count[g] and len(rows):
                 want[rows[_largest(values[rows], min(count[g], len(rows)))]] = True
         assert np.array_equal(got, want), trial
-
-
-def test_the_joint_from_summed_counts_is_the_rules_joint():
-    rng = np.random.default_rng(1)
-    p = rng.dirichlet(np.ones(4), 500).astype(np.float32)
-    y = rng.integers(0, 4, 500)
-    got = estimated_joint(confident_joint(y, p), np.bincount(y, minlength=4))
-    assert np.array_equal(got, estimate_joint(y, p))
 
 
 def test_clean_dataset_writes_what_labelclean_filter_writes_part_by_part(parts, reference, tmp_path):

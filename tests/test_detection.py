@@ -24,6 +24,21 @@ def test_confident_joint_counts_given_against_confident_label():
     assert cj.tolist() == [[1, 0], [1, 2]]  # row 1 (0.8 < threshold 0.85) is not counted
 
 
+def test_the_joint_summed_over_parts_at_shared_thresholds_is_the_joint_of_all_rows():
+    from labelclean.detection import confident_joint, estimate_joint, joint_from_counts, per_class_thresholds
+
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(4), 500).astype(np.float32)
+    y = rng.integers(0, 4, 500)
+    t = per_class_thresholds(y, p)
+    parts = np.array_split(np.argsort(p[np.arange(500), y]), 3)  # parts of low, middle, high confidence
+    counts = sum(confident_joint(y[r], p[r], t) for r in parts)
+    assert np.array_equal(counts, confident_joint(y, p))
+    high = parts[-1]  # its own thresholds are higher than those of all rows
+    assert not np.array_equal(confident_joint(y[high], p[high]), confident_joint(y[high], p[high], t))
+    assert np.array_equal(joint_from_counts(counts, np.bincount(y, minlength=4)), estimate_joint(y, p))
+
+
 def test_estimated_joint_finds_the_noise_rate_and_keeps_given_shares():
     y, given, p = noisy_probs()
     joint = D.estimate_joint(given, p)

@@ -339,18 +339,8 @@ def _check_rows_sum(job: Job, results: list[dict[str, np.ndarray]]) -> None:
     )
 
 
-def estimated_joint(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """:func:`labelclean.detection.estimate_joint` from summed counts: confident joint and labels per class."""
-    k = len(labels)
-    counts = counts.astype(np.float64)
-    given_share = labels / max(int(labels.sum()), 1)
-    row = counts.sum(axis=1, keepdims=True)
-    joint = np.where(row > 0, counts / np.maximum(row, 1), np.eye(k)) * given_share[:, None]
-    return joint / max(joint.sum(), _rule._TINY)
-
-
 def _after_joint(stats: Stats, results: list[dict[str, np.ndarray]]) -> Stats:
-    joint = estimated_joint(_ordered_sum(results, "counts"), stats.labels)
+    joint = _rule.joint_from_counts(_ordered_sum(results, "counts"), stats.labels)
     proba = np.concatenate([r["sample_proba"] for r in results])
     sample = np.concatenate([r["sample_labels"] for r in results]).astype(np.int64)
     beta = _rule._inverse_temperature(np.log(np.clip(proba, 1e-7, 1.0), dtype=np.float64), sample)

@@ -322,11 +322,8 @@ def _labeled(job: Job, stats: Stats, i: int) -> tuple[np.ndarray, np.ndarray, np
 def joint(job: Job, stats: Stats, i: int, model: Any) -> dict[str, np.ndarray]:
     """Pass 2: the part's confident-joint counts at the global thresholds, and its rows of the calibration sample."""
     codes, _, p = _labeled(job, stats, i)
-    y, k = codes[codes >= 0], len(job.classes)
-    above = p >= stats.thresholds[None, :] - 1e-6  # as detection.confident_joint
-    true = np.argmax(np.where(above, p, -1.0), axis=1)
-    counted = above.any(axis=1)
-    counts = np.bincount(y[counted] * k + true[counted], minlength=k * k).reshape(k, k)
+    y = codes[codes >= 0]
+    counts = _rule.confident_joint(y, p, stats.thresholds)
     sample = (stats.offsets[i] + np.arange(len(y))) % stats.calibration_step == 0
     return {"counts": counts, "sample_proba": p[sample], "sample_labels": y[sample]}
 
