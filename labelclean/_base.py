@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
+from collections.abc import Callable
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 
+from . import _progress
 from ._compat import Interval, _safe_indexing, validate_data
 from ._data import input_stats, reshape_input
 from ._nets import backbone_name, build_network
@@ -94,6 +97,20 @@ def _pick(proba: np.ndarray, columns: np.ndarray, chunk: int = 1 << 16) -> np.nd
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def _recording_phase_seconds(fit: Callable) -> Callable:
+    """``fit`` that times the progress phases it runs (:func:`labelclean._progress.timing`) into ``phase_seconds_``."""
+
+    @functools.wraps(fit)
+    def timed_fit(self, *args, **kwargs):
+        with _progress.timing() as seconds:
+            result = fit(self, *args, **kwargs)
+        self.phase_seconds_ = dict(seconds)
+        return result
+
+    timed_fit._records_phase_seconds = True
+    return timed_fit
+
+
 def _as_tensor(X: np.ndarray) -> torch.Tensor:
     """Share memory with ``X`` (never written to), also when NumPy marks it read-only."""
     with warnings.catch_warnings():
@@ -107,7 +124,19 @@ class TorchEstimatorMixin:
     The label estimators get it through :class:`LabelEstimatorBase`; the
     :class:`~labelclean.ContrastiveEncoder` (a transformer, not a classifier) mixes it in
     directly. ``fit`` calls :meth:`_prepare` first and trains inside :meth:`_seeded`.
+
+    Every subclass's ``fit`` is timed by phase: the seconds of each progress phase it runs
+    (:func:`labelclean._progress.phase`, the names a progress listener is shown) end up in
+    ``phase_seconds_``, in the order the phases started (:func:`labelclean._progress.timing`:
+    a phase inside another counts toward the outer one). Time outside the phases (checking
+    the input, predicting between phases, the detection rule) is in no entry.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if callable(fit) and not getattr(fit, "_records_phase_seconds", False):
+            cls.fit = _recording_phase_seconds(fit)
 
     _parameter_constraints: dict = {
         "module": [callable, None],
@@ -494,7 +523,6 @@ class LabelEstimatorBase(TorchEstimatorMixin, ClassifierMixin, BaseEstimator):
 
     def _fit_final_models(self, backbones: list, views: dict[str, np.ndarray], y: np.ndarray, rows: np.ndarray) -> None:
         """Fit every backbone on ``rows`` of its view: ``estimators_``, one step of the "final models" phase each."""
-        from . import _progress
         from ._crossfit import fit_model
 
         with _progress.phase("final models", len(backbones), unit="fits"):

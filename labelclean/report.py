@@ -1,9 +1,9 @@
 """Self-contained HTML report of a labelling run: plots as embedded PNGs (matplotlib), no external files.
 
 Sections: a header with the run (input, rows, date, labelclean version, command, parameters,
-run time), the summary, label quality of kept vs flagged rows, flagged rows per class, the
-per-class noise table (given → corrected), the given-vs-pseudo label confusion matrix, the
-training curves from ``history_`` and the 20 most suspicious rows (with the feature values
+run time, the fit's seconds by phase), the summary, label quality of kept vs flagged rows,
+flagged rows per class, the per-class noise table (given → corrected), the given-vs-pseudo
+label confusion matrix, the training curves from ``history_`` and the 20 most suspicious rows (with the feature values
 that speak most for the proposed label, or thumbnails when the data are images).
 
 The suspicious rows are ranked by ``label_quality`` and then, to break its ties (the
@@ -347,6 +347,25 @@ def _seconds_text(seconds: float) -> str:
     return f"{m} min {s:02d} s" if m < 60 else f"{m // 60} h {m % 60:02d} min"
 
 
+def phase_text(phase_seconds: Mapping[str, float] | None, fit_seconds: float | None = None) -> str:
+    """The seconds of each phase of a fit on one line, e.g. ``"warm-up 1.2 s; co-teaching 8.0 s; other 0.3 s"``.
+
+    ``phase_seconds`` is an estimator's ``phase_seconds_``; with ``fit_seconds`` (the whole
+    fit) the time outside every phase is added as ``other``. Empty when there are no phases.
+
+    Examples
+    --------
+    >>> phase_text({"warm-up": 1.25, "co-teaching": 8.0}, fit_seconds=9.5)
+    'warm-up 1.2 s; co-teaching 8.0 s; other 0.2 s'
+    """
+    if not phase_seconds:
+        return ""
+    parts = [f"{name} {_seconds_text(float(v))}" for name, v in phase_seconds.items()]
+    if fit_seconds is not None:
+        parts.append(f"other {_seconds_text(max(float(fit_seconds) - sum(phase_seconds.values()), 0.0))}")
+    return "; ".join(parts)  # phase names may hold commas ("teacher, fold 1/2")
+
+
 def _header(result: Any, metadata: Mapping[str, Any], title: str) -> list[str]:
     """The ``<header>``: what ran on what, when, with which version, and how long it took."""
     from . import __version__
@@ -385,6 +404,9 @@ def _header(result: Any, metadata: Mapping[str, Any], title: str) -> list[str]:
         total = sum(v for _, v in parts)
         detail = ", ".join(f"{k} {_seconds_text(v)}" for k, v in parts)
         items.append(("seconds", "run time", html.escape(f"{_seconds_text(total)} ({detail})")))
+    phases = phase_text(getattr(result.estimator, "phase_seconds_", None), s.get("fit_seconds"))
+    if phases:
+        items.append(("phases", "fit by phase", html.escape(phases)))
     output = meta.pop("output", None)
     if output:
         items.append(("output", "output", html.escape(str(output))))

@@ -454,3 +454,39 @@ def test_n_jobs_sets_torch_threads_during_fit_and_predict_then_restores(cls):
         torch.nn.Module.__call__ = real
     assert loaded_threads and set(loaded_threads) == {2}
     assert torch.get_num_threads() == before
+
+
+# ---------------------------------------------------------------------------
+# Seconds per phase
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda c: c.__name__)
+def test_every_fit_records_the_seconds_of_its_phases(cls, tmp_path):
+    from labelclean import _progress
+
+    started: list[str] = []
+    est = tiny(cls)
+    t0 = time.perf_counter()
+    with _progress.reporting(lambda e: started.append(e.phase) if e.kind == "start" else None):
+        est.fit(_X, labels_for(cls, _Y))
+    wall = time.perf_counter() - t0
+    seconds = est.phase_seconds_
+    assert list(seconds) == list(dict.fromkeys(started)) and seconds  # the progress phases, in order
+    assert all(isinstance(v, float) and v >= 0 for v in seconds.values())
+    assert sum(seconds.values()) <= wall
+    again = tiny(cls).fit(_X, labels_for(cls, _Y))  # nobody listening: timed all the same
+    assert list(again.phase_seconds_) == list(seconds)
+    assert cls.load(est.save(tmp_path / "m.pt")).phase_seconds_ == seconds
+
+
+def test_an_estimator_fitted_inside_a_phase_counts_toward_it_and_keeps_its_own_seconds():
+    from labelclean.contrastive import ContrastiveEncoder
+
+    teacher = tiny(CoTeachingFilter)
+    st = tiny(SelfTrainer, teacher=teacher).fit(_X, labels_for(SelfTrainer, _Y))
+    assert "teacher" in st.phase_seconds_ and "co-teaching" not in st.phase_seconds_
+    assert list(st.teacher_.phase_seconds_) == ["co-teaching"]
+    assert st.phase_seconds_["teacher"] >= st.teacher_.phase_seconds_["co-teaching"]
+    enc = ContrastiveEncoder(max_epochs=1, n_components=2, random_state=0).fit(_X)
+    assert list(enc.phase_seconds_) == ["contrastive"]

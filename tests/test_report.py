@@ -24,6 +24,7 @@ from labelclean.report import (  # noqa: E402
     class_profiles,
     feature_evidence,
     noise_table,
+    phase_text,
     plot_confusion,
     plot_history,
     rank_suspicious,
@@ -134,6 +135,14 @@ def test_report_has_every_plot_and_the_suspicious_rows(tmp_path, tabular_run):
     assert labelclean.__version__ in dom.ids["run-version"] and dom.ids["run-rows"] == "120"
     assert "in-memory table" in dom.ids["run-input"] and "max_epochs=2" in dom.ids["run-parameters"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT.*", dom.ids["run-date"]) and " s" in dom.ids["run-seconds"]
+
+
+def test_header_shows_the_seconds_of_each_phase_of_the_fit(tabular_run):
+    table, result = tabular_run
+    phases = result.estimator.phase_seconds_
+    text = _dom(report_html(result, source=table)).ids["run-phases"]
+    assert phases and [part.rsplit(" ", 2)[0] for part in text.split("; ")] == [*phases, "other"]
+    assert phase_text({}) == "" and "run-phases" not in report_html(dataclasses.replace(result, estimator=object()))
 
 
 def test_ties_in_quality_are_broken_by_the_model_margin(tabular_run):
