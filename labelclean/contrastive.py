@@ -268,6 +268,8 @@ class ContrastiveEncoder(TorchEstimatorMixin, ClassNamePrefixFeaturesOutMixin, T
         ``[encoder_, head_]``, as :meth:`save` stores them (:meth:`load` reads them back).
     history_ : list of dict
         One entry per epoch: phase, loss, alignment, uniformity, within_margin, seconds.
+    phase_seconds_ : dict of str to float
+        Seconds of each phase of the fit, named as its progress shows them (``"contrastive"``).
     input_shape_ : tuple of int
     n_features_in_ : int
     feature_names_in_ : ndarray of str

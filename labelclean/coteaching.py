@@ -531,6 +531,8 @@ class CoTeachingFilter(LabelEstimatorBase):
         Refinement epochs used (``refine_epochs`` resolved).
     history_ : list of dict
         One entry per epoch: phase, loss, forget rate, kept fraction, seconds.
+    phase_seconds_ : dict of str to float
+        Seconds of each phase of the fit, named as its progress shows them (``"warm-up"``, ``"co-teaching"``, ...).
     networks_ : list of torch.nn.Module
         The two trained networks (their moving averages with ``ema_decay > 0``).
     n_features_in_ : int

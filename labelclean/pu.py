@@ -623,6 +623,8 @@ class PUClassifier(LabelEstimatorBase):
     history_ : list of dict
         One entry per epoch: phase, loss, risks (``corrected``: the share of batches nnPU
         corrected), seconds.
+    phase_seconds_ : dict of str to float
+        Seconds of each phase of the fit, named as its progress shows them (``"nnPU"``, ...).
     networks_ : list of torch.nn.Module
         The trained network (empty with ``estimator=``).
     estimator_ : fitted scikit-learn classifier or None

@@ -201,6 +201,8 @@ max_teacher_epochs, consistency_epochs, consistency_threshold, consistency_align
         the held-out scores of both are in ``history_`` (phase ``"guard"``). ``None`` otherwise.
     history_ : list of dict
         One entry per epoch (phase, round, loss, seconds, ...) and one per pseudo-labeling.
+    phase_seconds_ : dict of str to float
+        Seconds of each phase of the fit, named as its progress shows them (``"teacher"``, ``"student 1"``, ...).
     networks_ : list of torch.nn.Module
         The final network (empty when ``estimator`` is a classifier or on the tabular backbones).
     estimator_ : fitted estimator or None
