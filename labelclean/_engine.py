@@ -11,6 +11,13 @@ early stopping (:class:`EarlyStopping`), ``history_`` records and verbose lines
 (:class:`History`) and progress reporting (:class:`Progress`). A :class:`Feed` moves the rows
 of a batch to the device and applies the training noise.
 
+In a ``torchrun`` job (:mod:`labelclean._distributed`) a :class:`Feed` with the job's
+:class:`~labelclean._distributed.World` plans the same batches on every process, runs the
+networks on this process's share of each batch in ``DistributedDataParallel`` and gathers
+their outputs, so a step function computes its loss and statistics over the whole batch, as
+in one process; :func:`predict_proba` predicts every row, each process a block of them.
+Without a job (``world=LOCAL``, the default) nothing of this runs.
+
 Examples
 --------
 >>> import torch
@@ -38,15 +45,16 @@ import copy
 import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from . import _progress
-from ._data import batches
-from ._train import LossProbe, check_finite_loss, set_lr, update_averages
+from ._distributed import LOCAL, World, is_main
+from ._train import LossProbe, check_finite_loss, predict_proba_nets, set_lr, update_averages
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
@@ -85,19 +93,34 @@ class Feed:
     device : torch.device
     generator : torch.Generator
         Draws the shuffles and the noise (on the CPU, so results do not depend on the device).
+        In a distributed job it draws the shuffles, the same on every process; with ``augment``
+        each process draws its noise from a generator of its own, seeded by one draw from this one.
     augment : callable or None
         ``augment(x, generator)`` applied to every input batch of :meth:`x`.
+    world : World
+        The distributed job (:data:`~labelclean._distributed.LOCAL`: none).
     """
 
     X: torch.Tensor
     device: torch.device
     generator: torch.Generator
     augment: Augment | None = None
+    world: World = LOCAL
+    _noise: torch.Generator | None = field(default=None, init=False, repr=False, compare=False)
+    _replicas: dict[tuple[int, ...], nn.Module] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        noise = self.generator
+        if self.world.distributed and self.augment is not None:  # one draw on every process: still in step
+            draw = int(torch.randint(2**62, (1,), generator=self.generator))
+            seed = np.random.SeedSequence([draw, self.world.rank]).generate_state(2)
+            noise = torch.Generator().manual_seed(int(seed[0]) << 32 | int(seed[1]))
+        object.__setattr__(self, "_noise", noise)
 
     def x(self, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` of ``X`` on the device, with the training noise."""
         xb = self.X[idx].to(self.device, non_blocking=True)
-        return xb if self.augment is None else self.augment(xb, self.generator)
+        return xb if self.augment is None else self.augment(xb, self._noise)
 
     def take(self, values: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
         """Rows ``idx`` of ``values`` (targets, labels) on the device."""
@@ -107,10 +130,48 @@ class Feed:
         """One shuffled pass over ``rows`` (a count, or row indices) in batches (:func:`labelclean._data.batches`).
 
         The shuffle is drawn when the pass starts, so the random stream keeps the loop's order.
+        In a distributed job the batches are whole (every process gets the same ones,
+        :func:`~labelclean._distributed.batch_plan`); a step runs on its :meth:`share`.
         """
         n = rows if isinstance(rows, int) else len(rows)
-        for idx in batches(n, batch_size, self.generator):
+        for idx in self.world.batches(n, batch_size, self.generator):
             yield idx if isinstance(rows, int) else rows[idx]
+
+    def steps(self, rows: int, batch_size: int) -> int:
+        """Batches of one :meth:`shuffled` pass over ``rows`` rows."""
+        return self.world.steps(rows, batch_size)
+
+    def share(self, idx: torch.Tensor) -> torch.Tensor:
+        """This process's rows of batch ``idx``: the batch itself outside a distributed job."""
+        return self.world.share(idx)
+
+    def forward(self, nets: Sequence[nn.Module], xb: torch.Tensor) -> list[torch.Tensor]:
+        """Every network's outputs on ``xb``, this process's :meth:`share` of a batch, for the whole batch.
+
+        In a distributed job the networks run together in ``DistributedDataParallel`` (made
+        once per set of networks) and their outputs are gathered from every process
+        (:meth:`~labelclean._distributed.World.gather`), in the batch's row order.
+        """
+        if not self.world.distributed:
+            return [net(xb) for net in nets]
+        key = tuple(id(net) for net in nets)
+        if key not in self._replicas:
+            self._replicas[key] = self.world.wrap(_Together(nets), self.device)
+        outs = self._replicas[key](xb)
+        flat = self.world.gather(torch.cat([o.reshape(len(o), -1) for o in outs], 1))
+        parts = flat.split([o[0].numel() for o in outs], 1)
+        return [p.reshape(-1, *o.shape[1:]) for p, o in zip(parts, outs)]
+
+
+class _Together(nn.Module):
+    """Several networks as one module (one ``DistributedDataParallel`` for all): the list of their outputs."""
+
+    def __init__(self, nets: Sequence[nn.Module]) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [net(x) for net in self.nets]
 
 
 class Callback:
@@ -300,7 +361,7 @@ class History(Callback):
     def on_epoch_end(self, epoch: int, record: dict[str, Any]) -> None:
         tag = self.tag(epoch) if callable(self.tag) else self.tag
         self.entries.append({**tag, "epoch": epoch, **record, "seconds": time.perf_counter() - self._t0})
-        if self.verbose:
+        if self.verbose and is_main():  # in a distributed job rank 0 speaks
             print(f"[{self.name}] {tag.get('phase', '')} epoch {epoch + 1}: {self.entries[-1]}")
 
 
@@ -337,9 +398,13 @@ def supervised_step(
     targets: torch.Tensor,
     idx: torch.Tensor,
 ) -> StepOut:
-    """``loss_fn(logits_per_net, targets_batch)`` on rows ``idx``: the loss and its statistics (batch-weighted)."""
-    xb, yb = feed.x(idx), feed.take(targets, idx)
-    loss, stats = loss_fn([net(xb) for net in nets], yb)
+    """``loss_fn(logits_per_net, targets_batch)`` on rows ``idx``: the loss and its statistics (batch-weighted).
+
+    In a distributed job the networks run on this process's share of the rows and the loss
+    is computed over the whole batch (:meth:`Feed.forward`).
+    """
+    xb, yb = feed.x(feed.share(idx)), feed.take(targets, idx)
+    loss, stats = loss_fn(feed.forward(nets, xb), yb)
     b = len(idx)
     return StepOut(loss, {"loss": loss.detach() * b, **{k: v * b for k, v in stats.items()}}, b)
 
@@ -347,3 +412,40 @@ def supervised_step(
 def supervised(nets: Sequence[nn.Module], loss_fn, feed: Feed, targets: torch.Tensor) -> Callable[[Any], StepOut]:
     """:func:`supervised_step` bound to its networks, loss and data: a step function."""
     return functools.partial(supervised_step, nets, loss_fn, feed, targets)
+
+
+# ---------------------------------------------------------------------------
+# Inference over every row, each process of a distributed job predicting a block of them.
+# ---------------------------------------------------------------------------
+
+
+def predict_own(
+    nets: Sequence[nn.Module], feed: Feed, rows: torch.Tensor | None = None
+) -> tuple[torch.Tensor | None, np.ndarray]:
+    """This process's block of the rows of ``feed.X`` (or of ``rows``) and the average softmax of ``nets`` on it.
+
+    Outside a distributed job the block is every row (``rows`` as given, ``None`` for all of
+    ``X``). In a job every process first takes rank 0's weights and buffers
+    (:meth:`~labelclean._distributed.World.broadcast_state`), so all predict with one model.
+    """
+    if not feed.world.distributed:
+        return rows, predict_proba_nets(nets, feed.X, feed.device, rows=rows)
+    feed.world.broadcast_state(nets)
+    n = feed.X.shape[0] if rows is None else len(rows)
+    own = torch.arange(n)[feed.world.block(n)] if rows is None else rows[feed.world.block(n)]
+    return own, predict_proba_nets(nets, feed.X, feed.device, rows=own)
+
+
+def predict_proba(
+    nets: Sequence[nn.Module], feed: Feed, rows: torch.Tensor | None = None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The average softmax of ``nets`` on every row of ``feed.X`` (or ``rows``), the same array on every process.
+
+    :func:`~labelclean._train.predict_proba_nets` outside a distributed job; in one, every
+    process predicts its block (:func:`predict_own`) and the blocks are gathered. Written
+    over ``out`` where it fits.
+    """
+    if not feed.world.distributed:
+        return predict_proba_nets(nets, feed.X, feed.device, rows=rows, out=out)
+    _, part = predict_own(nets, feed, rows)
+    return feed.world.gather_rows(part, feed.X.shape[0] if rows is None else len(rows), out=out)

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._distributed import is_main
 from .io import (
     DataError,
     DatasetSource,
@@ -857,13 +858,17 @@ def clean_file(
     ``pseudo_label`` and ``label_quality`` (only the rows with ``is_clean`` when ``drop``).
     With ``output_dir``, one file per input part is written there instead, under the part's
     own name (a CSV part's ending becomes ``.parquet``). Every file is written to a temporary
-    file and renamed into place, so a failed run leaves no partial file.
+    file and renamed into place, so a failed run leaves no partial file. In a ``torchrun`` job
+    every process reads and trains, and rank 0 alone writes (the others return their summary
+    with ``rows_written`` 0).
     """
     t0 = time.perf_counter()
+    writer = is_main()
     items = [input] if isinstance(input, (str, os.PathLike)) else list(input)
     files, input_root = resolve_inputs(items)
     src_path: Path | str = Path(items[0]) if len(items) == 1 else ", ".join(map(os.fspath, items))
-    out_path, report_path = _check_outputs(items, files, input_root, output, output_dir, report, force)
+    # Only the writer refuses existing outputs: another process may check after rank 0 has written.
+    out_path, report_path = _check_outputs(items, files, input_root, output, output_dir, report, force or not writer)
     source = as_source(items if is_dataset_input(items) else files[0])
     result = run_labeling(
         task,
@@ -877,10 +882,12 @@ def clean_file(
         pretrain=pretrain,
         pred_probs=pred_probs,
     )
-    if report_path is None:
+    if report_path is None or not writer:
         result.X = None  # only the report needs the features again: free them before writing
-    written, outputs = _write_output(source, files, out_path, output_dir is not None, result, drop, progress)
-    if report_path is not None:
+    written, outputs = 0, None
+    if writer:
+        written, outputs = _write_output(source, files, out_path, output_dir is not None, result, drop, progress)
+    if report_path is not None and writer:
         options = {"label": label, "features": features, "drop": drop, "positive": positive, "negative": negative}
         parameters = {**options, "pretrain": pretrain, **params}
         if pred_probs is not None:  # nothing was trained: the estimator's parameters did not apply
@@ -891,7 +898,7 @@ def clean_file(
         "input": str(src_path),
         "output": str(out_path),
         "rows_written": written,
-        "report": None if report_path is None else str(report_path),
+        "report": None if report_path is None or not writer else str(report_path),
         "seconds": time.perf_counter() - t0,
         **_source_facts(source, result.plan, files, outputs),
     }

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 
-from . import _progress
+from . import _distributed, _progress
 from ._base import LabelEstimatorBase
 from ._compat import HasMethods, Interval, StrOptions, _fit_context
 from ._crossfit import (
@@ -29,16 +29,19 @@ from ._crossfit import (
     stratified_folds,
     table_backbones,
 )
-from ._engine import Feed, History, LearningRate, MovingAverage, Progress, fit_epochs, run_epoch, supervised
-from ._train import (
-    AUGMENTATIONS,
-    adam,
-    forget_rate_schedule,
-    lr_factor,
-    moving_averages,
-    predict_proba_nets,
-    steps_per_epoch,
+from ._engine import (
+    Feed,
+    History,
+    LearningRate,
+    MovingAverage,
+    Progress,
+    fit_epochs,
+    predict_own,
+    predict_proba,
+    run_epoch,
+    supervised,
 )
+from ._train import AUGMENTATIONS, adam, forget_rate_schedule, lr_factor, moving_averages
 from .detection import calibrate, detect, flag_by_class_noise
 
 # ---------------------------------------------------------------------------
@@ -325,6 +328,8 @@ def _warm_up(nets, feed: Feed, y: torch.Tensor, halves, batch_size: int, lr: flo
     Each network gets about ``updates`` steps (at most 10 epochs); ``record`` gets every epoch.
     Returns the lowest out-of-fold disagreement with the given labels over the epochs
     (:func:`estimate_noise_rate`; an early stop: later epochs may start to memorise wrong labels).
+    In a distributed job each process counts the disagreements on its block of the rows and
+    the counts are summed, so every process gets the same estimate.
     """
     n = feed.X.shape[0]
     per_epoch = max(1, math.ceil(len(halves[0]) / batch_size))
@@ -337,13 +342,13 @@ def _warm_up(nets, feed: Feed, y: torch.Tensor, halves, batch_size: int, lr: flo
         for net, rows in zip(nets, halves):
             plan = feed.shuffled(rows, batch_size)
             stats = run_epoch(supervised([net], ce, feed, y), plan, optimizer, [net], [progress])
-        wrong = sum(
-            int(np.sum(np.argmax(predict_proba_nets([net], feed.X, feed.device, rows=rows), 1) != y[rows].numpy()))
-            for net, rows in zip(nets, halves[::-1])
-        )
-        return {"loss": stats["loss"], "oof_disagreement": wrong / n}
+        wrong = 0
+        for net, rows in zip(nets, halves[::-1]):
+            own, proba = predict_own([net], feed, rows)
+            wrong += int(np.sum(np.argmax(proba, 1) != y[own].numpy()))
+        return {"loss": stats["loss"], "oof_disagreement": feed.world.sum(wrong) / n}
 
-    total = sum(steps_per_epoch(len(rows), batch_size) for rows in halves)
+    total = sum(feed.steps(len(rows), batch_size) for rows in halves)
     fit_epochs(epochs, epoch, [record], phase="warm-up", steps=total)
     return min(h["oof_disagreement"] for h in record.entries if h["phase"] == "warmup")
 
@@ -377,7 +382,7 @@ def _train_pair(nets, optimizer, feed: Feed, targets: torch.Tensor, callbacks, e
         plan = feed.shuffled(n, batch_size)
         return {**info, **run_epoch(supervised(nets, loss_fn, feed, targets), plan, optimizer, nets, callbacks)}
 
-    fit_epochs(epochs, epoch, callbacks, phase=title, steps=steps_per_epoch(n, batch_size))
+    fit_epochs(epochs, epoch, callbacks, phase=title, steps=feed.steps(n, batch_size))
 
 
 # ---------------------------------------------------------------------------
@@ -655,17 +660,21 @@ class CoTeachingFilter(LabelEstimatorBase):
         if len(self.classes_) < 2:
             raise ValueError(f"y has only one class ({self.classes_[0]!r}); label cleaning needs at least two classes.")
         self.history_ = []
+        facts = dict(rows=len(y_enc), labels=y_enc, inputs=self._x_mean.numpy(), scale=self._x_scale.numpy())
+        world, self._seed, self.device_ = _distributed.join(self._seed, self.device_, **facts)
         shape, n_features = self.input_shape_, self.n_features_in_
         self.backbone_ = backbone_kind(
             self.estimator, module=self.module, input_shape=shape, n_features=n_features, n_rows=len(y_enc)
         )
         if self.backbone_ != "network":
             return self._fit_cross_fitted(X, Xt, y_enc)
-        return self._fit_networks(Xt, y_enc)
+        return self._fit_networks(Xt, y_enc, world)
 
     # -- the networks ---------------------------------------------------------
-    def _fit_networks(self, Xt: torch.Tensor, y_enc: np.ndarray) -> CoTeachingFilter:
-        """The forget rate ``τ``, the co-teaching epochs, the refinement; the row contract from their consensus."""
+    def _fit_networks(self, Xt: torch.Tensor, y_enc: np.ndarray, world: _distributed.World) -> CoTeachingFilter:
+        """The forget rate ``τ``, the co-teaching epochs, the refinement; the row contract from their consensus.
+
+        In a ``torchrun`` job (``world``) every process ends in the same state (:mod:`labelclean._distributed`)."""
         self.estimators_ = []
         yt = torch.from_numpy(y_enc)
         mlp = self.module is None and len(self.input_shape_) == 1
@@ -673,15 +682,15 @@ class CoTeachingFilter(LabelEstimatorBase):
         self.refine_epochs_ = _refine_epochs(self.refine_epochs, self.input_shape_)
         gen = self._generator()
         with self._seeded():
-            tau = self._forget_rate(Xt, yt, gen)
+            tau = self._forget_rate(Xt, yt, gen, world)
             nets = [self._new_net(len(self.classes_)) for _ in range(2)]
             optimizer = adam([p for net in nets for p in net.parameters()], self.lr_, self.weight_decay)
             averages = moving_averages(nets, self.ema_decay) if self.ema_decay > 0 else None
-            feed = Feed(Xt, self.device_, gen, self._augmenter())
+            feed = Feed(Xt, self.device_, gen, self._augmenter(), world)
             lr = partial(_decayed_lr, self.lr_, self.max_epochs)
             losses = partial(_scheduled_loss, self._loss_fn, tau, self.num_gradual)
             self._train_nets(nets, optimizer, feed, yt, "coteaching", self.max_epochs, lr, losses, averages)
-            proba = predict_proba_nets(averages or nets, Xt, self.device_)
+            proba = predict_proba(averages or nets, feed)
             if self.refine_epochs_:
                 proba = self._refine(nets, optimizer, feed, y_enc, proba, averages)
         self.networks_ = [a.module for a in averages] if averages else nets
@@ -689,13 +698,13 @@ class CoTeachingFilter(LabelEstimatorBase):
         self._set_contract(detect(y_enc, proba, flag="disagreement", relabel_threshold=0.0, calibrated=True))
         return self
 
-    def _forget_rate(self, X: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> float:
+    def _forget_rate(self, X: torch.Tensor, y: torch.Tensor, gen: torch.Generator, world: _distributed.World) -> float:
         """``τ``: ``forget_rate``, or for ``"auto"`` the warm-up's noise estimate (:func:`_warm_up`), at most 0.95."""
         if self.forget_rate != "auto":
             return float(self.forget_rate)
         halves = torch.randperm(X.shape[0], generator=gen).chunk(2)
         nets = [self._new_net(len(self.classes_)) for _ in range(2)]
-        feed = Feed(X, self.device_, gen, self._augmenter())
+        feed = Feed(X, self.device_, gen, self._augmenter(), world)
         record = History(self.history_, {"phase": "warmup"}, verbose=self.verbose, name="CoTeachingFilter")
         noise = _warm_up(nets, feed, y, halves, self.batch_size_, self.lr_, self._warmup_steps, record)
         return min(noise, 0.95)
@@ -732,7 +741,7 @@ class CoTeachingFilter(LabelEstimatorBase):
         self._train_nets(
             nets, optimizer, feed, torch.from_numpy(targets), "refine", epochs, lr, lambda e: (loss_fn, info), averages
         )
-        return predict_proba_nets(averages or nets, feed.X, self.device_, out=proba)
+        return predict_proba(averages or nets, feed, out=proba)
 
     # -- the cross-fitted models (scikit-learn backbones) ---------------------
     def _fit_cross_fitted(self, X: Any, Xt: torch.Tensor, y_enc: np.ndarray) -> CoTeachingFilter:

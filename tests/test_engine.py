@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from labelclean import _progress
+from labelclean._distributed import LOCAL, World
 from labelclean._engine import (
     Callback,
     EarlyStopping,
@@ -17,9 +18,12 @@ from labelclean._engine import (
     Progress,
     StepOut,
     fit_epochs,
+    predict_own,
+    predict_proba,
     run_epoch,
     supervised,
 )
+from labelclean._train import predict_proba_nets, steps_per_epoch
 
 
 def setup(n: int = 40):
@@ -65,6 +69,41 @@ def test_feed_shuffles_rows_and_keeps_the_random_stream():
     got = torch.cat(list(feed.shuffled(rows, 2)))
     assert sorted(got.tolist()) == rows.tolist()
     assert [len(b) for b in feed.shuffled(5, 2)] == [2, 3]  # a last batch of one row is merged
+
+
+def test_outside_a_job_a_feed_runs_the_networks_on_the_whole_batch_with_its_own_stream():
+    net, feed, _, _, _ = setup()
+    idx = torch.arange(10)
+    assert feed.world is LOCAL and feed.share(idx) is idx and feed._noise is feed.generator
+    xb = feed.x(idx)
+    torch.testing.assert_close(feed.forward([net, net], xb)[1], net(xb), rtol=0, atol=0)
+    assert feed.steps(40, 16) == steps_per_epoch(40, 16) == len(list(feed.shuffled(40, 16)))
+
+
+def test_in_a_job_a_feed_plans_whole_batches_and_steps_on_its_share():
+    """No collective runs here: the plan, the share and the noise are local to each process."""
+    X, noise = torch.randn(41, 3), lambda x, g: x + torch.rand(x.shape, generator=g)
+    feeds = [Feed(X, torch.device("cpu"), torch.Generator().manual_seed(0), noise, World(r, 2, r)) for r in range(2)]
+    plans = [list(f.shuffled(41, 16)) for f in feeds]
+    assert [len(b) for b in plans[0]] == [16, 16, 10] and feeds[0].steps(41, 16) == 3  # 41 rows padded to 42
+    for a, b in zip(*plans):
+        assert torch.equal(a, b)  # every process plans the same batches
+        assert torch.equal(torch.cat([feeds[0].share(a), feeds[1].share(a)]), a)
+    drawn = [torch.rand(3, generator=f._noise) for f in feeds]
+    assert not torch.equal(drawn[0], drawn[1])  # each process draws its own training noise
+    plain = Feed(X, torch.device("cpu"), torch.Generator().manual_seed(0), world=World(0, 2, 0))
+    one = Feed(X, torch.device("cpu"), torch.Generator().manual_seed(0))
+    batches_of = lambda feed: [b.tolist() for b in feed.shuffled(40, 16)]  # noqa: E731
+    assert plain._noise is plain.generator and batches_of(plain) == batches_of(one)  # no noise: one process's batches
+
+
+def test_predicting_outside_a_job_is_the_plain_inference_path():
+    net, feed, _, _, _ = setup()
+    rows = torch.arange(3, 17)
+    own, proba = predict_own([net], feed, rows)
+    assert own is rows
+    np.testing.assert_array_equal(proba, predict_proba_nets([net], feed.X, feed.device, rows=rows))
+    np.testing.assert_array_equal(predict_proba([net], feed), predict_proba_nets([net], feed.X, feed.device))
 
 
 def test_fit_epochs_records_history_sets_the_learning_rate_and_stops_early():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .._distributed import is_main
 from ._common import auto_or_number, common_options, run_task
 from ._pretrain import pretrain_option
 
@@ -85,4 +86,6 @@ def command(
         raise click.UsageError("--pred-probs skips training; --pretrain has nothing to pretrain for.")
     params = {} if probs is not None else {"method": method, "forget_rate": noise_rate}
     task_kwargs = {} if probs is None else {"pred_probs": probs}
+    if not is_main():  # under torchrun every process trains its share; rank 0 shows progress and the summary
+        options.update(quiet=True, as_json=False)
     run_task("filter", params=params, pretrain=pretrain, **task_kwargs, **options)

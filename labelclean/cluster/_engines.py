@@ -9,7 +9,7 @@ few small arrays. Retrying a part whose worker died is the engine's business.
 
 from __future__ import annotations
 
-import pickle
+import copy
 from typing import Any
 
 import numpy as np
@@ -155,7 +155,8 @@ class SparkEngine:
 class InProcess:
     """The passes one part after another in this process (the engine of the tests that need no cluster).
 
-    Each step is pickled and unpickled first and each result encoded and decoded, as on an engine.
+    Each step is deep-copied first (an engine ships a copy to its workers) and each result encoded and
+    decoded, as on an engine.
     """
 
     name = "in-process"
@@ -164,7 +165,7 @@ class InProcess:
         return None
 
     def map(self, step: PartStep, n: int) -> list[dict[str, np.ndarray]]:
-        step = pickle.loads(pickle.dumps(step))
+        step = copy.deepcopy(step)
         step.setup()
         return [decode(encode(step(i))) for i in range(n)]
 
